@@ -1,6 +1,308 @@
-fn main() {
-    let c = datakube_engine::duckdb::Connection::open_in_memory().unwrap();
-    let mut s = c.prepare("select extension_name, loaded, installed, install_mode from duckdb_extensions() where loaded or installed").unwrap();
-    let rows = s.query_map([], |r| Ok(format!("{} {} {} {:?}", r.get::<_,String>(0)?, r.get::<_,bool>(1)?, r.get::<_,bool>(2)?, r.get::<_,Option<String>>(3)?))).unwrap();
-    for r in rows { println!("{}", r.unwrap()); }
+//! The `datakube` binary: command line, configuration and logging; it wires the libraries
+//! together and turns their errors into messages. No protocol or query logic lives here.
+
+mod schemas;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use datakube_engine::{Engine, EngineConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "datakube", version, about = "XMLA/MDX server for Danish municipal data cubes (FLIS)")]
+struct Cli {
+    /// Where datasets, snapshots and the TLS certificate live.
+    #[arg(long, global = true, env = "DATAKUBE_DATA_DIR", default_value = "datakube-data")]
+    data_dir: PathBuf,
+    /// Folder of cube definitions (YAML).
+    #[arg(long, global = true, env = "DATAKUBE_CUBE_DEFINITIONS", default_value = "cube-definitions")]
+    cube_definitions: PathBuf,
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, env = "DATAKUBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve XMLA over HTTPS (the default). Generates demo data on first start.
+    Serve(ServeArgs),
+    /// Generate the synthetic FLIS datasets as Parquet.
+    Generate(GenerateArgs),
+    /// Check cube definitions; prints file:line:column for every problem.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the cube-definition format.
+    Schema,
+}
+
+#[derive(Args, Debug, Clone)]
+struct EngineArgs {
+    /// DuckDB worker threads (0 = all cores).
+    #[arg(long, env = "DATAKUBE_THREADS", default_value_t = 0)]
+    threads: usize,
+    /// DuckDB memory limit, e.g. 4GB (empty = DuckDB's default, 80 % of RAM).
+    #[arg(long, env = "DATAKUBE_MEMORY_LIMIT", default_value = "")]
+    memory_limit: String,
+    /// Pooled DuckDB connections serving concurrent queries.
+    #[arg(long, env = "DATAKUBE_POOL_SIZE", default_value_t = 8)]
+    pool_size: u32,
+}
+
+impl EngineArgs {
+    fn config(&self) -> EngineConfig {
+        EngineConfig {
+            threads: self.threads,
+            memory_limit: self.memory_limit.clone(),
+            pool_size: self.pool_size,
+            temp_directory: None,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct GenerateArgs {
+    /// Size: 0.02 is the demo (well under a minute); 1 makes Økonomi ≥ 100 million rows.
+    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
+    scale: f64,
+    /// Seed of the pseudo-random numbers: the same seed and scale give identical files.
+    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SEED)]
+    seed: u64,
+    /// Only these datasets (comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    datasets: Option<Vec<String>>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+impl Default for GenerateArgs {
+    fn default() -> Self {
+        GenerateArgs {
+            scale: datakube_datagen::DEFAULT_SCALE,
+            seed: datakube_datagen::DEFAULT_SEED,
+            datasets: None,
+            engine: EngineArgs { threads: 0, memory_limit: String::new(), pool_size: 8 },
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "DATAKUBE_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// PEM certificate chain (default: a self-signed certificate in <data-dir>/tls).
+    #[arg(long, env = "DATAKUBE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key belonging to --tls-cert.
+    #[arg(long, env = "DATAKUBE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Scale of the demo data generated on first start.
+    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
+    demo_scale: f64,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            listen: "127.0.0.1:8443".parse().expect("literal address"),
+            tls_cert: None,
+            tls_key: None,
+            demo_scale: datakube_datagen::DEFAULT_SCALE,
+            engine: GenerateArgs::default().engine,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ValidateArgs {
+    /// Folder or file of cube definitions (default: --cube-definitions).
+    path: Option<PathBuf>,
+    /// Skip checking columns against the Parquet files in --data-dir.
+    #[arg(long)]
+    no_data: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command.clone_command() {
+        None => serve(&cli, &ServeArgs::default_from_env()),
+        Some(Command::Serve(a)) => serve(&cli, &a),
+        Some(Command::Generate(a)) => generate(&cli, &a).map(|_| ExitCode::SUCCESS),
+        Some(Command::Validate(a)) => validate(&cli, &a),
+        Some(Command::Schema) => {
+            println!("{}", datakube_model::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("datakube: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+trait CloneCommand {
+    fn clone_command(&self) -> Option<Command>;
+}
+impl CloneCommand for Option<Command> {
+    fn clone_command(&self) -> Option<Command> {
+        match self {
+            None => None,
+            Some(Command::Serve(a)) => Some(Command::Serve(a.clone())),
+            Some(Command::Generate(a)) => Some(Command::Generate(a.clone())),
+            Some(Command::Validate(a)) => Some(Command::Validate(a.clone())),
+            Some(Command::Schema) => Some(Command::Schema),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// `datakube` without a subcommand: `serve` with its defaults, honouring the environment.
+    fn default_from_env() -> ServeArgs {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::try_parse_from(["datakube"]).map(|o| o.serve).unwrap_or_default()
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DATAKUBE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn generate(cli: &Cli, a: &GenerateArgs) -> anyhow::Result<datakube_datagen::GenerateReport> {
+    let opts = datakube_datagen::GenerateOptions {
+        data_dir: cli.data_dir.clone(),
+        seed: a.seed,
+        scale: a.scale,
+        engine: a.engine.config(),
+        datasets: a.datasets.clone(),
+    };
+    let started = std::time::Instant::now();
+    tracing::info!(scale = a.scale, seed = a.seed, "generating synthetic datasets in {}", cli.data_dir.display());
+    let report = datakube_datagen::generate(&opts, &datakube_datagen::progress::TerminalProgress::new())?;
+    for d in &report.datasets {
+        tracing::info!(dataset = %d.name, snapshot = %d.snapshot_id, rows = d.total_rows(), "dataset ready");
+    }
+    tracing::info!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let path = a.path.clone().unwrap_or_else(|| cli.cube_definitions.clone());
+    let engine;
+    let provider = if a.no_data || !datakube_datagen::is_generated(&cli.data_dir) {
+        if !a.no_data {
+            eprintln!(
+                "note: no datasets in {}; columns are not checked against Parquet (run `datakube generate` first)",
+                cli.data_dir.display()
+            );
+        }
+        None
+    } else {
+        engine = Engine::open(&EngineConfig { pool_size: 1, ..Default::default() })?;
+        Some(schemas::ParquetSchemas::new(engine, cli.data_dir.clone()))
+    };
+    match datakube_model::load_catalog(&path, provider.as_ref().map(|p| p as &dyn datakube_model::SchemaProvider)) {
+        Ok(catalog) => {
+            println!("{}: {} cubes valid ({})", path.display(), catalog.cubes.len(), cube_names(&catalog).join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diags) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            let errors = diags.iter().filter(|d| d.severity == datakube_model::Severity::Error).count();
+            println!("{}: {errors} error(s), {} warning(s)", path.display(), diags.len() - errors);
+            Ok(ExitCode::from(if errors > 0 { 2 } else { 0 }))
+        }
+    }
+}
+
+fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
+    catalog.cubes.iter().map(|c| c.name.clone()).collect()
+}
+
+fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if !datakube_datagen::is_generated(&cli.data_dir) {
+        tracing::info!("first start: no datasets in {}; generating the demo data", cli.data_dir.display());
+        generate(cli, &GenerateArgs { scale: a.demo_scale, engine: a.engine.clone(), ..GenerateArgs::default() })?;
+    }
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
+    let catalog = match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            anyhow::bail!(
+                "the cube definitions in {} have errors (listed above); fix them or run `datakube validate`",
+                cli.cube_definitions.display()
+            );
+        }
+    };
+    let tls_source = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files { cert: cert.clone(), key: key.clone() },
+        _ => datakube_http::tls::TlsSource::SelfSigned { dir: cli.data_dir.join("tls") },
+    };
+    let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
+    let info = datakube_http::ServerInfo {
+        name: "datakube",
+        version: env!("CARGO_PKG_VERSION"),
+        duckdb: engine.version().to_string(),
+        catalog: catalog.name.clone(),
+        cubes: cube_names(&catalog),
+    };
+    let server = datakube_http::Server {
+        listen: a.listen,
+        tls,
+        info,
+        handler: Arc::new(datakube_http::NotFound),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = server.bind().await?;
+        let addr = listener.local_addr()?;
+        print_banner(addr, &cert_file, &catalog);
+        server.run(listener, datakube_http::shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog) {
+    let host = if addr.ip().is_loopback() { "localhost".to_string() } else { addr.ip().to_string() };
+    let url = format!("https://{host}:{}/xmla", addr.port());
+    eprintln!();
+    eprintln!("  datakube {} serving catalog {} ({} cubes)", env!("CARGO_PKG_VERSION"), catalog.name, catalog.cubes.len());
+    eprintln!("  Excel: Data > Get Data > From Database > From Analysis Services, server name:");
+    eprintln!("      {url}");
+    eprintln!("  Health: curl -k https://{host}:{}/health", addr.port());
+    eprintln!("  TLS certificate: {}", cert.display());
+    eprintln!();
 }

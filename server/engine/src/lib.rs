@@ -5,6 +5,8 @@
 //! downloaded or auto-loaded at run time (parquet, json, icu and core_functions are
 //! statically linked into the DuckDB library we ship), and threads and memory are bounded.
 
+pub mod storage;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

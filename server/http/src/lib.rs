@@ -1,1 +1,225 @@
-//! datakube-http
+//! `datakube-http`: the HTTPS front door.
+//!
+//! TLS (rustls; a self-signed certificate generated on first start, or a configured one),
+//! HTTP/1.1 and HTTP/2 (hyper), request-body limits, `/health` and `/version`, and graceful
+//! shutdown. Everything protocol-specific (XMLA, portal) plugs in through [`Handler`].
+
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Largest request body accepted (XMLA requests are small; Excel's largest are a few KiB).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Longest time a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long shutdown waits for requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// A request after its body has been read (bounded by [`MAX_BODY_BYTES`]).
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub peer: SocketAddr,
+}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the server answers for paths other than `/health` and `/version`.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse>;
+}
+
+/// Facts `/health` and `/version` report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub duckdb: String,
+    pub catalog: String,
+    pub cubes: Vec<String>,
+}
+
+pub struct Server {
+    pub listen: SocketAddr,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub info: ServerInfo,
+    pub handler: Arc<dyn Handler>,
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().unwrap());
+    r
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> HttpResponse {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    r
+}
+
+/// Answers only `/health` and `/version`; everything else is 404.
+pub struct NotFound;
+impl Handler for NotFound {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
+        Box::pin(async move { text(StatusCode::NOT_FOUND, format!("no such path: {}\n", req.path)) })
+    }
+}
+
+async fn route(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    info: Arc<ServerInfo>,
+    handler: Arc<dyn Handler>,
+) -> Result<HttpResponse, std::convert::Infallible> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/health") => json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "duckdb": info.duckdb, "cubes": info.cubes.len()}),
+        ),
+        (&Method::GET, "/version") => json(StatusCode::OK, &*info),
+        _ => {
+            let (parts, body) = req.into_parts();
+            if let Some(len) = parts.headers.get(hyper::header::CONTENT_LENGTH) {
+                let too_big = len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY_BYTES as u64);
+                if too_big {
+                    return Ok(too_large());
+                }
+            }
+            match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                Ok(collected) => {
+                    let r = HttpRequest {
+                        method: parts.method,
+                        path: parts.uri.path().to_string(),
+                        query: parts.uri.query().map(str::to_string),
+                        headers: parts.headers,
+                        body: collected.to_bytes(),
+                        peer,
+                    };
+                    handler.handle(r).await
+                }
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => too_large(),
+                Err(e) => text(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}\n")),
+            }
+        }
+    };
+    tracing::info!(
+        target: "datakube::http",
+        %method, path = %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(resp)
+}
+
+fn too_large() -> HttpResponse {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body larger than the limit of {MAX_BODY_BYTES} bytes\n"),
+    )
+}
+
+impl Server {
+    /// Bind the listening socket (so the caller learns the real port before serving).
+    pub async fn bind(&self) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(self.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))
+    }
+
+    /// Serve on `listener` until `shutdown` completes, then wait up to [`SHUTDOWN_GRACE`]
+    /// for requests in flight.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let acceptor = TlsAcceptor::from(self.tls.clone());
+        let info = Arc::new(self.info);
+        let handler = self.handler;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        let builder = Arc::new(builder);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
+                    };
+                    let acceptor = acceptor.clone();
+                    let info = info.clone();
+                    let handler = handler.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => { tracing::debug!(%peer, "TLS handshake failed: {e}"); return; }
+                            Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
+                        };
+                        let svc = hyper::service::service_fn(move |req| route(req, peer, info.clone(), handler.clone()));
+                        let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    });
+                }
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
