@@ -1,0 +1,161 @@
+//! Tabular rowsets (`urn:…:rowset`): column definitions with XSD types, the inline
+//! `xsd:schema` every Discover answer carries, and rows with children in exactly the schema's
+//! column order, null columns omitted (as SSAS does; MSOLAP is strict about order).
+
+use std::fmt::Write;
+
+use crate::response::{esc, NS_ROWSET, NS_XSD, NS_XSI};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XsdType {
+    String,
+    Boolean,
+    Int,
+    UnsignedInt,
+    Short,
+    UnsignedShort,
+    Long,
+    UnsignedLong,
+    Double,
+    DateTime,
+    Uuid,
+    /// A nested sequence of (Name, Type) rows, as in DISCOVER_SCHEMA_ROWSETS.Restrictions.
+    Restrictions,
+}
+
+impl XsdType {
+    fn schema_type(self) -> &'static str {
+        match self {
+            XsdType::String => "xsd:string",
+            XsdType::Boolean => "xsd:boolean",
+            XsdType::Int => "xsd:int",
+            XsdType::UnsignedInt => "xsd:unsignedInt",
+            XsdType::Short => "xsd:short",
+            XsdType::UnsignedShort => "xsd:unsignedShort",
+            XsdType::Long => "xsd:long",
+            XsdType::UnsignedLong => "xsd:unsignedLong",
+            XsdType::Double => "xsd:double",
+            XsdType::DateTime => "xsd:dateTime",
+            XsdType::Uuid => "uuid",
+            XsdType::Restrictions => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub ty: XsdType,
+    /// `minOccurs="0"`: the column may be omitted from a row.
+    pub optional: bool,
+}
+
+pub const fn col(name: &'static str, ty: XsdType) -> Column {
+    Column { name, ty, optional: false }
+}
+pub const fn opt(name: &'static str, ty: XsdType) -> Column {
+    Column { name, ty, optional: true }
+}
+
+/// A cell value in a rowset row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    /// (Name, Type) pairs for a nested Restrictions column.
+    Restrictions(Vec<(String, String)>),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(s: Option<String>) -> Self {
+        s.map(Value::Str).unwrap_or(Value::Null)
+    }
+}
+
+/// Write a rowset `<root>` with its schema and rows. Each row holds one value per column.
+pub fn write_rowset(columns: &[Column], rows: &[Vec<Value>]) -> String {
+    let mut s = String::with_capacity(2048 + rows.len() * columns.len() * 32);
+    let _ = write!(s, "<root xmlns=\"{NS_ROWSET}\" xmlns:xsd=\"{NS_XSD}\" xmlns:xsi=\"{NS_XSI}\">");
+    write_schema(&mut s, columns);
+    for row in rows {
+        s.push_str("<row>");
+        for (c, v) in columns.iter().zip(row) {
+            write_value(&mut s, c, v);
+        }
+        s.push_str("</row>");
+    }
+    s.push_str("</root>");
+    s
+}
+
+fn write_schema(s: &mut String, columns: &[Column]) {
+    let _ = write!(
+        s,
+        "<xsd:schema targetNamespace=\"{NS_ROWSET}\" xmlns:sql=\"urn:schemas-microsoft-com:xml-sql\" elementFormDefault=\"qualified\">\
+<xsd:element name=\"root\"><xsd:complexType><xsd:sequence minOccurs=\"0\" maxOccurs=\"unbounded\"><xsd:element name=\"row\" type=\"row\"/></xsd:sequence></xsd:complexType></xsd:element>\
+<xsd:simpleType name=\"uuid\"><xsd:restriction base=\"xsd:string\"><xsd:pattern value=\"[0-9a-zA-Z]{{8}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{12}}\"/></xsd:restriction></xsd:simpleType>\
+<xsd:complexType name=\"row\"><xsd:sequence>"
+    );
+    for c in columns {
+        let min = if c.optional { " minOccurs=\"0\"" } else { "" };
+        if c.ty == XsdType::Restrictions {
+            let _ = write!(
+                s,
+                "<xsd:element sql:field=\"{n}\" name=\"{n}\"{min} maxOccurs=\"unbounded\"><xsd:complexType><xsd:sequence>\
+<xsd:element name=\"Name\" type=\"xsd:string\" sql:field=\"Name\"/><xsd:element name=\"Type\" type=\"xsd:string\" sql:field=\"Type\"/>\
+</xsd:sequence></xsd:complexType></xsd:element>",
+                n = c.name
+            );
+        } else {
+            let _ = write!(s, "<xsd:element sql:field=\"{n}\" name=\"{n}\" type=\"{t}\"{min}/>", n = c.name, t = c.ty.schema_type());
+        }
+    }
+    s.push_str("</xsd:sequence></xsd:complexType></xsd:schema>");
+}
+
+fn write_value(s: &mut String, c: &Column, v: &Value) {
+    let n = c.name;
+    match v {
+        Value::Null => {}
+        Value::Str(x) => {
+            let _ = write!(s, "<{n}>{}</{n}>", esc(x));
+        }
+        Value::Bool(b) => {
+            let _ = write!(s, "<{n}>{b}</{n}>");
+        }
+        Value::Int(i) => {
+            let _ = write!(s, "<{n}>{i}</{n}>");
+        }
+        Value::Double(d) => {
+            let _ = write!(s, "<{n}>{}</{n}>", crate::format_double(*d));
+        }
+        Value::Restrictions(list) => {
+            for (name, ty) in list {
+                let _ = write!(s, "<{n}><Name>{}</Name><Type>{}</Type></{n}>", esc(name), esc(ty));
+            }
+        }
+    }
+}
