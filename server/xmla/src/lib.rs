@@ -4,6 +4,7 @@
 pub mod response;
 pub mod rowset;
 pub mod rowsets;
+pub mod session;
 pub mod soap;
 
 /// An `xsd:double` lexical form: `INF`, `-INF`, `NaN`, otherwise Rust's shortest round-trip form.
