@@ -95,7 +95,8 @@ pub fn duckdb_version(conn: &Connection) -> Result<String, EngineError> {
 }
 
 #[derive(Debug)]
-struct Manager {
+/// Opens pooled connections to the one database (an implementation detail of [`Engine`]).
+pub struct Manager {
     db: std::sync::Mutex<Connection>,
     init: String,
 }

@@ -1,0 +1,400 @@
+//! `datakube-members`: the members of every hierarchy, loaded from the dimension tables
+//! through DuckDB and kept in memory as trees.
+//!
+//! Answers what the XMLA and MDX layers ask of members: lookup by unique name or key,
+//! children, parent, members of a level, cardinalities (for MDSCHEMA_* and DisplayInfo).
+//! Member keys are kept typed ([`Key`]) so that the planner can put them into SQL as
+//! literals; captions never are.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datakube_engine::duckdb::types::ValueRef;
+use datakube_engine::{sql_ident, sql_string, Engine};
+use datakube_model::{Catalog, Cube, Hierarchy, Lang, Source};
+
+/// Most members one hierarchy may have (a guard against a wrongly chosen key column).
+pub const MAX_MEMBERS_PER_HIERARCHY: usize = 2_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("cube {cube}, hierarchy {hierarchy}: {message}")]
+    Load { cube: String, hierarchy: String, message: String },
+}
+
+/// A member key as stored in the data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Null,
+    Int(i64),
+    Str(String),
+}
+
+impl Key {
+    /// The key as SQL literal (integers bare, strings quoted and escaped).
+    pub fn sql_literal(&self) -> String {
+        match self {
+            Key::Null => "NULL".into(),
+            Key::Int(i) => i.to_string(),
+            Key::Str(s) => sql_string(s),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Null => Ok(()),
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A property value of a member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropValue {
+    Null,
+    Int(i64),
+    Double(f64),
+    Str(String),
+}
+
+pub type MemberId = u32;
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// 0 for the All member, 1 for the top level, ...
+    pub level: u16,
+    pub key: Key,
+    pub name: String,
+    /// English caption when the data has one.
+    pub name_en: Option<String>,
+    pub unique_name: String,
+    pub parent: Option<MemberId>,
+    pub children: Vec<MemberId>,
+    /// Position in hierarchy order (depth first, siblings in sort order).
+    pub ordinal: u32,
+    /// Values of the level's member properties, in the level's property order.
+    pub properties: Vec<PropValue>,
+}
+
+impl Member {
+    pub fn caption(&self, lang: Lang) -> &str {
+        match (lang, &self.name_en) {
+            (Lang::En, Some(en)) => en,
+            _ => &self.name,
+        }
+    }
+}
+
+/// The members of one hierarchy of one cube.
+#[derive(Debug)]
+pub struct HierarchyMembers {
+    pub unique_name: String,
+    /// Member 0 is the All member.
+    pub members: Vec<Member>,
+    /// Member ids per level (index 0: the All level), in hierarchy order.
+    pub levels: Vec<Vec<MemberId>>,
+    by_unique_name: HashMap<String, MemberId>,
+}
+
+impl HierarchyMembers {
+    pub fn all(&self) -> &Member {
+        &self.members[0]
+    }
+    pub fn get(&self, id: MemberId) -> &Member {
+        &self.members[id as usize]
+    }
+    /// Look up by unique name (case-insensitive, as MDX is).
+    pub fn by_unique_name(&self, unique_name: &str) -> Option<MemberId> {
+        self.by_unique_name.get(&unique_name.to_lowercase()).copied()
+    }
+    /// Members of level `number` (0 = All).
+    pub fn level_members(&self, number: usize) -> &[MemberId] {
+        self.levels.get(number).map(Vec::as_slice).unwrap_or(&[])
+    }
+    /// Number of members including the All member.
+    pub fn cardinality(&self) -> usize {
+        self.members.len()
+    }
+    /// The member with `key` on level `number`.
+    pub fn by_key(&self, number: usize, key: &str) -> Option<MemberId> {
+        self.level_members(number).iter().copied().find(|&id| self.get(id).key.to_string() == key)
+    }
+}
+
+/// All members of all cubes.
+#[derive(Debug, Default)]
+pub struct MemberStore {
+    /// (cube name lower-case, hierarchy unique name lower-case) → members.
+    hierarchies: HashMap<(String, String), Arc<HierarchyMembers>>,
+}
+
+impl MemberStore {
+    pub fn hierarchy(&self, cube: &str, hierarchy_unique_name: &str) -> Option<&Arc<HierarchyMembers>> {
+        self.hierarchies.get(&(cube.to_lowercase(), hierarchy_unique_name.to_lowercase()))
+    }
+
+    /// Load the members of every hierarchy of every cube.
+    pub fn load(engine: &Engine, data_dir: &Path, catalog: &Catalog) -> Result<MemberStore, MemberError> {
+        let mut store = MemberStore::default();
+        // Hierarchies shared by several cubes (same definition, same source) are loaded once.
+        let mut loaded: HashMap<String, Arc<HierarchyMembers>> = HashMap::new();
+        for cube in &catalog.cubes {
+            for dim in &cube.dimensions {
+                for h in &dim.hierarchies {
+                    let source = h.source.as_ref().unwrap_or(&cube.source);
+                    let sig = format!("{source}|{h:?}");
+                    let members = match loaded.get(&sig) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = Arc::new(load_hierarchy(engine, data_dir, cube, h, source)?);
+                            loaded.insert(sig, m.clone());
+                            m
+                        }
+                    };
+                    store.hierarchies.insert((cube.name.to_lowercase(), h.unique_name.to_lowercase()), members);
+                }
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// The Parquet glob of a source: a dataset table's current snapshot, or a path glob
+/// (relative to the data directory).
+pub fn source_glob(data_dir: &Path, source: &Source) -> Result<PathBuf, String> {
+    match source {
+        Source::Dataset { dataset, table } => {
+            datakube_engine::storage::table_glob(data_dir, dataset, table).map_err(|e| e.to_string())
+        }
+        Source::Path { glob } => {
+            let p = PathBuf::from(glob);
+            Ok(if p.is_absolute() { p } else { data_dir.join(p) })
+        }
+    }
+}
+
+fn key_of(v: ValueRef<'_>) -> Key {
+    match v {
+        ValueRef::Null => Key::Null,
+        ValueRef::TinyInt(i) => Key::Int(i.into()),
+        ValueRef::SmallInt(i) => Key::Int(i.into()),
+        ValueRef::Int(i) => Key::Int(i.into()),
+        ValueRef::BigInt(i) => Key::Int(i),
+        ValueRef::UTinyInt(i) => Key::Int(i.into()),
+        ValueRef::USmallInt(i) => Key::Int(i.into()),
+        ValueRef::UInt(i) => Key::Int(i.into()),
+        ValueRef::Text(t) => Key::Str(String::from_utf8_lossy(t).into_owned()),
+        other => Key::Str(format!("{other:?}")),
+    }
+}
+
+fn text_of(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        other => Some(key_of(other).to_string()),
+    }
+}
+
+fn prop_of(v: ValueRef<'_>) -> PropValue {
+    match v {
+        ValueRef::Null => PropValue::Null,
+        ValueRef::Double(d) => PropValue::Double(d),
+        ValueRef::Float(d) => PropValue::Double(d.into()),
+        ValueRef::Text(t) => PropValue::Str(String::from_utf8_lossy(t).into_owned()),
+        other => match key_of(other) {
+            Key::Int(i) => PropValue::Int(i),
+            Key::Str(s) => PropValue::Str(s),
+            Key::Null => PropValue::Null,
+        },
+    }
+}
+
+fn bracket_escape(s: &str) -> String {
+    s.replace(']', "]]")
+}
+
+fn load_hierarchy(
+    engine: &Engine,
+    data_dir: &Path,
+    cube: &Cube,
+    h: &Hierarchy,
+    source: &Source,
+) -> Result<HierarchyMembers, MemberError> {
+    let err = |message: String| MemberError::Load { cube: cube.name.clone(), hierarchy: h.unique_name.clone(), message };
+    let glob = source_glob(data_dir, source).map_err(err)?;
+    let from = format!("read_parquet({}, hive_partitioning = true)", sql_string(&glob.to_string_lossy()));
+    let conn = engine.connection().map_err(|e| err(e.to_string()))?;
+
+    let all = Member {
+        level: 0,
+        key: Key::Null,
+        name: h.all_member.caption.da.clone(),
+        name_en: Some(h.all_member.caption.en.clone()),
+        unique_name: h.all_member.unique_name.clone(),
+        parent: None,
+        children: Vec::new(),
+        ordinal: 0,
+        properties: Vec::new(),
+    };
+    let mut members = vec![all];
+    let mut levels: Vec<Vec<MemberId>> = vec![vec![0]];
+
+    if let Some(parent_col) = &h.parent_column {
+        // Parent-child: one row per member; depth comes from the parent chain.
+        let l = &h.levels[0];
+        let mut cols = vec![sql_ident(&l.key_column), sql_ident(parent_col), sql_ident(&l.name_column)];
+        cols.push(l.name_column_en.as_deref().map(sql_ident).unwrap_or_else(|| "NULL".into()));
+        cols.push(sql_ident(&l.sort_column));
+        cols.extend(l.properties.iter().map(|p| sql_ident(&p.column)));
+        let sql = format!(
+            "SELECT DISTINCT {} FROM {from} ORDER BY {}, {}",
+            cols.join(", "),
+            sql_ident(&l.sort_column),
+            sql_ident(&l.key_column)
+        );
+        let mut stmt = conn.prepare(&sql).map_err(|e| err(format!("{e}")))?;
+        let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
+        let mut raw: Vec<(Key, Key, String, Option<String>, Vec<PropValue>)> = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| err(format!("{e}")))? {
+            let props = (0..l.properties.len()).map(|i| r.get_ref(5 + i).map(prop_of).unwrap_or(PropValue::Null)).collect();
+            raw.push((
+                r.get_ref(0).map(key_of).unwrap_or(Key::Null),
+                r.get_ref(1).map(key_of).unwrap_or(Key::Null),
+                r.get_ref(2).ok().and_then(text_of).unwrap_or_default(),
+                r.get_ref(3).ok().and_then(text_of),
+                props,
+            ));
+            if raw.len() > MAX_MEMBERS_PER_HIERARCHY {
+                return Err(err(format!("more than {MAX_MEMBERS_PER_HIERARCHY} members")));
+            }
+        }
+        let index: HashMap<Key, usize> = raw.iter().enumerate().map(|(i, r)| (r.0.clone(), i)).collect();
+        let mut children_of: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
+        for (i, r) in raw.iter().enumerate() {
+            let parent = if r.1 == Key::Null || r.1 == r.0 { None } else { index.get(&r.1).copied() };
+            children_of.entry(parent).or_default().push(i);
+        }
+        // Depth-first from the roots; a cycle or an orphan never reached is reported.
+        let mut stack: Vec<(usize, MemberId, u16)> =
+            children_of.get(&None).map(|v| v.iter().rev().map(|&i| (i, 0, 1)).collect()).unwrap_or_default();
+        let mut placed = 0usize;
+        while let Some((i, parent_id, depth)) = stack.pop() {
+            let (key, _, name, name_en, props) = &raw[i];
+            let id = members.len() as MemberId;
+            members.push(Member {
+                level: depth,
+                key: key.clone(),
+                name: name.clone(),
+                name_en: name_en.clone(),
+                unique_name: format!("{}.&[{}]", h.unique_name, bracket_escape(&key.to_string())),
+                parent: Some(parent_id),
+                children: Vec::new(),
+                ordinal: id,
+                properties: props.clone(),
+            });
+            members[parent_id as usize].children.push(id);
+            if levels.len() <= depth as usize {
+                levels.push(Vec::new());
+            }
+            levels[depth as usize].push(id);
+            placed += 1;
+            if let Some(kids) = children_of.get(&Some(i)) {
+                for &k in kids.iter().rev() {
+                    stack.push((k, id, depth + 1));
+                }
+            }
+        }
+        if placed != raw.len() {
+            return Err(err(format!(
+                "{} of {} members are not reachable from a top member (a parent cycle or a missing parent)",
+                raw.len() - placed,
+                raw.len()
+            )));
+        }
+    } else {
+        // Regular: the distinct level columns, ordered level by level.
+        let mut cols = Vec::new();
+        let mut order = Vec::new();
+        for l in &h.levels {
+            cols.push(sql_ident(&l.key_column));
+            cols.push(sql_ident(&l.name_column));
+            cols.push(l.name_column_en.as_deref().map(sql_ident).unwrap_or_else(|| "NULL".into()));
+            cols.extend(l.properties.iter().map(|p| sql_ident(&p.column)));
+            order.push(sql_ident(&l.sort_column));
+            order.push(sql_ident(&l.key_column));
+        }
+        let sql = format!("SELECT DISTINCT {}, {} FROM {from} ORDER BY {}", cols.join(", "), order.join(", "), order.join(", "));
+        let mut stmt = conn.prepare(&sql).map_err(|e| err(format!("{e}")))?;
+        let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
+        // The current path of member ids while walking the ordered rows.
+        let mut path: Vec<MemberId> = Vec::new();
+        let mut by_level_key: Vec<HashMap<Key, MemberId>> = vec![HashMap::new(); h.levels.len()];
+        while let Some(r) = rows.next().map_err(|e| err(format!("{e}")))? {
+            let mut c = 0;
+            let mut parent: MemberId = 0;
+            path.clear();
+            for (li, l) in h.levels.iter().enumerate() {
+                let key = r.get_ref(c).map(key_of).unwrap_or(Key::Null);
+                let name = r.get_ref(c + 1).ok().and_then(text_of).unwrap_or_else(|| key.to_string());
+                let name_en = r.get_ref(c + 2).ok().and_then(text_of);
+                let props: Vec<PropValue> =
+                    (0..l.properties.len()).map(|i| r.get_ref(c + 3 + i).map(prop_of).unwrap_or(PropValue::Null)).collect();
+                c += 3 + l.properties.len();
+                let id = match by_level_key[li].get(&key) {
+                    Some(&id) => {
+                        if members[id as usize].parent != Some(parent) {
+                            return Err(err(format!(
+                                "key {key} of level {} has more than one parent; make the key unique within the hierarchy",
+                                l.name
+                            )));
+                        }
+                        id
+                    }
+                    None => {
+                        let id = members.len() as MemberId;
+                        if members.len() > MAX_MEMBERS_PER_HIERARCHY {
+                            return Err(err(format!("more than {MAX_MEMBERS_PER_HIERARCHY} members")));
+                        }
+                        members.push(Member {
+                            level: (li + 1) as u16,
+                            key: key.clone(),
+                            name,
+                            name_en,
+                            unique_name: format!("{}.&[{}]", l.unique_name, bracket_escape(&key.to_string())),
+                            parent: Some(parent),
+                            children: Vec::new(),
+                            ordinal: 0,
+                            properties: props,
+                        });
+                        members[parent as usize].children.push(id);
+                        by_level_key[li].insert(key, id);
+                        id
+                    }
+                };
+                path.push(id);
+                parent = id;
+            }
+        }
+        // Levels and ordinals in hierarchy (depth-first) order.
+        levels = vec![Vec::new(); h.levels.len() + 1];
+        let mut stack = vec![0 as MemberId];
+        let mut ordinal = 0u32;
+        while let Some(id) = stack.pop() {
+            members[id as usize].ordinal = ordinal;
+            ordinal += 1;
+            levels[members[id as usize].level as usize].push(id);
+            for &k in members[id as usize].children.iter().rev() {
+                stack.push(k);
+            }
+        }
+    }
+    let by_unique_name = members.iter().enumerate().map(|(i, m)| (m.unique_name.to_lowercase(), i as MemberId)).collect();
+    tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
+    Ok(HierarchyMembers { unique_name: h.unique_name.clone(), members, levels, by_unique_name })
+}
