@@ -1,0 +1,927 @@
+//! Discover: every schema rowset, filled from the cube model and the member store.
+//!
+//! Captions follow the request's language. Restrictions that name a column filter on it
+//! (several `<Value>`s mean "any of"); restrictions that are not columns are handled by the
+//! rowset (`TREE_OP`, `PROPERTY_TYPE`, …) or, for visibility/source flags, accepted. An
+//! unknown restriction name or rowset is a fault naming it.
+
+use datakube_members::{HierarchyMembers, MemberStore};
+use datakube_model::{Aggregator, Catalog, Cube, Hierarchy, Lang, LevelType, MeasureKind, PropertyType, SecurityClass};
+
+use crate::response::codes;
+use crate::rowset::{write_rowset, Value};
+use crate::rowsets::{self, RowsetDef, ROWSETS};
+use crate::soap::Discover;
+
+/// Server facts reported by DISCOVER_PROPERTIES and DISCOVER_DATASOURCES.
+#[derive(Debug, Clone)]
+pub struct ServerProps {
+    pub server_name: String,
+    pub provider_version: String,
+    pub dbms_version: String,
+    pub data_source_url: String,
+}
+
+impl Default for ServerProps {
+    fn default() -> Self {
+        ServerProps {
+            server_name: "datakube".into(),
+            // SSAS 2022 numbers: with these Excel uses subselects for filters (not VisualTotals sets).
+            provider_version: "16.0.0.0".into(),
+            dbms_version: "16.0.43.20".into(),
+            data_source_url: "https://localhost:8443/xmla".into(),
+        }
+    }
+}
+
+/// What a Discover needs besides the request.
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    pub members: &'a MemberStore,
+    pub lang: Lang,
+    /// The catalog of the session or request (`Catalog` property), if any.
+    pub current_catalog: Option<&'a str>,
+    pub server: &'a ServerProps,
+    /// When the cube definitions were loaded (xsd:dateTime).
+    pub schema_updated: &'a str,
+    /// When the data was last refreshed (xsd:dateTime).
+    pub data_updated: &'a str,
+}
+
+/// A fault to send: code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub code: u32,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        Fault { code, message: message.into() }
+    }
+}
+
+type Rows = Vec<Vec<Value>>;
+
+/// Answer a Discover with a rowset `<root>`.
+pub fn discover(req: &Discover, ctx: &Context) -> Result<String, Fault> {
+    let def = rowsets::find(&req.request_type).ok_or_else(|| {
+        Fault::new(
+            codes::UNSUPPORTED_ROWSET,
+            format!(
+                "the schema rowset '{}' is not supported; supported: {}",
+                req.request_type,
+                ROWSETS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    for r in &req.restrictions {
+        if !def.restrictions.iter().any(|(n, _)| n.eq_ignore_ascii_case(&r.name)) {
+            return Err(Fault::new(
+                codes::BAD_RESTRICTION,
+                format!(
+                    "{} has no restriction '{}'; its restrictions are: {}",
+                    def.name,
+                    r.name,
+                    def.restrictions.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    // Restrictions on the catalog: a different catalog matches nothing.
+    let catalog_ok = ["CATALOG_NAME", "TABLE_CATALOG"]
+        .iter()
+        .flat_map(|n| req.restriction(n))
+        .all(|v| v.is_empty() || v.eq_ignore_ascii_case(&ctx.catalog.name));
+    let rows = match def.name {
+        "DISCOVER_DATASOURCES" => datasources(ctx),
+        "DISCOVER_PROPERTIES" => properties(req, ctx),
+        "DISCOVER_SCHEMA_ROWSETS" => schema_rowsets(),
+        "DISCOVER_ENUMERATORS" => enumerators(),
+        "DISCOVER_KEYWORDS" => KEYWORDS.iter().map(|k| vec![Value::from(*k)]).collect(),
+        "DISCOVER_LITERALS" => literals(),
+        _ if !catalog_ok => Vec::new(),
+        "DBSCHEMA_CATALOGS" => catalogs(ctx),
+        "DBSCHEMA_TABLES" => tables(ctx),
+        "DBSCHEMA_COLUMNS" => columns(ctx),
+        "MDSCHEMA_CUBES" => cubes(ctx),
+        "MDSCHEMA_DIMENSIONS" => dimensions(ctx),
+        "MDSCHEMA_HIERARCHIES" => hierarchies(ctx),
+        "MDSCHEMA_LEVELS" => levels(ctx),
+        "MDSCHEMA_MEASURES" => measures(ctx),
+        "MDSCHEMA_MEASUREGROUPS" => measure_groups(ctx),
+        "MDSCHEMA_MEASUREGROUP_DIMENSIONS" => measure_group_dimensions(ctx),
+        "MDSCHEMA_PROPERTIES" => member_and_cell_properties(req, ctx)?,
+        "MDSCHEMA_MEMBERS" => members(req, ctx)?,
+        "MDSCHEMA_SETS" | "MDSCHEMA_KPIS" | "MDSCHEMA_ACTIONS" => Vec::new(),
+        "MDSCHEMA_FUNCTIONS" => functions(),
+        other => return Err(Fault::new(codes::UNSUPPORTED_ROWSET, format!("the schema rowset '{other}' is not supported"))),
+    };
+    let rows = filter(def, req, rows);
+    Ok(write_rowset(def.columns, &rows))
+}
+
+/// Keep rows matching every restriction that names a column of the rowset.
+fn filter(def: &RowsetDef, req: &Discover, rows: Rows) -> Rows {
+    // Restrictions that are flags or handled by the rowset itself, not column filters.
+    const NOT_FILTERS: &[&str] = &[
+        "TREE_OP",
+        "CUBE_SOURCE",
+        "DIMENSION_VISIBILITY",
+        "HIERARCHY_VISIBILITY",
+        "LEVEL_VISIBILITY",
+        "MEASURE_VISIBILITY",
+        "PROPERTY_VISIBILITY",
+        "PROPERTY_TYPE",
+        "MEMBER_UNIQUE_NAME",
+        "CATALOG_NAME",
+        "TABLE_CATALOG",
+        "PropertyName",
+    ];
+    let mut active: Vec<(usize, &[String])> = Vec::new();
+    for r in &req.restrictions {
+        let values = r.values.as_slice();
+        if values.is_empty() || values.iter().all(|v| v.is_empty()) || NOT_FILTERS.iter().any(|n| n.eq_ignore_ascii_case(&r.name)) {
+            continue;
+        }
+        if let Some(i) = def.columns.iter().position(|c| c.name.eq_ignore_ascii_case(&r.name)) {
+            active.push((i, values));
+        }
+    }
+    if active.is_empty() {
+        return rows;
+    }
+    rows.into_iter()
+        .filter(|row| {
+            active.iter().all(|(i, values)| {
+                let cell = match &row[*i] {
+                    Value::Str(s) => s.clone(),
+                    Value::Int(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Double(d) => d.to_string(),
+                    Value::Null | Value::Restrictions(_) => return false,
+                };
+                values.iter().any(|v| v.eq_ignore_ascii_case(&cell))
+            })
+        })
+        .collect()
+}
+
+fn s(x: impl Into<String>) -> Value {
+    Value::Str(x.into())
+}
+fn i(x: impl Into<i64>) -> Value {
+    Value::Int(x.into())
+}
+fn b(x: bool) -> Value {
+    Value::Bool(x)
+}
+const N: Value = Value::Null;
+
+fn datasources(ctx: &Context) -> Rows {
+    vec![vec![
+        s(&ctx.server.server_name),
+        s("datakube: FLIS-cuber for kommuner / FLIS cubes for Danish municipalities"),
+        s(&ctx.server.data_source_url),
+        s(format!("Provider=MSOLAP;Data Source={}", ctx.server.data_source_url)),
+        s("datakube"),
+        s("MDP"),
+        s("Authenticated"),
+    ]]
+}
+
+/// DISCOVER_PROPERTIES: the properties we know; only the requested ones when restricted.
+fn properties(req: &Discover, ctx: &Context) -> Rows {
+    let catalog = ctx.current_catalog.unwrap_or(&ctx.catalog.name).to_string();
+    let lcid = match ctx.lang {
+        Lang::Da => "1030",
+        Lang::En => "1033",
+    };
+    let req_prop = |n: &str| req.properties.get(n).unwrap_or("").to_string();
+    // (name, type, access, value)
+    let all: Vec<(&str, &str, &str, String)> = vec![
+        ("ServerName", "string", "Read", ctx.server.server_name.clone()),
+        ("ProviderName", "string", "Read", "datakube".into()),
+        ("ProviderVersion", "string", "Read", ctx.server.provider_version.clone()),
+        ("DBMSVersion", "string", "Read", ctx.server.dbms_version.clone()),
+        ("Catalog", "string", "ReadWrite", catalog),
+        ("LocaleIdentifier", "unsignedInt", "ReadWrite", lcid.into()),
+        ("Format", "string", "Write", "Native".into()),
+        ("AxisFormat", "string", "Write", "TupleFormat".into()),
+        ("Content", "string", "Write", "SchemaData".into()),
+        // 63: subselects of any shape, with calculated members (SSAS 2014+).
+        ("MdpropMdxSubqueries", "int", "Read", "63".into()),
+        ("MdpropMdxDrillFunctions", "int", "Read", "7".into()),
+        ("MdpropMdxNamedSets", "int", "Read", "15".into()),
+        ("MdpropMdxDdlExtensions", "int", "Read", "23".into()),
+        ("MdpropMdxObjQualification", "int", "Read", "61".into()),
+        ("MdpropMdxSlicer", "int", "Read", "2".into()),
+        ("MdpropMdxFormulas", "int", "Read", "3".into()),
+        ("MdpropMdxNonMeasureExpressions", "int", "Read", "1".into()),
+        ("DbpropMsmdSubqueries", "int", "ReadWrite", "2".into()),
+        ("DbpropMsmdOptimizeResponse", "long", "ReadWrite", "9".into()),
+        ("DbpropMsmdActivityID", "string", "ReadWrite", req_prop("DbpropMsmdActivityID")),
+        ("DbpropMsmdCurrentActivityID", "string", "ReadWrite", req_prop("DbpropMsmdCurrentActivityID")),
+        ("DbpropMsmdRequestID", "string", "ReadWrite", req_prop("DbpropMsmdRequestID")),
+        ("ApplicationContext", "string", "ReadWrite", String::new()),
+        ("DbpropMsmdMDXCompatibility", "int", "ReadWrite", "1".into()),
+        ("MdxMissingMemberMode", "string", "ReadWrite", "Error".into()),
+        ("SafetyOptions", "int", "ReadWrite", "2".into()),
+        ("Timeout", "unsignedInt", "ReadWrite", "0".into()),
+        ("StateSupport", "string", "Read", "Sessions".into()),
+        ("ProviderType", "string", "Read", "MDP".into()),
+        ("DataSourceInfo", "string", "ReadWrite", String::new()),
+        ("BeginRange", "int", "Write", "-1".into()),
+        ("EndRange", "int", "Write", "-1".into()),
+    ];
+    let wanted = req.restriction("PropertyName");
+    all.into_iter()
+        .filter(|(n, ..)| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(n)))
+        .map(|(n, t, a, v)| vec![s(n), s(n), s(t), s(a), b(false), if v.is_empty() { s("") } else { s(v) }])
+        .collect()
+}
+
+fn schema_rowsets() -> Rows {
+    ROWSETS
+        .iter()
+        .map(|r| {
+            vec![
+                s(r.name),
+                s(r.guid),
+                Value::Restrictions(r.restrictions.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()),
+                s(r.description),
+                i(r.restrictions_mask()),
+            ]
+        })
+        .collect()
+}
+
+fn enumerators() -> Rows {
+    let e = |enum_name: &str, desc: &str, element: &str, value: &str| {
+        vec![s(enum_name), s(desc), s("string"), s(element), N, s(value)]
+    };
+    vec![
+        e("ProviderType", "Provider types", "MDP", "MDP"),
+        e("AuthenticationMode", "Authentication modes", "Authenticated", "Authenticated"),
+        e("PropertyAccessType", "Property access", "Read", "Read"),
+        e("PropertyAccessType", "Property access", "Write", "Write"),
+        e("PropertyAccessType", "Property access", "ReadWrite", "ReadWrite"),
+        e("StateSupport", "Session support", "Sessions", "Sessions"),
+        e("Format", "Result formats", "Native", "Native"),
+        e("Format", "Result formats", "Multidimensional", "Multidimensional"),
+        e("Format", "Result formats", "Tabular", "Tabular"),
+        e("AxisFormat", "Axis formats", "TupleFormat", "TupleFormat"),
+        e("Content", "Content", "SchemaData", "SchemaData"),
+        e("Content", "Content", "Schema", "Schema"),
+        e("Content", "Content", "Data", "Data"),
+        e("Content", "Content", "None", "None"),
+    ]
+}
+
+const KEYWORDS: &[&str] = &[
+    "AND", "AS", "ASC", "AXIS", "BASC", "BDESC", "CALCULATION", "CASE", "CELL", "CHAPTERS", "COLUMNS", "CREATE",
+    "CURRENTCUBE", "DESC", "DIMENSION", "DRILLTHROUGH", "DROP", "ELSE", "EMPTY", "END", "FIRSTROWSET", "FROM",
+    "IS", "MAXROWS", "MEMBER", "NON", "NOT", "NULL", "ON", "OR", "PAGES", "PROPERTIES", "RETURN", "ROWS",
+    "SECTIONS", "SELECT", "SESSION", "SET", "THEN", "WHEN", "WHERE", "WITH", "XOR",
+];
+
+fn literals() -> Rows {
+    // LITERAL_NAME, VALUE, INVALID_CHARS, INVALID_STARTING_CHARS, MAX_LENGTH, NAME_ENUM_VALUE
+    vec![
+        vec![s("DBLITERAL_CATALOG_NAME"), N, s("."), s("0123456789"), i(24), i(2)],
+        vec![s("DBLITERAL_CATALOG_SEPARATOR"), s("."), N, N, i(0), i(3)],
+        vec![s("DBLITERAL_COLUMN_ALIAS"), N, s("'\"[]"), s("0123456789"), i(-1), i(5)],
+        vec![s("DBLITERAL_COLUMN_NAME"), N, s("."), s("0123456789"), i(-1), i(6)],
+        vec![s("DBLITERAL_CORRELATION_NAME"), N, s("'\"[]"), s("0123456789"), i(-1), i(7)],
+        vec![s("DBLITERAL_CUBE_NAME"), N, s("."), s("0123456789"), i(-1), i(21)],
+        vec![s("DBLITERAL_DIMENSION_NAME"), N, s("."), s("0123456789"), i(-1), i(22)],
+        vec![s("DBLITERAL_HIERARCHY_NAME"), N, s("."), s("0123456789"), i(-1), i(23)],
+        vec![s("DBLITERAL_LEVEL_NAME"), N, s("."), s("0123456789"), i(-1), i(24)],
+        vec![s("DBLITERAL_MEMBER_NAME"), N, s("."), s("0123456789"), i(-1), i(25)],
+        vec![s("DBLITERAL_PROPERTY_NAME"), N, s("."), s("0123456789"), i(-1), i(26)],
+        vec![s("DBLITERAL_QUOTE_PREFIX"), s("["), N, N, i(1), i(15)],
+        vec![s("DBLITERAL_QUOTE_SUFFIX"), s("]"), N, N, i(1), i(28)],
+    ]
+}
+
+fn catalogs(ctx: &Context) -> Rows {
+    let c = ctx.catalog;
+    vec![vec![
+        s(&c.name),
+        c.description.as_ref().map(|d| s(d.get(ctx.lang))).unwrap_or(N),
+        N,
+        s(ctx.schema_updated),
+        i(1100),
+        i(0),
+        N,
+        s(&c.name),
+    ]]
+}
+
+fn tables(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for cube in &ctx.catalog.cubes {
+        rows.push(vec![
+            s(&ctx.catalog.name),
+            N,
+            s(&cube.name),
+            s("SYSTEM TABLE"),
+            N,
+            cube.description.as_ref().map(|d| s(d.get(ctx.lang))).unwrap_or(N),
+            N,
+            N,
+            s(ctx.schema_updated),
+            s("MEASURE_GROUP"),
+            s(&cube.name),
+        ]);
+        for d in &cube.dimensions {
+            rows.push(vec![
+                s(&ctx.catalog.name),
+                N,
+                s(format!("${}.${}", cube.name, d.name)),
+                s("SYSTEM TABLE"),
+                N,
+                d.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
+                N,
+                N,
+                s(ctx.schema_updated),
+                s("CUBE_DIMENSION"),
+                s(&cube.name),
+            ]);
+        }
+    }
+    rows
+}
+
+fn columns(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    let mut push = |table: String, name: String, ordinal: i64, data_type: i64, olap: &str| {
+        let mut r = vec![s(&ctx.catalog.name), N, s(table), s(name), N, N, i(ordinal), N, N, i(0), b(true), i(data_type)];
+        r.extend(std::iter::repeat_n(N, 16));
+        r.push(s(olap));
+        rows.push(r);
+    };
+    for cube in &ctx.catalog.cubes {
+        for (n, m) in cube.measures.iter().enumerate() {
+            push(cube.name.clone(), m.name.clone(), n as i64 + 1, measure_data_type(&m.kind), "MEASURE");
+        }
+        for d in &cube.dimensions {
+            let mut ordinal = 1;
+            for h in &d.hierarchies {
+                for l in &h.levels {
+                    push(format!("${}.${}", cube.name, d.name), l.name.clone(), ordinal, 130, "ATTRIBUTE");
+                    ordinal += 1;
+                }
+            }
+        }
+    }
+    rows
+}
+
+fn cube_rows_filter<'a>(ctx: &'a Context) -> impl Iterator<Item = &'a Cube> {
+    ctx.catalog.cubes.iter()
+}
+
+fn cubes(ctx: &Context) -> Rows {
+    cube_rows_filter(ctx)
+        .map(|c| {
+            vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s("CUBE"),
+                N,
+                N,
+                s(ctx.schema_updated),
+                N,
+                s(ctx.data_updated),
+                N,
+                c.description.as_ref().map(|d| s(d.get(ctx.lang))).unwrap_or(N),
+                b(c.drillthrough.is_some() && c.security.class == SecurityClass::Individual),
+                b(false),
+                b(false),
+                b(false),
+                s(c.caption.get(ctx.lang)),
+                N,
+                i(1),
+                i(0),
+            ]
+        })
+        .collect()
+}
+
+/// MD_DIMTYPE_*: 1 time, 2 measure, 3 other.
+fn dimension_type(is_time: bool) -> i64 {
+    if is_time { 1 } else { 3 }
+}
+
+fn hmembers<'a>(ctx: &'a Context, cube: &Cube, h: &Hierarchy) -> Option<&'a HierarchyMembers> {
+    ctx.members.hierarchy(&cube.name, &h.unique_name).map(|a| a.as_ref())
+}
+
+fn visible_measures(cube: &Cube) -> usize {
+    cube.measures.iter().filter(|m| m.visible).count()
+}
+
+fn dimensions(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        let mk = |name: &str, unique: String, caption: &str, ordinal: usize, ty: i64, card: usize, default_h: String, desc: Value| {
+            vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s(name),
+                s(unique),
+                N,
+                s(caption),
+                i(ordinal as i64),
+                i(ty),
+                i(card as i64),
+                s(default_h),
+                desc,
+                b(false),
+                b(false),
+                i(1),
+                N,
+                b(true),
+                i(1),
+            ]
+        };
+        rows.push(mk("Measures", "[Measures]".into(), measures_caption(ctx.lang), 0, 2, visible_measures(c), "[Measures]".into(), N));
+        for (n, d) in c.dimensions.iter().enumerate() {
+            let card = d.hierarchies.iter().filter_map(|h| hmembers(ctx, c, h)).map(|m| m.cardinality()).max().unwrap_or(0);
+            rows.push(mk(
+                &d.name,
+                d.unique_name(),
+                d.caption.get(ctx.lang),
+                n + 1,
+                dimension_type(d.is_time()),
+                card,
+                d.default_hierarchy().unique_name.clone(),
+                d.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
+            ));
+        }
+    }
+    rows
+}
+
+fn measures_caption(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Da => "Værdier",
+        Lang::En => "Measures",
+    }
+}
+
+fn hierarchies(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        let default_measure = c.default_measure().map(|m| m.unique_name.clone()).unwrap_or_default();
+        rows.push(vec![
+            s(&ctx.catalog.name),
+            N,
+            s(&c.name),
+            s("[Measures]"),
+            s("Measures"),
+            s("[Measures]"),
+            N,
+            s(measures_caption(ctx.lang)),
+            i(2),
+            i(visible_measures(c) as i64),
+            s(default_measure),
+            N,
+            N,
+            i(0),
+            b(false),
+            b(false),
+            i(1),
+            b(true),
+            i(0),
+            b(true),
+            b(true),
+            i(6),
+            N,
+            i(0),
+            i(1),
+            s("Natural"),
+            i(1),
+        ]);
+        for (dn, d) in c.dimensions.iter().enumerate() {
+            for (hn, h) in d.hierarchies.iter().enumerate() {
+                let card = hmembers(ctx, c, h).map(|m| m.cardinality()).unwrap_or(0);
+                let (structure, structure_type, origin) = if h.is_parent_child() {
+                    (2, "Unnatural", 3)
+                } else if h.levels.len() > 1 {
+                    (0, "Natural", 1)
+                } else {
+                    (0, "Natural", 2)
+                };
+                rows.push(vec![
+                    s(&ctx.catalog.name),
+                    N,
+                    s(&c.name),
+                    s(d.unique_name()),
+                    s(&h.name),
+                    s(&h.unique_name),
+                    N,
+                    s(h.caption.get(ctx.lang)),
+                    i(dimension_type(d.is_time())),
+                    i(card as i64),
+                    s(h.default_member_unique_name()),
+                    s(&h.all_member.unique_name),
+                    h.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
+                    i(structure),
+                    b(false),
+                    b(false),
+                    i(1),
+                    b(true),
+                    i((dn * 100 + hn) as i64),
+                    b(d.shared),
+                    b(true),
+                    i(origin),
+                    h.display_folder.as_ref().map(|f| s(f.as_str())).unwrap_or(N),
+                    i(0),
+                    i(1),
+                    s(structure_type),
+                    i(1),
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+/// MDLEVEL_TYPE_*.
+fn level_type(t: LevelType) -> i64 {
+    match t {
+        LevelType::Regular => 0,
+        LevelType::Years => 0x14,
+        LevelType::Quarters => 0x44,
+        LevelType::Months => 0x84,
+        LevelType::Weeks => 0x104,
+        LevelType::Days => 0x204,
+    }
+}
+
+fn levels(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        let level_row = |dim: String,
+                         hier: &str,
+                         name: &str,
+                         unique: &str,
+                         caption: &str,
+                         number: usize,
+                         card: usize,
+                         ty: i64,
+                         desc: Value,
+                         dbtype: i64| {
+            vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s(dim),
+                s(hier),
+                s(name),
+                s(unique),
+                N,
+                s(caption),
+                i(number as i64),
+                i(card as i64),
+                i(ty),
+                desc,
+                i(0),
+                i(0),
+                b(true),
+                N,
+                i(dbtype),
+                N,
+                N,
+                N,
+                N,
+                N,
+                i(1),
+                i(1),
+                i(1),
+            ]
+        };
+        rows.push(level_row(
+            "[Measures]".into(),
+            "[Measures]",
+            "MeasuresLevel",
+            "[Measures].[MeasuresLevel]",
+            "MeasuresLevel",
+            0,
+            visible_measures(c),
+            0,
+            N,
+            130,
+        ));
+        for d in &c.dimensions {
+            for h in &d.hierarchies {
+                let hm = hmembers(ctx, c, h);
+                let all_unique = format!("{}.[(All)]", h.unique_name);
+                rows.push(level_row(d.unique_name(), &h.unique_name, "(All)", &all_unique, "(All)", 0, 1, 1, N, 3));
+                for l in &h.levels {
+                    let card = if h.is_parent_child() {
+                        hm.map(|m| m.cardinality().saturating_sub(1)).unwrap_or(0)
+                    } else {
+                        hm.map(|m| m.level_members(l.number).len()).unwrap_or(0)
+                    };
+                    let dbtype = match l.key_type.as_deref() {
+                        Some(t) if t.contains("INT") => 3,
+                        _ => 130,
+                    };
+                    rows.push(level_row(
+                        d.unique_name(),
+                        &h.unique_name,
+                        &l.name,
+                        &l.unique_name,
+                        l.caption.get(ctx.lang),
+                        l.number,
+                        card,
+                        level_type(l.level_type),
+                        l.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
+                        dbtype,
+                    ));
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// MDMEASURE_AGGR_*.
+fn aggregator_code(kind: &MeasureKind) -> i64 {
+    match kind {
+        MeasureKind::Calculated(_) => 127,
+        MeasureKind::Stored(m) => match m.aggregator {
+            Aggregator::Sum => 1,
+            Aggregator::Count => 2,
+            Aggregator::Min => 3,
+            Aggregator::Max => 4,
+            Aggregator::Avg => 5,
+            Aggregator::DistinctCount => 8,
+            Aggregator::AverageOverTime => 10,
+            Aggregator::LastNonEmpty => 14,
+        },
+    }
+}
+
+/// DBTYPE of a measure's values: 20 (I8) for counts, 5 (R8) otherwise.
+fn measure_data_type(kind: &MeasureKind) -> i64 {
+    match kind {
+        MeasureKind::Stored(m) if matches!(m.aggregator, Aggregator::Count | Aggregator::DistinctCount) => 20,
+        _ => 5,
+    }
+}
+
+fn measures(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        for m in &c.measures {
+            let expression = match &m.kind {
+                MeasureKind::Calculated(cm) => s(&cm.expression),
+                MeasureKind::Stored(_) => N,
+            };
+            rows.push(vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s(&m.name),
+                s(&m.unique_name),
+                s(m.caption.get(ctx.lang)),
+                N,
+                i(aggregator_code(&m.kind)),
+                i(measure_data_type(&m.kind)),
+                i(16),
+                i(-1),
+                N,
+                m.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
+                expression,
+                b(m.visible),
+                N,
+                s(&m.name),
+                s(m.caption.get(ctx.lang)),
+                s(c.measure_group_name()),
+                m.display_folder.as_ref().map(|f| s(f.as_str())).unwrap_or(N),
+                m.format_string.as_ref().map(|f| s(f.as_str())).unwrap_or(N),
+            ]);
+        }
+    }
+    rows
+}
+
+fn measure_groups(ctx: &Context) -> Rows {
+    ctx.catalog
+        .cubes
+        .iter()
+        .map(|c| {
+            vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s(c.measure_group_name()),
+                c.description.as_ref().map(|d| s(d.get(ctx.lang))).unwrap_or(N),
+                b(false),
+                s(c.caption.get(ctx.lang)),
+            ]
+        })
+        .collect()
+}
+
+fn measure_group_dimensions(ctx: &Context) -> Rows {
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        for d in &c.dimensions {
+            let h = d.default_hierarchy();
+            let granularity = h.levels.last().map(|l| l.unique_name.clone()).unwrap_or_default();
+            rows.push(vec![
+                s(&ctx.catalog.name),
+                N,
+                s(&c.name),
+                s(c.measure_group_name()),
+                s("ONE"),
+                s(d.unique_name()),
+                s("MANY"),
+                b(true),
+                b(false),
+                s(granularity),
+            ]);
+        }
+    }
+    rows
+}
+
+/// The cell properties we support (PROPERTY_TYPE 2), in SSAS order.
+pub const CELL_PROPERTIES: &[(&str, i64)] = &[
+    ("BACK_COLOR", 19),
+    ("CELL_ORDINAL", 19),
+    ("FORE_COLOR", 19),
+    ("FORMATTED_VALUE", 130),
+    ("FORMAT_STRING", 130),
+    ("VALUE", 12),
+    ("LANGUAGE", 19),
+];
+
+fn member_and_cell_properties(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
+    let types = req.restriction("PROPERTY_TYPE");
+    let wants = |t: &str| types.is_empty() || types.iter().any(|v| v.trim() == t);
+    let mut rows = Vec::new();
+    let empty_row = || vec![N; 24];
+    if wants("2") && !types.is_empty() {
+        for (name, dt) in CELL_PROPERTIES {
+            let mut r = empty_row();
+            r[0] = s(&ctx.catalog.name);
+            r[7] = i(2);
+            r[8] = s(*name);
+            r[9] = s(*name);
+            r[10] = i(*dt);
+            r[23] = b(true);
+            rows.push(r);
+        }
+    }
+    if wants("1") {
+        for c in &ctx.catalog.cubes {
+            for d in &c.dimensions {
+                for h in &d.hierarchies {
+                    for l in &h.levels {
+                        for p in &l.properties {
+                            let mut r = empty_row();
+                            r[0] = s(&ctx.catalog.name);
+                            r[2] = s(&c.name);
+                            r[3] = s(d.unique_name());
+                            r[4] = s(&h.unique_name);
+                            r[5] = s(&l.unique_name);
+                            r[7] = i(1);
+                            r[8] = s(&p.name);
+                            r[9] = s(p.caption.get(ctx.lang));
+                            r[10] = i(match p.data_type {
+                                PropertyType::String => 130,
+                                PropertyType::Integer => 20,
+                                PropertyType::Number => 5,
+                                PropertyType::Boolean => 11,
+                                PropertyType::Date => 7,
+                            });
+                            r[15] = p.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N);
+                            r[16] = i(0);
+                            r[19] = i(1);
+                            r[23] = b(true);
+                            rows.push(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// MDSCHEMA_MEMBERS with TREE_OP: 1 children, 2 siblings, 4 parent, 8 self, 16 descendants, 32 ancestors.
+fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
+    let tree_op: Option<u32> = match req.restriction("TREE_OP").first() {
+        Some(v) => Some(v.trim().parse().map_err(|_| Fault::new(codes::BAD_RESTRICTION, format!("TREE_OP must be a number, got '{v}'")))?),
+        None => None,
+    };
+    let wanted_unique = req.restriction("MEMBER_UNIQUE_NAME");
+    let level_numbers: Vec<usize> = req.restriction("LEVEL_NUMBER").iter().filter_map(|v| v.trim().parse().ok()).collect();
+    let mut rows = Vec::new();
+    for c in &ctx.catalog.cubes {
+        for d in &c.dimensions {
+            for h in &d.hierarchies {
+                let Some(hm) = hmembers(ctx, c, h) else { continue };
+                let mut ids: Vec<u32> = Vec::new();
+                if wanted_unique.is_empty() {
+                    if tree_op.is_some() {
+                        return Err(Fault::new(codes::BAD_RESTRICTION, "TREE_OP needs a MEMBER_UNIQUE_NAME restriction"));
+                    }
+                    for (n, lvl) in hm.levels.iter().enumerate() {
+                        if level_numbers.is_empty() || level_numbers.contains(&n) {
+                            ids.extend(lvl);
+                        }
+                    }
+                } else {
+                    for u in wanted_unique {
+                        let Some(id) = hm.by_unique_name(u) else { continue };
+                        let op = tree_op.unwrap_or(8);
+                        let m = hm.get(id);
+                        if op & 32 != 0 {
+                            let mut anc = Vec::new();
+                            let mut p = m.parent;
+                            while let Some(pid) = p {
+                                anc.push(pid);
+                                p = hm.get(pid).parent;
+                            }
+                            anc.reverse();
+                            ids.extend(anc);
+                        }
+                        if op & 4 != 0 {
+                            ids.extend(m.parent);
+                        }
+                        if op & 2 != 0 {
+                            match m.parent {
+                                Some(p) => ids.extend(hm.get(p).children.iter().filter(|&&k| k != id)),
+                                None => {}
+                            }
+                        }
+                        if op & 8 != 0 {
+                            ids.push(id);
+                        }
+                        if op & 1 != 0 {
+                            ids.extend(&m.children);
+                        }
+                        if op & 16 != 0 {
+                            let mut stack: Vec<u32> = m.children.iter().rev().copied().collect();
+                            while let Some(k) = stack.pop() {
+                                ids.push(k);
+                                stack.extend(hm.get(k).children.iter().rev());
+                            }
+                        }
+                    }
+                }
+                for id in ids {
+                    let m = hm.get(id);
+                    let level_unique = if m.level == 0 {
+                        format!("{}.[(All)]", h.unique_name)
+                    } else if h.is_parent_child() {
+                        h.levels[0].unique_name.clone()
+                    } else {
+                        h.levels[m.level as usize - 1].unique_name.clone()
+                    };
+                    let parent = m.parent.map(|p| hm.get(p));
+                    rows.push(vec![
+                        s(&ctx.catalog.name),
+                        N,
+                        s(&c.name),
+                        s(d.unique_name()),
+                        s(&h.unique_name),
+                        s(level_unique),
+                        i(m.level as i64),
+                        i(m.ordinal as i64),
+                        s(&m.name),
+                        s(&m.unique_name),
+                        i(if m.level == 0 { 2 } else { 1 }),
+                        N,
+                        s(m.caption(ctx.lang)),
+                        i(m.children.len() as i64),
+                        parent.map(|p| i(p.level as i64)).unwrap_or(N),
+                        parent.map(|p| s(&p.unique_name)).unwrap_or(N),
+                        i(if parent.is_some() { 1 } else { 0 }),
+                        N,
+                        N,
+                        s(m.key.to_string()),
+                        b(false),
+                        b(true),
+                        N,
+                    ]);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn functions() -> Rows {
+    // Filled from the MDX engine's function table when it lands (issue 4).
+    Vec::new()
+}
