@@ -1,0 +1,440 @@
+//! The YAML file format, exactly as written: one type per kind of block. These types are
+//! deserialized with serde (unknown keys are errors) and are the source of the JSON Schema
+//! (`cube-definitions/schema.json`). Meaning (references, columns, duplicates) is checked
+//! afterwards and turned into the resolved [`crate::Catalog`].
+//!
+//! The doc comments below become the descriptions editors show on hover.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A cube-definition file holds exactly one of `catalog:`, `dimension:` (a shared dimension)
+/// or `cube:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DefinitionFile {
+    /// The catalog (database) all cubes belong to. Exactly one file per folder has it.
+    Catalog(CatalogDef),
+    /// A shared dimension, defined once and used by several cubes (`shared: <name>`).
+    Dimension(DimensionDef),
+    /// A cube: its fact source, dimensions, measures and security.
+    Cube(CubeDef),
+}
+
+/// The catalog shown as the database in Excel (`FLIS`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogDef {
+    /// Catalog name, e.g. `FLIS`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+}
+
+/// A caption in Danish (the default) and English. Both are required.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionDef {
+    /// Danish caption (default language).
+    #[schemars(required)]
+    pub da: Option<String>,
+    /// English caption.
+    #[schemars(required)]
+    pub en: Option<String>,
+}
+
+/// A longer description. English falls back to Danish when absent.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescriptionDef {
+    pub da: String,
+    pub en: Option<String>,
+}
+
+/// Where rows come from: a table of a dataset (`{dataset: oekonomi, table: postering}`) or
+/// Parquet files (`{path: "some/glob/*.parquet"}`, relative to the data directory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    pub dataset: Option<String>,
+    pub table: Option<String>,
+    pub path: Option<String>,
+}
+
+impl JsonSchema for SourceDef {
+    fn schema_name() -> Cow<'static, str> {
+        "SourceDef".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Where rows come from: a table of a dataset or a glob of Parquet files.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "dataset": { "type": "string", "description": "Dataset name, e.g. `oekonomi`." },
+                        "table": { "type": "string", "description": "Table in the dataset, e.g. `postering`." }
+                    },
+                    "required": ["dataset", "table"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "path": { "type": "string", "description": "Glob of Parquet files, relative to the data directory." }
+                    },
+                    "required": ["path"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// A dimension: named hierarchies of levels over a dimension table (or over fact columns when
+/// no source is given).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionDef {
+    /// Dimension name as used in MDX: `Kommune` → `[Kommune]`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Dimension table for all hierarchies (a hierarchy may name its own). Without any source
+    /// the level columns are read from the cube's fact table (a degenerate dimension).
+    pub source: Option<SourceDef>,
+    /// At least one hierarchy; the first is the default hierarchy.
+    pub hierarchies: Vec<HierarchyDef>,
+}
+
+/// A hierarchy: ordered levels from the top (`Region`) to the leaves (`Kommune`), or a
+/// parent-child hierarchy (`parent_column` and exactly one level).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HierarchyDef {
+    /// Hierarchy name: `Geografi` → `[Kommune].[Geografi]`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Folder in Excel's field list.
+    pub display_folder: Option<String>,
+    /// Dimension table of this hierarchy, when it differs from the dimension's `source`.
+    pub source: Option<SourceDef>,
+    /// The member above all others (default name `All`, caption Alle/All).
+    pub all_member: Option<AllMemberDef>,
+    /// MDX unique name of the default member; default: the All member.
+    pub default_member: Option<String>,
+    /// Makes this a parent-child hierarchy: the column holding the parent's key (NULL at the
+    /// top). The single level's `key_column` is the child key.
+    pub parent_column: Option<String>,
+    /// Levels from the top down. The key column of the last level is joined to the cube's
+    /// `foreign_key`.
+    pub levels: Vec<LevelDef>,
+}
+
+/// The All member of a hierarchy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllMemberDef {
+    /// Member name: `[Kommune].[Geografi].[<name>]`.
+    pub name: String,
+    pub caption: Option<CaptionDef>,
+}
+
+/// A level of a hierarchy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelDef {
+    /// Level name: `Kommune` → `[Kommune].[Geografi].[Kommune]`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Column with the member key: `&[751]` in `[Kommune].[Geografi].[Kommune].&[751]`.
+    pub key_column: String,
+    /// Column with the member caption (Danish); default: the key column.
+    pub name_column: Option<String>,
+    /// Column with the English member caption; default: `name_column`.
+    pub name_column_en: Option<String>,
+    /// Column members are sorted by; default: the key column.
+    pub sort_column: Option<String>,
+    /// Level type; time levels must come in the order years, quarters, months, weeks, days.
+    #[serde(rename = "type", default)]
+    pub level_type: LevelType,
+    /// Member keys are unique across the whole level, not only under one parent.
+    #[serde(default)]
+    pub unique_members: bool,
+    /// Member properties (attributes shown with each member).
+    #[serde(default)]
+    pub properties: Vec<PropertyDef>,
+}
+
+/// The kind of a level; all but `regular` make the dimension a time dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelType {
+    #[default]
+    Regular,
+    Years,
+    Quarters,
+    Months,
+    Weeks,
+    Days,
+}
+
+/// A member property: a column shown next to each member of a level.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyDef {
+    /// Property name, e.g. `CVR`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Column holding the value.
+    pub column: String,
+    /// Value type (default `string`).
+    #[serde(rename = "type", default)]
+    pub data_type: PropertyType,
+}
+
+/// Type of a member property value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyType {
+    #[default]
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Date,
+}
+
+/// A cube.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CubeDef {
+    /// Cube name: `FROM [Befolkning]`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// The fact table.
+    pub source: SourceDef,
+    /// Who may see what.
+    pub security: SecurityDef,
+    /// Dimensions in field-list order: references to shared dimensions (`shared:`) or
+    /// dimensions defined here (`name:`, `hierarchies:`).
+    #[serde(default)]
+    pub dimensions: Vec<CubeDimensionDef>,
+    /// At least one measure.
+    #[serde(default)]
+    pub measures: Vec<MeasureDef>,
+    /// Columns returned by "Show Details" (drillthrough). Not allowed on benchmark cubes.
+    pub drillthrough: Option<DrillthroughDef>,
+}
+
+/// A dimension of a cube: either `shared: <name>` (defined in its own file) or a dimension
+/// defined in place (`name`, `caption`, `source`, `hierarchies`). Both need `foreign_key`
+/// unless the dimension reads its columns from the fact table.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CubeDimensionDef {
+    /// Name of a shared dimension (a file with `dimension:`).
+    pub shared: Option<String>,
+    /// Only these hierarchies of the shared dimension (default: all).
+    pub use_hierarchies: Option<Vec<String>>,
+    /// Fact column joined to the dimension key (the key column of the lowest level).
+    pub foreign_key: Option<String>,
+    /// Name of a dimension defined here.
+    pub name: Option<String>,
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Dimension table of a dimension defined here.
+    pub source: Option<SourceDef>,
+    /// Hierarchies of a dimension defined here.
+    pub hierarchies: Option<Vec<HierarchyDef>>,
+}
+
+/// A measure: a fact column with an aggregator, or a calculated MDX `expression`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureDef {
+    /// Measure name: `[Measures].[Antal borgere]`.
+    pub name: String,
+    #[schemars(required)]
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// Fact column aggregated (optional only for `count`, which then counts rows).
+    pub column: Option<String>,
+    /// How values are combined.
+    pub aggregator: Option<Aggregator>,
+    /// For `last_non_empty` and `average_over_time`: the time dimension the measure is
+    /// semi-additive over (it is summed over all other dimensions).
+    pub time_dimension: Option<String>,
+    /// Only fact rows where `column` has one of `values` count, e.g.
+    /// `{column: beloebstype_kode, values: [R]}`.
+    pub filter: Option<FilterDef>,
+    /// MDX expression of a calculated measure, e.g. `[Measures].[Regnskab] - [Measures].[Budget]`.
+    pub expression: Option<String>,
+    /// Excel format string, e.g. `#,##0`, `0.0%`, `#,##0 "kr."`.
+    pub format_string: Option<String>,
+    /// Folder in Excel's field list.
+    pub display_folder: Option<String>,
+    /// Hidden measures can be used in expressions but are not listed (default true).
+    #[serde(default = "yes")]
+    pub visible: bool,
+    /// Name of the measure counting the individuals behind this one (used by disclosure
+    /// control; required on every visible measure of a benchmark cube).
+    pub disclosure_count: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a stored measure aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregator {
+    Sum,
+    Count,
+    DistinctCount,
+    Min,
+    Max,
+    Avg,
+    /// The value of the last time member with data; summed over the other dimensions.
+    LastNonEmpty,
+    /// The average over the time members (of the lowest time level) of the sums.
+    AverageOverTime,
+}
+
+impl Aggregator {
+    /// Semi-additive aggregators need a `time_dimension`.
+    pub fn is_semi_additive(self) -> bool {
+        matches!(self, Aggregator::LastNonEmpty | Aggregator::AverageOverTime)
+    }
+
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregator::Sum => "sum",
+            Aggregator::Count => "count",
+            Aggregator::DistinctCount => "distinct_count",
+            Aggregator::Min => "min",
+            Aggregator::Max => "max",
+            Aggregator::Avg => "avg",
+            Aggregator::LastNonEmpty => "last_non_empty",
+            Aggregator::AverageOverTime => "average_over_time",
+        }
+    }
+}
+
+/// A constant filter on a fact column.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterDef {
+    /// Fact column.
+    pub column: String,
+    /// Accepted values (one or more).
+    pub values: Vec<FilterValue>,
+}
+
+/// A constant: string, integer, number or boolean.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterValue {
+    String(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+}
+
+impl fmt::Display for FilterValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilterValue::String(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            FilterValue::Integer(i) => write!(f, "{i}"),
+            FilterValue::Number(n) => write!(f, "{n}"),
+            FilterValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FilterValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FilterValue, E> {
+                Ok(FilterValue::String(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FilterValue, E> {
+                Ok(FilterValue::Integer(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FilterValue, E> {
+                i64::try_from(v)
+                    .map(FilterValue::Integer)
+                    .map_err(|_| E::custom("integer too large"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FilterValue, E> {
+                Ok(FilterValue::Number(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FilterValue, E> {
+                Ok(FilterValue::Boolean(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for FilterValue {
+    fn schema_name() -> Cow<'static, str> {
+        "FilterValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "integer", "number", "boolean"] })
+    }
+}
+
+/// Access rules of a cube.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityDef {
+    /// `individual`: a user sees only rows of their own municipality, at any grain.
+    /// `benchmark`: all municipalities, aggregated, with small cells suppressed.
+    pub class: SecurityClassDef,
+    /// Fact column holding the municipality of each row (`kommunekode`).
+    pub row_scope_column: String,
+    /// Benchmark only: cells built from fewer individuals are suppressed (default 5).
+    pub min_cell_count: Option<u32>,
+}
+
+/// Security class of a cube.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityClassDef {
+    Individual,
+    Benchmark,
+}
+
+/// Drillthrough ("Show Details"): the rows behind a cell, with these columns.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillthroughDef {
+    /// Table the rows come from (default: the fact table). It must have the cube's
+    /// `row_scope_column`.
+    pub source: Option<SourceDef>,
+    /// Columns returned, in order.
+    pub columns: Vec<String>,
+}
