@@ -188,7 +188,11 @@ impl ServeArgs {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DATAKUBE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
@@ -230,7 +234,16 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     match datakube_model::load_catalog(&path, provider.as_ref().map(|p| p as &dyn datakube_model::SchemaProvider)) {
         Ok(catalog) => {
-            println!("{}: {} cubes valid ({})", path.display(), catalog.cubes.len(), cube_names(&catalog).join(", "));
+            for w in &catalog.warnings {
+                println!("{w}");
+            }
+            println!(
+                "{}: {} cubes valid ({}), {} warning(s)",
+                path.display(),
+                catalog.cubes.len(),
+                cube_names(&catalog).join(", "),
+                catalog.warnings.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {
@@ -279,11 +292,32 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         catalog: catalog.name.clone(),
         cubes: cube_names(&catalog),
     };
+    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
+    let now: String = engine
+        .connection()?
+        .query_row("SELECT strftime(now(), '%Y-%m-%dT%H:%M:%S')", [], |r| r.get(0))
+        .context("reading the clock")?;
+    let host = if a.listen.ip().is_loopback() { "localhost".to_string() } else { a.listen.ip().to_string() };
+    let server_props = datakube_xmla::discover::ServerProps {
+        data_source_url: format!("https://{host}:{}/xmla", a.listen.port()),
+        ..Default::default()
+    };
+    let runtime = datakube_xmla::service::Runtime {
+        catalog: catalog.clone(),
+        members,
+        schema_updated: now.clone(),
+        data_updated: now,
+    };
+    let service = Arc::new(datakube_xmla::service::XmlaService::new(
+        runtime,
+        server_props,
+        Box::new(datakube_xmla::service::NoExecutor),
+    ));
     let server = datakube_http::Server {
         listen: a.listen,
         tls,
         info,
-        handler: Arc::new(datakube_http::NotFound),
+        handler: Arc::new(datakube_xmla::service::XmlaHandler(service)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {

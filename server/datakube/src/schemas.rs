@@ -19,15 +19,7 @@ impl ParquetSchemas {
 
 impl SchemaProvider for ParquetSchemas {
     fn columns(&self, source: &Source) -> Result<Vec<(String, String)>, String> {
-        let glob = match source {
-            Source::Dataset { dataset, table } => {
-                datakube_engine::storage::table_glob(&self.data_dir, dataset, table).map_err(|e| e.to_string())?
-            }
-            Source::Path { glob } => {
-                let p = PathBuf::from(glob);
-                if p.is_absolute() { p } else { self.data_dir.join(p) }
-            }
-        };
+        let glob = datakube_members::source_glob(&self.data_dir, source)?;
         self.engine.parquet_schema(&glob).map_err(|e| format!("cannot read {}: {e}", glob.display()))
     }
 }

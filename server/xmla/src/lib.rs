@@ -5,6 +5,7 @@ pub mod discover;
 pub mod response;
 pub mod rowset;
 pub mod rowsets;
+pub mod service;
 pub mod session;
 pub mod soap;
 

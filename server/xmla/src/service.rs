@@ -1,0 +1,195 @@
+//! The XMLA endpoint: HTTP request in, SOAP response out.
+//!
+//! `POST /xmla` (and `POST /`, so a bare server URL works) carry XMLA. Every response is text
+//! XML with HTTP 200 — faults included — and `X-Transport-Caps-Negotiation-Flags` with binary
+//! XML and compression off.
+
+use std::sync::{Arc, RwLock};
+
+use datakube_http::{BoxFuture, HttpRequest, HttpResponse};
+use datakube_members::MemberStore;
+use datakube_model::{Catalog, Lang};
+use hyper::{Method, StatusCode};
+
+use crate::discover::{self, Context, Fault, ServerProps};
+use crate::response::{self, codes, Kind};
+use crate::session::{SessionError, SessionState, Sessions};
+use crate::soap::{self, SessionHeader};
+
+/// Header every response carries: NEGO, REQ_SX, REQ_XPRESS, RESP_SX, RESP_XPRESS all off.
+pub const CAPS_HEADER: (&str, &str) = ("X-Transport-Caps-Negotiation-Flags", "0,0,0,0,0");
+
+/// The model the server answers from. Replaced as a whole (never mutated) on reload.
+pub struct Runtime {
+    pub catalog: Catalog,
+    pub members: MemberStore,
+    /// xsd:dateTime of when the definitions were loaded and of the data snapshot.
+    pub schema_updated: String,
+    pub data_updated: String,
+}
+
+/// Executes MDX statements (provided by the query engine).
+pub trait Executor: Send + Sync {
+    /// Answer `statement` with an MDDataSet or rowset `<root>`, or a fault.
+    fn execute(&self, runtime: &Runtime, session: &SessionState, statement: &str, props: &soap::Properties, lang: Lang) -> Result<String, Fault>;
+}
+
+/// Until the query engine is wired in: every MDX statement gets a fault naming the feature.
+pub struct NoExecutor;
+impl Executor for NoExecutor {
+    fn execute(&self, _: &Runtime, _: &SessionState, statement: &str, _: &soap::Properties, _: Lang) -> Result<String, Fault> {
+        match datakube_mdx::parse_statement(statement) {
+            Err(e) => Err(Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}"))),
+            Ok(_) => Err(Fault::new(codes::MDX_UNSUPPORTED, "executing MDX statements is not available in this build")),
+        }
+    }
+}
+
+pub struct XmlaService {
+    pub runtime: RwLock<Arc<Runtime>>,
+    pub sessions: Sessions,
+    pub server: ServerProps,
+    pub executor: Box<dyn Executor>,
+}
+
+/// The language for a `LocaleIdentifier`: 1030 (and other Danish LCIDs) Danish, English
+/// LCIDs (1033, 2057, …) English; anything else (e.g. 127 from Mono clients, 3072) the default.
+pub fn lang_for_lcid(lcid: Option<u32>) -> Lang {
+    match lcid {
+        Some(l) if l & 0x3ff == 0x09 => Lang::En,
+        _ => Lang::Da,
+    }
+}
+
+fn xml_response(body: String) -> HttpResponse {
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(hyper::header::CONTENT_TYPE, "text/xml; charset=utf-8".parse().expect("static header"));
+    h.insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+    r
+}
+
+impl XmlaService {
+    pub fn new(runtime: Runtime, server: ServerProps, executor: Box<dyn Executor>) -> Self {
+        XmlaService { runtime: RwLock::new(Arc::new(runtime)), sessions: Sessions::new(), server, executor }
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Handle one XMLA request body for `owner` (the verified identity); returns the SOAP text.
+    pub fn handle_soap(&self, body: &[u8], owner: &str) -> String {
+        let req = match soap::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None),
+        };
+        // Session first: every in-session response echoes the id.
+        let mut session = match &req.session {
+            SessionHeader::None => None,
+            SessionHeader::Begin => Some(self.sessions.begin(owner)),
+            SessionHeader::Use(id) | SessionHeader::End(id) => match self.sessions.use_session(id, owner) {
+                Ok(s) => Some(s),
+                Err(SessionError::NotOwner) => {
+                    return response::fault(codes::SESSION, &format!("session {id} belongs to another user"), None);
+                }
+            },
+        };
+        let props = match &req.method {
+            soap::Method::Discover(d) => &d.properties,
+            soap::Method::Execute(e) => &e.properties,
+        };
+        if let Some(s) = session.as_mut() {
+            s.absorb(&props.0);
+            self.sessions.save(s);
+        }
+        let session_id = session.as_ref().map(|s| s.id.clone());
+        let lcid = props.get("LocaleIdentifier").and_then(|v| v.trim().parse().ok()).or(session.as_ref().and_then(|s| s.locale));
+        let lang = lang_for_lcid(lcid);
+        let runtime = self.runtime();
+        let requested_catalog = props.get("Catalog").filter(|c| !c.is_empty()).map(str::to_string);
+        let current_catalog = requested_catalog.clone().or_else(|| session.as_ref().and_then(|s| s.catalog.clone()));
+        if let Some(c) = &current_catalog {
+            if !c.eq_ignore_ascii_case(&runtime.catalog.name) {
+                return response::fault(
+                    codes::UNKNOWN_CATALOG,
+                    &format!("unknown catalog '{c}'; this server has the catalog '{}'", runtime.catalog.name),
+                    session_id.as_deref(),
+                );
+            }
+        }
+        let result = match &req.method {
+            soap::Method::Discover(d) => {
+                let ctx = Context {
+                    catalog: &runtime.catalog,
+                    members: &runtime.members,
+                    lang,
+                    current_catalog: current_catalog.as_deref(),
+                    server: &self.server,
+                    schema_updated: &runtime.schema_updated,
+                    data_updated: &runtime.data_updated,
+                };
+                discover::discover(d, &ctx).map(|root| (Kind::Discover, root))
+            }
+            soap::Method::Execute(e) => {
+                if e.statement.trim().is_empty() {
+                    Ok((Kind::Execute, response::empty_root()))
+                } else {
+                    let state = session.clone().unwrap_or_default();
+                    self.executor.execute(&runtime, &state, &e.statement, &e.properties, lang).map(|root| (Kind::Execute, root))
+                }
+            }
+        };
+        if let SessionHeader::End(id) = &req.session {
+            let _ = self.sessions.end(id, owner);
+        }
+        match result {
+            Ok((kind, root)) => response::envelope(kind, session_id.as_deref(), &root),
+            Err(f) => {
+                tracing::info!(code = f.code, "XMLA fault: {}", f.message);
+                response::fault(f.code, &f.message, session_id.as_deref())
+            }
+        }
+    }
+}
+
+/// The HTTP side: routes `POST /xmla` and `POST /` to XMLA.
+pub struct XmlaHandler(pub Arc<XmlaService>);
+
+impl datakube_http::Handler for XmlaHandler {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
+        let svc = self.0.clone();
+        Box::pin(async move {
+            match (&req.method, req.path.as_str()) {
+                (&Method::POST, "/xmla" | "/" | "/xmla/") => {
+                    // Identity arrives with the security issue; until then every caller is the
+                    // development user (the server listens on loopback by default).
+                    let body = req.body.clone();
+                    let text = tokio::task::spawn_blocking(move || svc.handle_soap(&body, "dev"))
+                        .await
+                        .unwrap_or_else(|e| response::fault(codes::INTERNAL, &format!("internal error: {e}"), None));
+                    xml_response(text)
+                }
+                (&Method::GET, "/") => {
+                    let rt = svc.runtime();
+                    let mut r = datakube_http::text(
+                        StatusCode::OK,
+                        format!(
+                            "datakube — XMLA server for catalog {} ({} cubes).\nConnect Excel (Data > Get Data > From Analysis Services) to {}\n",
+                            rt.catalog.name,
+                            rt.catalog.cubes.len(),
+                            svc.server.data_source_url
+                        ),
+                    );
+                    r.headers_mut().insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+                    r
+                }
+                _ => {
+                    let mut r = datakube_http::text(StatusCode::NOT_FOUND, format!("no such path: {}\n", req.path));
+                    r.headers_mut().insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+                    r
+                }
+            }
+        })
+    }
+}
