@@ -1,6 +1,7 @@
 //! `datakube-xmla`: XMLA for Analysis over SOAP — request parsing, sessions, Discover
 //! rowsets, and the writers for rowsets, MDDataSets and faults.
 
+pub mod cellset;
 pub mod discover;
 pub mod response;
 pub mod rowset;
