@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: loading the shared MDX corpora.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Root of the shared test data (`/work/shared` unless `DATAKUBE_SHARED_DIR` is set).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("DATAKUBE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+}
+
+/// Decode the XML entities `&lt; &gt; &amp; &quot; &apos; &#N; &#xN;` once.
+pub fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';').filter(|&e| e <= 12) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..end];
+        let decoded = match ent {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ if ent.starts_with("#x") || ent.starts_with("#X") => {
+                u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32)
+            }
+            _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text between `<tag>` (possibly with attributes) and `</tag>`, for every occurrence.
+pub fn elements(xml: &str, tag: &str) -> Vec<String> {
+    let open_plain = format!("<{tag}>");
+    let open_attr = format!("<{tag} ");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    loop {
+        let start = match (rest.find(&open_plain), rest.find(&open_attr)) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        let Some(gt) = rest[start..].find('>') else { break };
+        let body_start = start + gt + 1;
+        let Some(len) = rest[body_start..].find(&close) else {
+            break;
+        };
+        out.push(rest[body_start..body_start + len].to_string());
+        rest = &rest[body_start + len + close.len()..];
+    }
+    out
+}
+
+/// All MDX statements sent by Excel in the recorded session (`<Statement>` of each request).
+pub fn excel_statements() -> Vec<String> {
+    let path = shared_dir().join("traces/excel365-session.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read Excel trace {} ({e}); set DATAKUBE_SHARED_DIR",
+            path.display()
+        )
+    });
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("trace line is JSON");
+        if let Some(xml) = v.get("request_xml").and_then(|x| x.as_str()) {
+            for st in elements(xml, "Statement") {
+                let st = xml_unescape(&st);
+                if !st.trim().is_empty() {
+                    out.push(st);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `(file name, query)` for every FoodMart conformance query. The files escape `<`/`>` twice
+/// (`&amp;gt;`), so entities are decoded until the text no longer changes.
+pub fn foodmart_queries() -> Vec<(String, String)> {
+    let dir = shared_dir().join("conformance/mondrian-foodmart/queries");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e}); set DATAKUBE_SHARED_DIR", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let xml = std::fs::read_to_string(&f).expect("read query file");
+        for q in elements(&xml, "mdxQuery") {
+            let mut q = q;
+            loop {
+                let d = xml_unescape(&q);
+                if d == q {
+                    break;
+                }
+                q = d;
+            }
+            out.push((f.file_name().unwrap().to_string_lossy().into_owned(), q));
+        }
+    }
+    out
+}
