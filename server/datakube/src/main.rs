@@ -311,7 +311,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let service = Arc::new(datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
-        Box::new(datakube_xmla::service::NoExecutor),
+        Box::new(datakube_query::xmla::QueryExecutor { engine: engine.clone(), data_dir: cli.data_dir.clone() }),
     ));
     let server = datakube_http::Server {
         listen: a.listen,

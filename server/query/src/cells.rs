@@ -1,0 +1,445 @@
+//! Fetching stored-measure values: the cells a query needs are grouped by the levels their
+//! coordinates sit on; each group becomes one SQL statement over the fact table.
+//!
+//! Every statement carries the row scope (`WHERE <row scope column> IN (...)` or `all rows`
+//! in the printed plan), the subselect/slicer restrictions, and filters on member keys.
+//! Keys go in as literals made from typed keys ([`datakube_members::Key::sql_literal`]);
+//! identifiers come only from the cube definitions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use datakube_engine::{sql_ident, sql_string, Engine};
+use datakube_model::{Aggregator, FilterValue};
+
+use crate::error::{QueryError, Result};
+use crate::eval::{CellSource, Scalar};
+use crate::space::{HierIdx, QueryMeasureKind, Space};
+
+/// Which fact rows a principal may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowScope {
+    All,
+    /// Only rows whose row-scope column is one of these municipality codes.
+    Kommuner(Vec<i64>),
+}
+
+/// Restrictions on the whole query (subselects, set slicers): for a hierarchy, fact rows must
+/// belong to one of these members (given as (level, member id)).
+pub type Restrictions = BTreeMap<HierIdx, Vec<u32>>;
+
+/// Largest IN-list written for member keys; beyond it the filter is left out (the
+/// grouping still separates the cells).
+const MAX_IN_LIST: usize = 20_000;
+
+/// One planned SQL statement: printable, for tests and `EXPLAIN`-style logs.
+#[derive(Debug, Clone)]
+pub struct CellQuery {
+    pub cube: String,
+    /// Grouping: (hierarchy unique name, level name).
+    pub grouping: Vec<(String, String)>,
+    pub measures: Vec<String>,
+    pub row_scope: RowScope,
+    pub sql: String,
+}
+
+impl fmt::Display for CellQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "CellQuery cube=[{}]", self.cube)?;
+        let g: Vec<String> = self.grouping.iter().map(|(h, l)| format!("{h}.[{l}]")).collect();
+        writeln!(f, "  group by: {}", if g.is_empty() { "(grand total)".into() } else { g.join(", ") })?;
+        writeln!(f, "  measures: {}", self.measures.join(", "))?;
+        match &self.row_scope {
+            RowScope::All => writeln!(f, "  row scope: all rows")?,
+            RowScope::Kommuner(k) => writeln!(f, "  row scope: kommunekode in {k:?}")?,
+        }
+        write!(f, "  sql: {}", self.sql)
+    }
+}
+
+/// Coordinates without the measure (hierarchies 1..).
+type Coord = Vec<u32>;
+
+pub struct CellFetcher<'s, 'a> {
+    space: &'s Space<'a>,
+    engine: &'s Engine,
+    data_dir: &'s Path,
+    scope: RowScope,
+    restrictions: Restrictions,
+    cache: HashMap<(u32, Coord), Scalar>,
+    pending: HashSet<(u32, Coord)>,
+    /// Every statement run, in order (for logs and tests).
+    pub executed: Vec<CellQuery>,
+}
+
+impl<'s, 'a> CellFetcher<'s, 'a> {
+    pub fn new(space: &'s Space<'a>, engine: &'s Engine, data_dir: &'s Path, scope: RowScope, restrictions: Restrictions) -> Self {
+        CellFetcher {
+            space,
+            engine,
+            data_dir,
+            scope,
+            restrictions,
+            cache: HashMap::new(),
+            pending: HashSet::new(),
+            executed: Vec::new(),
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Run SQL for every pending cell.
+    pub fn fetch_pending(&mut self) -> Result<()> {
+        let pending: Vec<(u32, Coord)> = self.pending.drain().collect();
+        // Group: (signature of levels, semi-additive measure or none) → cells.
+        let mut groups: BTreeMap<(Vec<u16>, Vec<u32>, Option<u32>), Vec<(u32, Coord)>> = BTreeMap::new();
+        for (m, c) in pending {
+            let sig: Vec<u16> = c.iter().enumerate().map(|(i, &id)| self.space.hier(i + 1).members.get(id).level).collect();
+            // Parent-child hierarchies cannot group by one column: one batch per member.
+            let pc: Vec<u32> = c
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.space.hier(i + 1).hierarchy.is_parent_child() && sig[*i] > 0)
+                .map(|(_, &id)| id)
+                .collect();
+            let semi = match &self.space.measures[m as usize].kind {
+                QueryMeasureKind::Stored(s) if s.aggregator.is_semi_additive() => Some(m),
+                _ => None,
+            };
+            groups.entry((sig, pc, semi)).or_default().push((m, c));
+        }
+        for ((sig, _, semi), cells) in groups {
+            self.run_group(&sig, semi, &cells)?;
+        }
+        Ok(())
+    }
+
+    fn run_group(&mut self, sig: &[u16], semi: Option<u32>, cells: &[(u32, Coord)]) -> Result<()> {
+        let sp = self.space;
+        let cube = sp.cube;
+        let fact = datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?;
+        let mut joins: Vec<String> = Vec::new();
+        let mut joined: HashSet<HierIdx> = HashSet::new();
+        let mut where_: Vec<String> = Vec::new();
+        let mut group_exprs: Vec<(HierIdx, u16, String)> = Vec::new();
+
+        // The row scope, always first.
+        match &self.scope {
+            RowScope::All => {}
+            RowScope::Kommuner(k) => {
+                let list: Vec<String> = k.iter().map(i64::to_string).collect();
+                where_.push(format!(
+                    "f.{} IN ({})",
+                    sql_ident(&cube.security.row_scope_column),
+                    if list.is_empty() { "NULL".into() } else { list.join(", ") }
+                ));
+            }
+        }
+
+        // Grouping and key filters per hierarchy.
+        let mut key_expr = |h: HierIdx, level: u16, joins: &mut Vec<String>| -> Result<String> {
+            key_expression(sp, self.data_dir, h, level, joins, &mut joined)
+        };
+        let members_of = |h: HierIdx| -> Vec<u32> {
+            let mut v: Vec<u32> = cells.iter().map(|(_, c)| c[h - 1]).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        for (i, &level) in sig.iter().enumerate() {
+            let h = i + 1;
+            if level == 0 {
+                continue;
+            }
+            let hc = sp.hier(h);
+            if hc.hierarchy.is_parent_child() {
+                // One member per batch here: restrict to its subtree.
+                let id = cells[0].1[i];
+                let keys = subtree_keys(sp, h, id);
+                let fk = leaf_key_column(sp, h);
+                where_.push(format!("f.{} IN ({})", sql_ident(&fk), keys.join(", ")));
+                continue;
+            }
+            let e = key_expr(h, level, &mut joins)?;
+            let ids = members_of(h);
+            if ids.len() <= MAX_IN_LIST {
+                let lits: Vec<String> = ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect();
+                where_.push(format!("{e} IN ({})", lits.join(", ")));
+            }
+            group_exprs.push((h, level, e));
+        }
+        // Subselect and set-slicer restrictions.
+        for (&h, ids) in &self.restrictions {
+            let hc = sp.hier(h);
+            if hc.hierarchy.is_parent_child() {
+                let mut keys = Vec::new();
+                for &id in ids {
+                    keys.extend(subtree_keys(sp, h, id));
+                }
+                where_.push(format!("f.{} IN ({})", sql_ident(&leaf_key_column(sp, h)), keys.join(", ")));
+                continue;
+            }
+            let mut by_level: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+            let mut all = false;
+            for &id in ids {
+                let m = hc.members.get(id);
+                if m.level == 0 {
+                    all = true;
+                } else {
+                    by_level.entry(m.level).or_default().push(m.key.sql_literal());
+                }
+            }
+            if all {
+                continue;
+            }
+            let mut ors = Vec::new();
+            for (level, lits) in by_level {
+                let e = key_expr(h, level, &mut joins)?;
+                ors.push(format!("{e} IN ({})", lits.join(", ")));
+            }
+            if !ors.is_empty() {
+                where_.push(format!("({})", ors.join(" OR ")));
+            }
+        }
+
+        // Measures.
+        let measure_ids: Vec<u32> = {
+            let mut v: Vec<u32> = cells.iter().map(|(m, _)| *m).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let from = format!(
+            "read_parquet({}, hive_partitioning = true) AS f{}",
+            sql_string(&fact.to_string_lossy()),
+            if joins.is_empty() { String::new() } else { format!(" {}", joins.join(" ")) }
+        );
+        let where_sql = if where_.is_empty() { String::new() } else { format!(" WHERE {}", where_.join(" AND ")) };
+        let g_cols: Vec<String> = group_exprs.iter().enumerate().map(|(i, (_, _, e))| format!("{e} AS g{i}")).collect();
+        let g_names: Vec<String> = (0..group_exprs.len()).map(|i| format!("g{i}")).collect();
+        let sql = match semi {
+            None => {
+                let aggs: Vec<String> = measure_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &m)| Ok(format!("CAST({} AS DOUBLE) AS m{i}", aggregate_sql(sp, m)?)))
+                    .collect::<Result<_>>()?;
+                let mut select = g_cols.clone();
+                select.extend(aggs);
+                format!(
+                    "SELECT {} FROM {from}{where_sql}{}",
+                    select.join(", "),
+                    if g_names.is_empty() { String::new() } else { format!(" GROUP BY {}", g_names.join(", ")) }
+                )
+            }
+            Some(m) => {
+                let QueryMeasureKind::Stored(s) = &sp.measures[m as usize].kind else { unreachable!("semi-additive is stored") };
+                let tdim = s.time_dimension.as_deref().unwrap_or("");
+                let tcol = cube
+                    .dimension(tdim)
+                    .and_then(|d| d.foreign_key.clone())
+                    .ok_or_else(|| QueryError::Execution(format!("measure {}: time dimension {tdim} has no key column", s.column.as_deref().unwrap_or(""))))?;
+                let inner_agg = inner_aggregate_sql(s)?;
+                let outer = match s.aggregator {
+                    Aggregator::LastNonEmpty => "arg_max(v, t) FILTER (WHERE v IS NOT NULL)",
+                    _ => "avg(v)",
+                };
+                let mut inner_select = g_cols.clone();
+                inner_select.push(format!("f.{} AS t", sql_ident(&tcol)));
+                inner_select.push(format!("{inner_agg} AS v"));
+                let mut inner_group = g_names.clone();
+                inner_group.push("t".into());
+                let mut outer_select = g_names.clone();
+                outer_select.push(format!("CAST({outer} AS DOUBLE) AS m0"));
+                format!(
+                    "SELECT {} FROM (SELECT {} FROM {from}{where_sql} GROUP BY {}){}",
+                    outer_select.join(", "),
+                    inner_select.join(", "),
+                    inner_group.join(", "),
+                    if g_names.is_empty() { String::new() } else { format!(" GROUP BY {}", g_names.join(", ")) }
+                )
+            }
+        };
+        let plan = CellQuery {
+            cube: cube.name.clone(),
+            grouping: group_exprs
+                .iter()
+                .map(|(h, l, _)| (sp.hierarchy_unique_name(*h), sp.hier(*h).hierarchy.levels[*l as usize - 1].name.clone()))
+                .collect(),
+            measures: measure_ids.iter().map(|&m| sp.measures[m as usize].unique_name.clone()).collect(),
+            row_scope: self.scope.clone(),
+            sql: sql.clone(),
+        };
+        tracing::debug!(target: "datakube::sql", "{plan}");
+
+        // Run and map rows back to coordinates.
+        let conn = self.engine.connection().map_err(|e| QueryError::Execution(e.to_string()))?;
+        let mut stmt = conn.prepare(&sql).map_err(|e| QueryError::Execution(format!("{e}")))?;
+        let mut rows = stmt.query([]).map_err(|e| QueryError::Execution(format!("{e}")))?;
+        let template: Vec<u32> = cells[0].1.clone();
+        let mut got: HashMap<Coord, Vec<Option<f64>>> = HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| QueryError::Execution(format!("{e}")))? {
+            let mut coord = template.clone();
+            let mut ok = true;
+            for (gi, (h, level, _)) in group_exprs.iter().enumerate() {
+                let key = match r.get_ref(gi).map(crate::cells::key_text) {
+                    Ok(k) => k,
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                };
+                match sp.hier(*h).by_key(*level, &key) {
+                    Some(id) => coord[h - 1] = id,
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            let n = if semi.is_some() { 1 } else { measure_ids.len() };
+            let vals: Vec<Option<f64>> = (0..n).map(|i| r.get::<_, Option<f64>>(group_exprs.len() + i).ok().flatten()).collect();
+            got.insert(coord, vals);
+        }
+        for (m, c) in cells {
+            let mi = if semi.is_some() { 0 } else { measure_ids.iter().position(|x| x == m).unwrap_or(0) };
+            let v = got.get(c).and_then(|vals| vals[mi]).map(Scalar::Num).unwrap_or(Scalar::Empty);
+            self.cache.insert((*m, c.clone()), v);
+        }
+        self.executed.push(plan);
+        Ok(())
+    }
+}
+
+/// A grouping key read back from DuckDB, as the member store writes keys.
+pub fn key_text(v: datakube_engine::duckdb::types::ValueRef<'_>) -> String {
+    use datakube_engine::duckdb::types::ValueRef;
+    match v {
+        ValueRef::Null => String::new(),
+        ValueRef::TinyInt(i) => i.to_string(),
+        ValueRef::SmallInt(i) => i.to_string(),
+        ValueRef::Int(i) => i.to_string(),
+        ValueRef::BigInt(i) => i.to_string(),
+        ValueRef::UTinyInt(i) => i.to_string(),
+        ValueRef::USmallInt(i) => i.to_string(),
+        ValueRef::UInt(i) => i.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+impl CellSource for CellFetcher<'_, '_> {
+    fn stored(&mut self, measure: u32, coord: &[u32]) -> Option<Scalar> {
+        let key = (measure, coord[1..].to_vec());
+        match self.cache.get(&key) {
+            Some(v) => Some(v.clone()),
+            None => {
+                self.pending.insert(key);
+                None
+            }
+        }
+    }
+}
+
+/// The fact column joined to hierarchy `h` (its leaf key in the fact table).
+fn leaf_key_column(sp: &Space, h: HierIdx) -> String {
+    let hc = sp.hier(h);
+    hc.dim.foreign_key.clone().unwrap_or_else(|| hc.hierarchy.primary_key.clone())
+}
+
+/// Keys (as SQL literals) of a member and all its descendants (parent-child hierarchies).
+fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
+    let hm = &sp.hier(h).members;
+    let mut out = Vec::new();
+    let mut stack = vec![id];
+    while let Some(x) = stack.pop() {
+        let m = hm.get(x);
+        if m.level > 0 {
+            out.push(m.key.sql_literal());
+        }
+        stack.extend(&m.children);
+    }
+    if out.is_empty() {
+        out.push("NULL".into());
+    }
+    out
+}
+
+/// SQL for the key of `level` of hierarchy `h`, per fact row; adds the dimension join when
+/// the level's key is not in the fact table.
+fn key_expression(sp: &Space, data_dir: &Path, h: HierIdx, level: u16, joins: &mut Vec<String>, joined: &mut HashSet<HierIdx>) -> Result<String> {
+    let hc = sp.hier(h);
+    let hier = hc.hierarchy;
+    let lvl = &hier.levels[level as usize - 1];
+    let Some(source) = &hier.source else {
+        return Ok(format!("f.{}", sql_ident(&lvl.key_column)));
+    };
+    let fk = leaf_key_column(sp, h);
+    if level as usize == hier.levels.len() {
+        return Ok(format!("f.{}", sql_ident(&fk)));
+    }
+    if joined.insert(h) {
+        let glob = datakube_members::source_glob(data_dir, source).map_err(QueryError::Execution)?;
+        let mut cols = vec![sql_ident(&hier.primary_key)];
+        for l in &hier.levels[..hier.levels.len() - 1] {
+            if !cols.contains(&sql_ident(&l.key_column)) {
+                cols.push(sql_ident(&l.key_column));
+            }
+        }
+        joins.push(format!(
+            "JOIN (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true)) AS h{h} ON f.{} = h{h}.{}",
+            cols.join(", "),
+            sql_string(&glob.to_string_lossy()),
+            sql_ident(&fk),
+            sql_ident(&hier.primary_key)
+        ));
+    }
+    Ok(format!("h{h}.{}", sql_ident(&lvl.key_column)))
+}
+
+fn filter_literal(v: &FilterValue) -> String {
+    match v {
+        FilterValue::String(s) => sql_string(s),
+        FilterValue::Integer(i) => i.to_string(),
+        FilterValue::Number(n) => format!("{n}"),
+        FilterValue::Boolean(b) => b.to_string(),
+    }
+}
+
+fn inner_aggregate_sql(s: &datakube_model::StoredMeasure) -> Result<String> {
+    let col = s.column.as_deref().map(|c| format!("f.{}", sql_ident(c)));
+    let filter = s
+        .filter
+        .as_ref()
+        .map(|f| {
+            format!(
+                " FILTER (WHERE f.{} IN ({}))",
+                sql_ident(&f.column),
+                f.values.iter().map(filter_literal).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .unwrap_or_default();
+    let c = col.clone().unwrap_or_else(|| "*".into());
+    Ok(match s.aggregator {
+        Aggregator::Sum | Aggregator::LastNonEmpty | Aggregator::AverageOverTime => format!("SUM({c}){filter}"),
+        Aggregator::Count => format!("COUNT({c}){filter}"),
+        Aggregator::DistinctCount => format!("COUNT(DISTINCT {c}){filter}"),
+        Aggregator::Min => format!("MIN({c}){filter}"),
+        Aggregator::Max => format!("MAX({c}){filter}"),
+        Aggregator::Avg => format!("AVG({c}){filter}"),
+    })
+}
+
+fn aggregate_sql(sp: &Space, m: u32) -> Result<String> {
+    match &sp.measures[m as usize].kind {
+        QueryMeasureKind::Stored(s) => inner_aggregate_sql(s),
+        QueryMeasureKind::Calculated(_) => Err(QueryError::Execution("calculated measures are not aggregated in SQL".into())),
+    }
+}
+

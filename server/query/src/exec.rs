@@ -1,0 +1,541 @@
+//! Executing an MDX SELECT: names → sets → cells (SQL in batches) → a `CellSet`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use datakube_engine::Engine;
+use datakube_mdx::ast::{CubeSource, Definition, Expr, ObjectName, Select, Statement};
+use datakube_members::{MemberStore, PropValue};
+use datakube_model::{Aggregator, Catalog, Lang};
+use datakube_xmla::cellset::{self, Axis, AxisMember, AxisProperty, Cell, CellProperty, CellSet, CellValue};
+
+use crate::cells::{CellFetcher, Restrictions, RowScope};
+use crate::error::{QueryError, Result};
+use crate::eval::{CellResult, Env, Scalar, Val};
+use crate::format::format_value;
+use crate::space::{print_name, HierIdx, MemberRef, QueryMeasureKind, Space, Tuple, MEASURES};
+
+/// Largest number of cells one statement may produce.
+pub const MAX_CELLS: usize = 2_000_000;
+/// Rounds of "evaluate, fetch what is missing" before giving up (nested calculations).
+const MAX_ROUNDS: usize = 16;
+
+pub struct QueryContext<'a> {
+    pub catalog: &'a Catalog,
+    pub members: &'a MemberStore,
+    pub engine: &'a Engine,
+    pub data_dir: &'a Path,
+    pub lang: Lang,
+    /// LCID reported as the LANGUAGE cell property.
+    pub lcid: u32,
+    /// Rows the caller may see (from the verified identity only).
+    pub scope: RowScope,
+    pub last_data_update: &'a str,
+    pub last_schema_update: &'a str,
+    /// The cube to use when a statement omits it (MSOLAP does on refresh).
+    pub default_cube: Option<&'a str>,
+}
+
+/// Parse and execute one MDX SELECT.
+pub fn execute(ctx: &QueryContext, statement: &str) -> Result<CellSet> {
+    let stmt = datakube_mdx::parse_statement(statement).map_err(|e| QueryError::Syntax(e.to_string()))?;
+    match stmt {
+        Statement::Select(sel) => execute_select(ctx, &sel),
+        Statement::Drillthrough(_) => Err(QueryError::Unsupported("DRILLTHROUGH is not supported yet".into())),
+        Statement::Create(_) | Statement::Drop(_) => Err(QueryError::Unsupported("CREATE and DROP are not supported yet".into())),
+    }
+}
+
+/// The cube a FROM clause names, and the subselects from outermost to innermost.
+fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
+    let mut subs = Vec::new();
+    let mut from = &sel.from;
+    loop {
+        match from {
+            CubeSource::Cube(name) => return (name, subs),
+            CubeSource::Subselect { select, .. } => {
+                subs.push(select.as_ref());
+                from = &select.from;
+            }
+        }
+    }
+}
+
+fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<String> {
+    props.iter().find(|p| p.name.value.eq_ignore_ascii_case("FORMAT_STRING")).and_then(|p| match &p.value {
+        Expr::Literal { value: datakube_mdx::ast::Literal::String(s), .. } => Some(s.clone()),
+        _ => None,
+    })
+}
+
+pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
+    let (cube_name, subselects) = cube_and_subselects(sel);
+    let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
+    let cname = if cname.is_empty() { ctx.default_cube.unwrap_or_default().to_string() } else { cname };
+    let cube = ctx.catalog.cube(&cname).ok_or_else(|| {
+        QueryError::Name(format!(
+            "the cube [{cname}] (line {}, column {}) does not exist in catalog {}; cubes: {}",
+            cube_name.span.line,
+            cube_name.span.column,
+            ctx.catalog.name,
+            ctx.catalog.cubes.iter().map(|c| format!("[{}]", c.name)).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let mut space = Space::new(cube, ctx.members, ctx.lang)?;
+
+    // WITH: calculated measures first (sets may refer to them), then sets in order.
+    for d in &sel.with {
+        if let Definition::Member(m) = d {
+            let segs = &m.name.segments;
+            if segs.len() == 2 && segs[0].text().eq_ignore_ascii_case("Measures") {
+                space.add_calculated_measure(&segs[1].text(), m.expr.clone(), definition_format(&m.properties));
+            } else {
+                return Err(QueryError::Unsupported(format!(
+                    "calculated members outside [Measures] ({}) are not supported yet",
+                    print_name(&m.name)
+                )));
+            }
+        } else if let Definition::CellCalculation(c) = d {
+            return Err(QueryError::Unsupported(format!("CELL CALCULATION {} is not supported yet", print_name(&c.name))));
+        }
+    }
+    let mut env = Env::new(&space);
+    for d in &sel.with {
+        if let Definition::Set(s) = d {
+            let tuples = env.eval_set(&s.expr, None)?;
+            let key = s.name.segments.iter().map(|x| x.text()).collect::<Vec<_>>().join(".").to_ascii_lowercase();
+            env.named_sets.insert(key, tuples);
+        }
+    }
+
+    // Subselects (outermost first) restrict the space: visible members and fact rows.
+    let mut restrictions: Restrictions = Restrictions::new();
+    for sub in &subselects {
+        let mut sets: Vec<Vec<Tuple>> = Vec::new();
+        for a in &sub.axes {
+            sets.push(env.eval_set(&a.expr, None)?);
+        }
+        if let Some(w) = &sub.where_clause {
+            sets.push(env.eval_set(w, None)?);
+        }
+        for tuples in sets {
+            let mut per_h: HashMap<HierIdx, Vec<u32>> = HashMap::new();
+            for t in &tuples {
+                for m in t {
+                    if m.h != MEASURES {
+                        per_h.entry(m.h).or_default().push(m.id);
+                    }
+                }
+            }
+            for (h, ids) in per_h {
+                restrict(&mut env, &mut restrictions, h, ids);
+            }
+        }
+    }
+
+    // WHERE: a tuple sets coordinates; a set of several members of one hierarchy restricts.
+    let mut base = space.default_coordinate();
+    let mut slicer_hiers: HashSet<HierIdx> = HashSet::new();
+    if let Some(w) = &sel.where_clause {
+        let tuples = match env.eval(w, None)? {
+            Val::Member(m) => vec![vec![m]],
+            Val::Tuple(t) => vec![t],
+            Val::Set(s) => s,
+            Val::Hierarchy(h) => vec![vec![MemberRef { h, id: base[h] }]],
+            other => return Err(QueryError::Type(format!("the WHERE clause must be a tuple or set, not {}", crate::eval::describe(&other)))),
+        };
+        if tuples.len() == 1 {
+            for m in &tuples[0] {
+                base[m.h] = m.id;
+                slicer_hiers.insert(m.h);
+            }
+        } else if !tuples.is_empty() {
+            let mut per_h: HashMap<HierIdx, Vec<u32>> = HashMap::new();
+            for t in &tuples {
+                for m in t {
+                    if m.h == MEASURES {
+                        return Err(QueryError::Unsupported("a set of measures in the WHERE clause is not supported".into()));
+                    }
+                    per_h.entry(m.h).or_default().push(m.id);
+                }
+            }
+            for (h, ids) in per_h {
+                restrict(&mut env, &mut restrictions, h, ids);
+            }
+        }
+    }
+
+    // Axes, in ordinal order, without gaps.
+    let mut axes_src: Vec<&datakube_mdx::ast::Axis> = sel.axes.iter().collect();
+    axes_src.sort_by_key(|a| a.name.ordinal());
+    for (i, a) in axes_src.iter().enumerate() {
+        if a.name.ordinal() as usize != i {
+            return Err(QueryError::Type(format!(
+                "axis {} is used but axis {i} is missing (line {}, column {}); axes must be numbered from 0 without gaps",
+                a.name.ordinal(),
+                a.span.line,
+                a.span.column
+            )));
+        }
+    }
+    let mut axis_tuples: Vec<Vec<Tuple>> = Vec::new();
+    let mut axis_hiers: Vec<Vec<HierIdx>> = Vec::new();
+    let mut used: HashMap<HierIdx, usize> = HashMap::new();
+    for (i, a) in axes_src.iter().enumerate() {
+        let tuples = env.eval_set(&a.expr, None)?;
+        let hiers: Vec<HierIdx> = tuples.first().map(|t| t.iter().map(|m| m.h).collect()).unwrap_or_default();
+        for t in &tuples {
+            if t.iter().map(|m| m.h).ne(hiers.iter().copied()) {
+                return Err(QueryError::Type(format!(
+                    "the tuples on axis {i} do not all have the same hierarchies in the same order (line {}, column {})",
+                    a.span.line, a.span.column
+                )));
+            }
+        }
+        for &h in &hiers {
+            if let Some(prev) = used.insert(h, i) {
+                return Err(QueryError::Type(format!("the hierarchy {} appears on axis {prev} and axis {i}", space.hierarchy_unique_name(h))));
+            }
+            if slicer_hiers.contains(&h) {
+                return Err(QueryError::Type(format!("the hierarchy {} appears on axis {i} and in the WHERE clause", space.hierarchy_unique_name(h))));
+            }
+        }
+        axis_tuples.push(tuples);
+        axis_hiers.push(hiers);
+    }
+
+    // Cells.
+    let lengths: Vec<usize> = axis_tuples.iter().map(Vec::len).collect();
+    let total: usize = lengths.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).unwrap_or(usize::MAX);
+    if total > MAX_CELLS {
+        return Err(QueryError::Execution(format!(
+            "the query asks for {total} cells, more than the limit of {MAX_CELLS}; filter or use NON EMPTY on a smaller set"
+        )));
+    }
+    let coord_of = |ordinal: usize| -> Vec<u32> {
+        let mut c = base.clone();
+        let mut rest = ordinal;
+        for (k, tuples) in axis_tuples.iter().enumerate() {
+            let len = lengths[k];
+            let pos = rest % len;
+            rest /= len;
+            for m in &tuples[pos] {
+                c[m.h] = m.id;
+            }
+        }
+        c
+    };
+    let mut fetcher = CellFetcher::new(&space, ctx.engine, ctx.data_dir, ctx.scope.clone(), restrictions);
+    let mut values: Vec<Option<Scalar>> = vec![None; total];
+    let mut round = 0;
+    loop {
+        let mut pending = false;
+        for (i, v) in values.iter_mut().enumerate() {
+            if v.is_some() {
+                continue;
+            }
+            match env.cell(&coord_of(i), &mut fetcher)? {
+                CellResult::Ready(x) => *v = Some(x),
+                CellResult::Pending => pending = true,
+            }
+        }
+        if !pending {
+            break;
+        }
+        round += 1;
+        if round > MAX_ROUNDS {
+            return Err(QueryError::Execution("calculations need more than 16 rounds of data fetching".into()));
+        }
+        fetcher.fetch_pending()?;
+    }
+    let values: Vec<Scalar> = values.into_iter().map(|v| v.unwrap_or(Scalar::Empty)).collect();
+
+    // NON EMPTY: drop tuples whose cells are all empty.
+    let mut keep: Vec<Vec<bool>> = lengths.iter().map(|&n| vec![true; n]).collect();
+    for (k, a) in axes_src.iter().enumerate() {
+        if !a.non_empty {
+            continue;
+        }
+        let mut any = vec![false; lengths[k]];
+        for (i, v) in values.iter().enumerate() {
+            if *v != Scalar::Empty {
+                let stride: usize = lengths[..k].iter().product();
+                any[(i / stride) % lengths[k]] = true;
+            }
+        }
+        keep[k] = any;
+    }
+    let kept_index: Vec<Vec<usize>> = keep.iter().map(|flags| flags.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect()).collect();
+    let new_lengths: Vec<usize> = kept_index.iter().map(Vec::len).collect();
+
+    // Axes for the writer.
+    let mut axes = Vec::new();
+    for (k, a) in axes_src.iter().enumerate() {
+        let tuples: Vec<Tuple> = kept_index[k].iter().map(|&i| axis_tuples[k][i].clone()).collect();
+        axes.push(build_axis(&env, &axis_hiers[k], &tuples, &a.dimension_properties)?);
+    }
+    // Slicer: every hierarchy not on an axis, at its WHERE or default member.
+    let slicer_h: Vec<HierIdx> = (0..space.hierarchy_count()).filter(|h| !used.contains_key(h)).collect();
+    let slicer_tuple: Tuple = slicer_h.iter().map(|&h| MemberRef { h, id: base[h] }).collect();
+    let slicer = build_axis(&env, &slicer_h, &[slicer_tuple], &[])?;
+
+    // Cells, re-numbered over the kept tuples.
+    let cell_props: Vec<CellProperty> = if sel.cell_properties.is_empty() {
+        CellProperty::DEFAULT.to_vec()
+    } else {
+        sel.cell_properties.iter().filter_map(|p| CellProperty::from_name(&p.value)).collect()
+    };
+    let mut cells = Vec::new();
+    let new_total: usize = new_lengths.iter().product();
+    for new_ord in 0..new_total {
+        let mut rest = new_ord;
+        let mut old = 0usize;
+        let mut stride = 1usize;
+        for k in 0..lengths.len() {
+            let pos = rest % new_lengths[k];
+            rest /= new_lengths[k];
+            old += kept_index[k][pos] * stride;
+            stride *= lengths[k];
+        }
+        let v = &values[old];
+        if *v == Scalar::Empty {
+            continue;
+        }
+        let coord = coord_of(old);
+        let measure = &space.measures[coord[MEASURES] as usize];
+        let integral = matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
+        let fmt = measure.format_string.as_deref();
+        let (value, formatted) = match v {
+            Scalar::Num(x) if integral && x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                let i = *x as i64;
+                let cv = if i32::try_from(i).is_ok() { CellValue::Int(i as i32) } else { CellValue::Long(i) };
+                (cv, format_value(*x, fmt, ctx.lang))
+            }
+            Scalar::Num(x) => (CellValue::Double(*x), format_value(*x, fmt, ctx.lang)),
+            Scalar::Str(s) => (CellValue::Str(s.clone()), s.clone()),
+            Scalar::Bool(b) => (CellValue::Bool(*b), b.to_string()),
+            Scalar::Empty => unreachable!("empty cells are skipped"),
+        };
+        cells.push(Cell { ordinal: new_ord as u64, value, formatted: Some(formatted), format_string: fmt.map(str::to_string) });
+    }
+    tracing::debug!(statements = fetcher.executed.len(), cells = cells.len(), "MDX answered");
+    Ok(CellSet {
+        cube_name: cube.name.clone(),
+        last_data_update: ctx.last_data_update.to_string(),
+        last_schema_update: ctx.last_schema_update.to_string(),
+        axes,
+        slicer,
+        cell_properties: cell_props,
+        language: ctx.lcid,
+        cells,
+    })
+}
+
+/// Restrict hierarchy `h` to `ids`: SQL filters on those members, and only they, their
+/// ancestors and their descendants stay visible to set functions.
+fn restrict(env: &mut Env, restrictions: &mut Restrictions, h: HierIdx, ids: Vec<u32>) {
+    let hm = env.space.hier(h).members.clone();
+    let mut visible: HashSet<u32> = HashSet::new();
+    for &id in &ids {
+        let mut p = Some(id);
+        while let Some(x) = p {
+            visible.insert(x);
+            p = hm.get(x).parent;
+        }
+        let mut stack = vec![id];
+        while let Some(x) = stack.pop() {
+            visible.insert(x);
+            stack.extend(&hm.get(x).children);
+        }
+    }
+    let merged = match env.allowed[h].take() {
+        Some(prev) => prev.intersection(&visible).copied().collect(),
+        None => visible,
+    };
+    env.allowed[h] = Some(merged);
+    restrictions.insert(h, ids);
+}
+
+const INTRINSIC: &[&str] = &[
+    "PARENT_UNIQUE_NAME",
+    "HIERARCHY_UNIQUE_NAME",
+    "MEMBER_TYPE",
+    "MEMBER_NAME",
+    "MEMBER_KEY",
+    "KEY",
+    "CHILDREN_CARDINALITY",
+    "PARENT_LEVEL",
+    "PARENT_COUNT",
+    "MEMBER_ORDINAL",
+    "LEVEL_NUMBER",
+    "DESCRIPTION",
+];
+const STANDARD: &[&str] = &["MEMBER_UNIQUE_NAME", "MEMBER_CAPTION", "LEVEL_UNIQUE_NAME", "DISPLAY_INFO"];
+
+/// A requested property: intrinsic (for every hierarchy) or a level's member property.
+enum Prop {
+    Intrinsic(String),
+    User { h: HierIdx, level: u16, index: usize, name: String },
+}
+
+fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[ObjectName]) -> Result<Axis> {
+    let sp = env.space;
+    // Which properties, per hierarchy.
+    let mut props: Vec<Prop> = Vec::new();
+    for r in requested {
+        let last = r.segments.last().map(|s| s.text()).unwrap_or_default();
+        let upper = last.to_ascii_uppercase();
+        if r.segments.len() == 1 {
+            if STANDARD.contains(&upper.as_str()) {
+                continue;
+            }
+            if INTRINSIC.contains(&upper.as_str()) {
+                props.push(Prop::Intrinsic(upper));
+                continue;
+            }
+        }
+        // [Dim].[Hier].[Level].[Prop] (or Excel's [H].[H].[L]MEMBER_CAPTION form, reduced by the parser).
+        let mut found = false;
+        if r.segments.len() >= 2 {
+            let level_name = ObjectName { segments: r.segments[..r.segments.len() - 1].to_vec(), span: r.span };
+            if let Ok(crate::space::Object::Level { h, number }) = sp.resolve(&level_name) {
+                if INTRINSIC.contains(&upper.as_str()) || STANDARD.contains(&upper.as_str()) {
+                    if INTRINSIC.contains(&upper.as_str()) {
+                        props.push(Prop::Intrinsic(upper.clone()));
+                    }
+                    found = true;
+                } else if number > 0 {
+                    let l = &sp.hier(h).hierarchy.levels[number as usize - 1];
+                    if let Some(index) = l.properties.iter().position(|p| p.name.eq_ignore_ascii_case(&last)) {
+                        props.push(Prop::User { h, level: number, index, name: l.properties[index].name.clone() });
+                        found = true;
+                    }
+                }
+            }
+        }
+        if !found {
+            return Err(QueryError::Name(format!(
+                "unknown DIMENSION PROPERTIES item {} (line {}, column {})",
+                print_name(r),
+                r.span.line,
+                r.span.column
+            )));
+        }
+    }
+    // Declare per hierarchy in axis order.
+    let mut declared: Vec<AxisProperty> = Vec::new();
+    let mut per_h: Vec<Vec<usize>> = vec![Vec::new(); hiers.len()];
+    for (hi, &h) in hiers.iter().enumerate() {
+        let hname = sp.hierarchy_unique_name(h);
+        for (pi, p) in props.iter().enumerate() {
+            let ap = match p {
+                Prop::Intrinsic(n) => AxisProperty {
+                    hierarchy: hname.clone(),
+                    name: format!("{hname}.[{n}]"),
+                    element: n.clone(),
+                    xsd_type: match n.as_str() {
+                        "MEMBER_TYPE" | "CHILDREN_CARDINALITY" | "PARENT_LEVEL" | "PARENT_COUNT" | "MEMBER_ORDINAL" | "LEVEL_NUMBER" => "xsd:int".into(),
+                        _ => "xsd:string".into(),
+                    },
+                },
+                Prop::User { h: ph, level, index, name } if *ph == h => {
+                    let l = &sp.hier(h).hierarchy.levels[*level as usize - 1];
+                    let _ = index;
+                    AxisProperty { hierarchy: hname.clone(), name: format!("{}.[{}]", l.unique_name, name), element: name.clone(), xsd_type: "xsd:string".into() }
+                }
+                Prop::User { .. } => continue,
+            };
+            if !declared.iter().any(|d| d.name == ap.name) {
+                declared.push(ap);
+                per_h[hi].push(pi);
+            }
+        }
+    }
+    let mut out_tuples = Vec::with_capacity(tuples.len());
+    for (ti, t) in tuples.iter().enumerate() {
+        let mut members = Vec::with_capacity(t.len());
+        for (pos, m) in t.iter().enumerate() {
+            let next = tuples.get(ti + 1).map(|n| n[pos]);
+            let prev = if ti > 0 { Some(tuples[ti - 1][pos]) } else { None };
+            members.push(axis_member(env, *m, next, prev, &per_h[pos], &props));
+        }
+        out_tuples.push(members);
+    }
+    Ok(Axis { hierarchies: hiers.iter().map(|&h| sp.hierarchy_unique_name(h)).collect(), properties: declared, tuples: out_tuples })
+}
+
+fn axis_member(env: &Env, m: MemberRef, next: Option<MemberRef>, prev: Option<MemberRef>, props: &[usize], all_props: &[Prop]) -> AxisMember {
+    let sp = env.space;
+    if m.h == MEASURES {
+        let q = &sp.measures[m.id as usize];
+        let values = props
+            .iter()
+            .map(|&pi| match &all_props[pi] {
+                Prop::Intrinsic(n) => match n.as_str() {
+                    "HIERARCHY_UNIQUE_NAME" => Some("[Measures]".to_string()),
+                    "MEMBER_TYPE" => Some("3".into()),
+                    "MEMBER_NAME" => Some(q.name.clone()),
+                    "CHILDREN_CARDINALITY" | "LEVEL_NUMBER" => Some("0".into()),
+                    _ => None,
+                },
+                Prop::User { .. } => None,
+            })
+            .collect();
+        let same_parent = prev.is_some_and(|p| p.h == MEASURES);
+        return AxisMember {
+            hierarchy: "[Measures]".into(),
+            unique_name: q.unique_name.clone(),
+            caption: q.caption.clone(),
+            level_unique_name: "[Measures].[MeasuresLevel]".into(),
+            level_number: 0,
+            display_info: cellset::display_info(0, false, same_parent),
+            properties: values,
+        };
+    }
+    let hc = sp.hier(m.h);
+    let hm = &hc.members;
+    let mem = hm.get(m.id);
+    let level_unique = if mem.level == 0 {
+        format!("{}.[(All)]", hc.hierarchy.unique_name)
+    } else if hc.hierarchy.is_parent_child() {
+        hc.hierarchy.levels[0].unique_name.clone()
+    } else {
+        hc.hierarchy.levels[mem.level as usize - 1].unique_name.clone()
+    };
+    let drilled = next.is_some_and(|n| n.h == m.h && hm.get(n.id).parent == Some(m.id));
+    let same_parent = prev.is_some_and(|p| p.h == m.h && hm.get(p.id).parent == mem.parent && mem.parent.is_some());
+    let values = props
+        .iter()
+        .map(|&pi| match &all_props[pi] {
+            Prop::Intrinsic(n) => match n.as_str() {
+                "PARENT_UNIQUE_NAME" => mem.parent.map(|p| hm.get(p).unique_name.clone()),
+                "HIERARCHY_UNIQUE_NAME" => Some(hc.hierarchy.unique_name.clone()),
+                "MEMBER_TYPE" => Some(if mem.level == 0 { "2".into() } else { "1".into() }),
+                "MEMBER_NAME" => Some(mem.name.clone()),
+                "MEMBER_KEY" | "KEY" => Some(mem.key.to_string()).filter(|s| !s.is_empty()),
+                "CHILDREN_CARDINALITY" => Some(mem.children.len().to_string()),
+                "PARENT_LEVEL" => mem.parent.map(|p| hm.get(p).level.to_string()),
+                "PARENT_COUNT" => Some(if mem.parent.is_some() { "1".into() } else { "0".into() }),
+                "MEMBER_ORDINAL" => Some(mem.ordinal.to_string()),
+                "LEVEL_NUMBER" => Some(mem.level.to_string()),
+                _ => None,
+            },
+            Prop::User { level, index, .. } if *level == mem.level => match mem.properties.get(*index) {
+                Some(PropValue::Int(i)) => Some(i.to_string()),
+                Some(PropValue::Double(d)) => Some(d.to_string()),
+                Some(PropValue::Str(s)) => Some(s.clone()),
+                _ => None,
+            },
+            Prop::User { .. } => None,
+        })
+        .collect();
+    AxisMember {
+        hierarchy: hc.hierarchy.unique_name.clone(),
+        unique_name: mem.unique_name.clone(),
+        caption: mem.caption(sp.lang).to_string(),
+        level_unique_name: level_unique,
+        level_number: mem.level as u32,
+        display_info: cellset::display_info(mem.children.len(), drilled, same_parent),
+        properties: values,
+    }
+}

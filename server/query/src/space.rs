@@ -1,0 +1,294 @@
+//! The cube as the query sees it: hierarchy 0 is `[Measures]`, then every hierarchy of every
+//! dimension in field-list order. MDX names resolve to [`Object`]s here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datakube_mdx::ast::{Expr, ObjectName, Segment};
+use datakube_members::{HierarchyMembers, MemberStore};
+use datakube_model::{Cube, Dimension, Hierarchy, Lang, MeasureKind, StoredMeasure};
+
+use crate::error::{QueryError, Result};
+
+/// Index of a hierarchy in the [`Space`]; 0 is `[Measures]`.
+pub type HierIdx = usize;
+/// A member: its hierarchy and its id there (for `[Measures]`, the measure index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberRef {
+    pub h: HierIdx,
+    pub id: u32,
+}
+
+pub type Tuple = Vec<MemberRef>;
+
+pub const MEASURES: HierIdx = 0;
+
+/// A measure of the query: a cube measure or one defined in `WITH MEMBER [Measures].[…]`.
+#[derive(Debug, Clone)]
+pub struct QueryMeasure {
+    pub name: String,
+    pub unique_name: String,
+    pub caption: String,
+    pub format_string: Option<String>,
+    pub kind: QueryMeasureKind,
+    pub visible: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum QueryMeasureKind {
+    Stored(StoredMeasure),
+    Calculated(Expr),
+}
+
+/// A hierarchy other than Measures.
+pub struct HierCtx<'a> {
+    pub dim: &'a Dimension,
+    pub hierarchy: &'a Hierarchy,
+    pub members: Arc<HierarchyMembers>,
+    /// Member id of the default member.
+    pub default: u32,
+    /// (level number, key text) → member id.
+    key_index: HashMap<(u16, String), u32>,
+}
+
+impl HierCtx<'_> {
+    pub fn by_key(&self, level: u16, key: &str) -> Option<u32> {
+        self.key_index.get(&(level, key.to_string())).copied()
+    }
+}
+
+pub struct Space<'a> {
+    pub cube: &'a Cube,
+    pub lang: Lang,
+    /// Index 0 is unused (Measures); 1.. are dimension hierarchies.
+    pub hiers: Vec<Option<HierCtx<'a>>>,
+    pub measures: Vec<QueryMeasure>,
+    pub default_measure: u32,
+}
+
+/// What a name denotes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Member(MemberRef),
+    Level { h: HierIdx, number: u16 },
+    Hierarchy(HierIdx),
+    /// `[Measures]` as a dimension/hierarchy.
+    MeasuresHierarchy,
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+impl<'a> Space<'a> {
+    pub fn new(cube: &'a Cube, members: &'a MemberStore, lang: Lang) -> Result<Space<'a>> {
+        let mut hiers: Vec<Option<HierCtx<'a>>> = vec![None];
+        for dim in &cube.dimensions {
+            for h in &dim.hierarchies {
+                let m = members.hierarchy(&cube.name, &h.unique_name).cloned().ok_or_else(|| {
+                    QueryError::Execution(format!("the members of {} are not loaded", h.unique_name))
+                })?;
+                let mut key_index = HashMap::new();
+                for (id, mem) in m.members.iter().enumerate() {
+                    key_index.insert((mem.level, mem.key.to_string()), id as u32);
+                }
+                let default = h.default_member.as_deref().and_then(|u| m.by_unique_name(u)).unwrap_or(0);
+                hiers.push(Some(HierCtx { dim, hierarchy: h, members: m, default, key_index }));
+            }
+        }
+        let measures: Vec<QueryMeasure> = cube
+            .measures
+            .iter()
+            .map(|m| QueryMeasure {
+                name: m.name.clone(),
+                unique_name: m.unique_name.clone(),
+                caption: m.caption.get(lang).to_string(),
+                format_string: m.format_string.clone(),
+                kind: match &m.kind {
+                    MeasureKind::Stored(s) => QueryMeasureKind::Stored(s.clone()),
+                    MeasureKind::Calculated(c) => QueryMeasureKind::Calculated(c.expr.clone()),
+                },
+                visible: m.visible,
+            })
+            .collect();
+        let default_measure = cube.measures.iter().position(|m| m.visible).unwrap_or(0) as u32;
+        Ok(Space { cube, lang, hiers, measures, default_measure })
+    }
+
+    pub fn hier(&self, h: HierIdx) -> &HierCtx<'a> {
+        self.hiers[h].as_ref().expect("hierarchy index 0 is Measures")
+    }
+
+    pub fn hierarchy_count(&self) -> usize {
+        self.hiers.len()
+    }
+
+    pub fn hierarchy_unique_name(&self, h: HierIdx) -> String {
+        if h == MEASURES { "[Measures]".into() } else { self.hier(h).hierarchy.unique_name.clone() }
+    }
+
+    /// The default coordinate: each hierarchy's default member and the default measure.
+    pub fn default_coordinate(&self) -> Vec<u32> {
+        (0..self.hiers.len()).map(|h| if h == MEASURES { self.default_measure } else { self.hier(h).default }).collect()
+    }
+
+    /// Define a calculated measure (WITH MEMBER [Measures].[X] AS …); returns its index.
+    pub fn add_calculated_measure(&mut self, name: &str, expr: Expr, format_string: Option<String>) -> u32 {
+        if let Some(i) = self.measures.iter().position(|m| same(&m.name, name)) {
+            self.measures[i].kind = QueryMeasureKind::Calculated(expr);
+            self.measures[i].format_string = format_string;
+            return i as u32;
+        }
+        self.measures.push(QueryMeasure {
+            name: name.to_string(),
+            unique_name: format!("[Measures].[{}]", name.replace(']', "]]")),
+            caption: name.to_string(),
+            format_string,
+            kind: QueryMeasureKind::Calculated(expr),
+            visible: true,
+        });
+        (self.measures.len() - 1) as u32
+    }
+
+    fn find_dimension_hierarchies(&self, name: &str) -> Vec<HierIdx> {
+        (1..self.hiers.len()).filter(|&h| same(&self.hier(h).dim.name, name)).collect()
+    }
+
+    /// Resolve a compound name.
+    pub fn resolve(&self, name: &ObjectName) -> Result<Object> {
+        let segs = &name.segments;
+        let text = |i: usize| segs[i].text();
+        let is_name = |i: usize| matches!(segs[i], Segment::Name { .. });
+        if segs.is_empty() {
+            return Err(QueryError::Name("empty name".into()));
+        }
+        let printed = print_name(name);
+        let not_found = || {
+            QueryError::Name(format!(
+                "'{printed}' (line {}, column {}) is not a member, level or hierarchy of cube [{}]",
+                name.span.line, name.span.column, self.cube.name
+            ))
+        };
+        // [Measures] and [Measures].[X]
+        if is_name(0) && same(&text(0), "Measures") {
+            return match segs.len() {
+                1 => Ok(Object::MeasuresHierarchy),
+                2 if is_name(1) => {
+                    let n = text(1);
+                    self.measures
+                        .iter()
+                        .position(|m| same(&m.name, &n))
+                        .map(|i| Object::Member(MemberRef { h: MEASURES, id: i as u32 }))
+                        .ok_or_else(|| {
+                            QueryError::Name(format!(
+                                "the measure [{n}] (line {}, column {}) does not exist in cube [{}]; measures: {}",
+                                name.span.line,
+                                name.span.column,
+                                self.cube.name,
+                                self.measures.iter().map(|m| format!("[{}]", m.name)).collect::<Vec<_>>().join(", ")
+                            ))
+                        })
+                }
+                _ => Err(not_found()),
+            };
+        }
+        // The dimension, then the hierarchy (or the dimension's default hierarchy).
+        let dims = self.find_dimension_hierarchies(&text(0));
+        if dims.is_empty() {
+            return Err(QueryError::Name(format!(
+                "'{printed}' (line {}, column {}): cube [{}] has no dimension [{}]; dimensions: {}",
+                name.span.line,
+                name.span.column,
+                self.cube.name,
+                text(0),
+                self.cube.dimensions.iter().map(|d| format!("[{}]", d.name)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if segs.len() == 1 {
+            return Ok(Object::Hierarchy(dims[0]));
+        }
+        let (h, rest) = match dims.iter().find(|&&h| is_name(1) && same(&self.hier(h).hierarchy.name, &text(1))) {
+            Some(&h) => (h, 2),
+            None => (dims[0], 1),
+        };
+        let hc = self.hier(h);
+        if rest == segs.len() {
+            return Ok(Object::Hierarchy(h));
+        }
+        // A level name, the All member, a key or a member name path.
+        let mut i = rest;
+        let mut current: Option<u32> = None; // member id
+        if is_name(i) {
+            let t = text(i);
+            if let Some(l) = hc.hierarchy.levels.iter().find(|l| same(&l.name, &t)) {
+                let number = l.number as u16;
+                if i + 1 == segs.len() {
+                    return Ok(Object::Level { h, number });
+                }
+                // [Level].&[key] or [Level].[name]
+                i += 1;
+                let id = match &segs[i] {
+                    Segment::Key { text, .. } => hc.by_key(number, text),
+                    Segment::CompositeKey { parts, .. } => hc.by_key(number, parts.last().map(String::as_str).unwrap_or("")),
+                    Segment::Name { text, .. } => hc
+                        .members
+                        .level_members(number as usize)
+                        .iter()
+                        .copied()
+                        .find(|&id| same(&hc.members.get(id).name, text)),
+                };
+                current = Some(id.ok_or_else(not_found)?);
+                i += 1;
+            } else if same(&t, "(All)") && i + 1 == segs.len() {
+                return Ok(Object::Level { h, number: 0 });
+            } else if same(&t, &hc.hierarchy.all_member.name) || same(&t, &hc.members.all().name) {
+                current = Some(0);
+                i += 1;
+            }
+        }
+        while i < segs.len() {
+            let next = match &segs[i] {
+                Segment::Key { .. } | Segment::CompositeKey { .. } if current.is_none() => {
+                    // [H].&[key]: the key on any level (the deepest level first).
+                    let key = segs[i].text();
+                    let key = key.rsplit('&').next().unwrap_or(&key).to_string();
+                    (1..=hc.members.levels.len() as u16).rev().find_map(|lv| hc.by_key(lv, &key))
+                }
+                Segment::Key { text, .. } => {
+                    let parent = current.unwrap_or(0);
+                    hc.members.get(parent).children.iter().copied().find(|&c| hc.members.get(c).key.to_string() == *text)
+                }
+                Segment::CompositeKey { .. } => None,
+                Segment::Name { text, .. } => {
+                    let parent = current.unwrap_or(0);
+                    let by_child = hc.members.get(parent).children.iter().copied().find(|&c| same(&hc.members.get(c).name, text));
+                    match (by_child, current) {
+                        (Some(c), _) => Some(c),
+                        // [H].[name] directly: search all members by name (first in hierarchy order).
+                        (None, None) => hc.members.members.iter().position(|m| m.level > 0 && same(&m.name, text)).map(|p| p as u32),
+                        (None, Some(_)) => None,
+                    }
+                }
+            };
+            current = Some(next.ok_or_else(not_found)?);
+            i += 1;
+        }
+        match current {
+            Some(id) => Ok(Object::Member(MemberRef { h, id })),
+            None => Err(not_found()),
+        }
+    }
+}
+
+/// A name as written, for messages.
+pub fn print_name(name: &ObjectName) -> String {
+    name.segments
+        .iter()
+        .map(|s| match s {
+            Segment::Name { text, .. } => format!("[{}]", text.replace(']', "]]")),
+            Segment::Key { text, .. } => format!("&[{}]", text.replace(']', "]]")),
+            Segment::CompositeKey { parts, .. } => parts.iter().map(|p| format!("&[{p}]")).collect(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}

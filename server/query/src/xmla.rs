@@ -1,0 +1,58 @@
+//! The query engine behind the XMLA `Execute` method.
+
+use std::path::PathBuf;
+
+use datakube_engine::Engine;
+use datakube_model::Lang;
+use datakube_xmla::discover::Fault;
+use datakube_xmla::response::{codes, empty_root};
+use datakube_xmla::service::{Executor, Runtime};
+use datakube_xmla::session::SessionState;
+use datakube_xmla::soap::Properties;
+
+use crate::cells::RowScope;
+use crate::exec::{execute, QueryContext};
+
+pub struct QueryExecutor {
+    pub engine: Engine,
+    pub data_dir: PathBuf,
+}
+
+impl Executor for QueryExecutor {
+    fn execute(&self, runtime: &Runtime, _session: &SessionState, statement: &str, props: &Properties, lang: Lang) -> Result<String, Fault> {
+        let trimmed = statement.trim_start();
+        let upper: String = trimmed.chars().take(64).collect::<String>().to_ascii_uppercase();
+        if upper.starts_with("REFRESH CUBE") {
+            return Ok(empty_root());
+        }
+        if upper.starts_with("SELECT") && trimmed.to_ascii_uppercase().contains("$SYSTEM.") {
+            return Err(Fault::new(codes::MDX_UNSUPPORTED, "DMV queries ($SYSTEM.…) are not supported yet"));
+        }
+        let format = props.get("Format").unwrap_or("Native");
+        if format.eq_ignore_ascii_case("Tabular") {
+            return Err(Fault::new(codes::MDX_UNSUPPORTED, "Format=Tabular results for MDX are not supported yet; use Multidimensional or Native"));
+        }
+        let with_schema = !props.get("Content").is_some_and(|c| c.eq_ignore_ascii_case("Data"));
+        let lcid = match lang {
+            Lang::Da => 1030,
+            Lang::En => 1033,
+        };
+        let ctx = QueryContext {
+            catalog: &runtime.catalog,
+            members: &runtime.members,
+            engine: &self.engine,
+            data_dir: &self.data_dir,
+            lang,
+            lcid,
+            // Identity and row scope arrive with the security issue; until then all rows.
+            scope: RowScope::All,
+            last_data_update: &runtime.data_updated,
+            last_schema_update: &runtime.schema_updated,
+            default_cube: props.get("Cube"),
+        };
+        match execute(&ctx, statement) {
+            Ok(cs) => Ok(datakube_xmla::mddataset::write_mddataset(&cs, with_schema)),
+            Err(e) => Err(Fault::new(e.code(), e.to_string())),
+        }
+    }
+}
