@@ -3,6 +3,7 @@
 
 pub mod cellset;
 pub mod discover;
+pub mod mddataset;
 pub mod response;
 pub mod rowset;
 pub mod rowsets;
@@ -21,5 +22,7 @@ pub fn format_double(d: f64) -> String {
     }
 }
 
+#[cfg(test)]
+mod mddataset_tests;
 #[cfg(test)]
 mod soap_tests;

@@ -1,0 +1,387 @@
+//! A slice of the authorised municipal chart of accounts (Budget- og regnskabssystem for
+//! kommuner, see docs/reference/domain.md §2) with synthetic yearly amounts per inhabitant.
+//!
+//! Amounts are *gross* kroner per inhabitant per year at 2020 prices; the generator scales
+//! the operating (drift) amounts so that net operating spending is ≈ 57,500 kr per
+//! inhabitant in 2020.
+
+/// How a function's gross amount splits over dranst × art. Positive fractions are
+/// expenses and sum to 1; negative fractions are incomes or refunds relative to the gross.
+#[derive(Clone, Copy)]
+pub enum Template {
+    Service,
+    Daycare,
+    Care,
+    Admin,
+    Facility,
+    Rental,
+    Utility,
+    Purchase,
+    Placement,
+    Grant,
+    PayState,
+    PayRegion,
+    /// Transfers to persons with the given state refund share (dranst 2, art 8.6).
+    Transfer(f64),
+    /// Income only (e.g. the central refund scheme).
+    Income,
+}
+
+impl Template {
+    pub fn parts(self) -> Vec<(i32, &'static str, f64)> {
+        match self {
+            Template::Service => vec![
+                (1, "1.0", 0.66),
+                (1, "2.2", 0.02),
+                (1, "2.7", 0.03),
+                (1, "2.9", 0.04),
+                (1, "4.0", 0.05),
+                (1, "4.5", 0.04),
+                (1, "4.7", 0.02),
+                (1, "4.9", 0.14),
+                (1, "7.1", -0.01),
+                (1, "7.2", -0.05),
+            ],
+            Template::Daycare => vec![
+                (1, "1.0", 0.72),
+                (1, "2.2", 0.06),
+                (1, "2.9", 0.04),
+                (1, "4.5", 0.03),
+                (1, "4.9", 0.10),
+                (1, "5.9", 0.05),
+                (1, "7.2", -0.22),
+            ],
+            Template::Care => vec![
+                (1, "1.0", 0.80),
+                (1, "2.2", 0.04),
+                (1, "2.7", 0.04),
+                (1, "2.9", 0.04),
+                (1, "4.5", 0.02),
+                (1, "4.9", 0.06),
+                (1, "7.2", -0.08),
+            ],
+            Template::Admin => vec![
+                (1, "1.0", 0.70),
+                (1, "2.7", 0.04),
+                (1, "2.9", 0.03),
+                (1, "4.0", 0.08),
+                (1, "4.9", 0.15),
+                (1, "7.2", -0.02),
+            ],
+            Template::Facility => vec![
+                (1, "1.0", 0.30),
+                (1, "2.3", 0.05),
+                (1, "2.9", 0.10),
+                (1, "4.5", 0.40),
+                (1, "4.9", 0.15),
+                (1, "7.1", -0.03),
+                (1, "7.2", -0.03),
+            ],
+            Template::Rental => vec![(1, "2.9", 0.20), (1, "4.5", 0.50), (1, "4.9", 0.30), (1, "7.1", -0.80)],
+            Template::Utility => vec![(1, "1.0", 0.10), (1, "4.5", 0.55), (1, "4.9", 0.35), (1, "7.2", -1.0)],
+            Template::Purchase => vec![(1, "2.9", 0.10), (1, "4.7", 0.15), (1, "4.9", 0.75), (1, "7.2", -0.05)],
+            Template::Placement => vec![
+                (1, "1.0", 0.35),
+                (1, "2.9", 0.05),
+                (1, "4.0", 0.15),
+                (1, "4.7", 0.40),
+                (1, "4.8", 0.05),
+                (1, "7.7", -0.06),
+            ],
+            Template::Grant => vec![(1, "4.9", 0.10), (1, "5.9", 0.90)],
+            Template::PayState => vec![(1, "4.6", 1.0)],
+            Template::PayRegion => vec![(1, "4.8", 1.0)],
+            Template::Transfer(r) => vec![(1, "5.2", 1.0), (1, "7.9", -0.02), (2, "8.6", -r)],
+            Template::Income => vec![(1, "7.6", -1.0)],
+        }
+    }
+}
+
+/// Split of capital (anlæg, dranst 3) amounts.
+pub const ANLAEG_PARTS: &[(i32, &str, f64)] = &[(3, "2.7", 0.15), (3, "4.0", 0.10), (3, "4.5", 0.75), (3, "7.9", -0.04)];
+
+pub struct Funktion {
+    pub kode: &'static str,
+    pub navn: &'static str,
+    pub navn_en: &'static str,
+    /// Gross operating amount, kr per inhabitant per year (2020).
+    pub drift: f64,
+    pub template: Template,
+    /// Gross capital amount, kr per inhabitant per year (2020); 0 = no anlæg.
+    pub anlaeg: f64,
+}
+
+const fn f(
+    kode: &'static str,
+    navn: &'static str,
+    navn_en: &'static str,
+    drift: f64,
+    template: Template,
+    anlaeg: f64,
+) -> Funktion {
+    Funktion { kode, navn, navn_en, drift, template, anlaeg }
+}
+
+use Template::*;
+
+pub const FUNKTIONER: &[Funktion] = &[
+    f("0.22.01", "Fælles formål (jordforsyning)", "Common purposes (land supply)", 150.0, Facility, 0.0),
+    f("0.25.10", "Fælles formål (faste ejendomme)", "Common purposes (real property)", 200.0, Facility, 0.0),
+    f("0.25.11", "Beboelse", "Residential property", 150.0, Rental, 250.0),
+    f("0.28.20", "Grønne områder og naturpladser", "Green areas and nature sites", 450.0, Facility, 0.0),
+    f("0.32.31", "Stadion og idrætsanlæg", "Stadiums and sports facilities", 500.0, Facility, 350.0),
+    f("0.58.80", "Redningsberedskab", "Emergency services", 380.0, Service, 0.0),
+    f("1.38.60", "Ordninger for dagrenovation – restaffald", "Household waste collection", 700.0, Utility, 0.0),
+    f("1.38.64", "Genbrugsstationer", "Recycling centres", 400.0, Utility, 0.0),
+    f("2.22.01", "Fælles funktioner", "Common functions", 300.0, Admin, 0.0),
+    f("2.22.05", "Driftsbygninger og -pladser", "Depots and yards", 280.0, Facility, 0.0),
+    f("2.28.11", "Vejvedligeholdelse m.v.", "Road maintenance etc.", 750.0, Facility, 600.0),
+    f("2.28.12", "Belægninger m.v.", "Road surfaces etc.", 380.0, Facility, 500.0),
+    f("2.28.14", "Vintertjeneste", "Winter road service", 260.0, Facility, 0.0),
+    f("2.32.31", "Busdrift", "Bus services", 800.0, Purchase, 0.0),
+    f("3.22.01", "Folkeskoler", "Public primary and lower secondary schools", 5600.0, Service, 900.0),
+    f("3.22.03", "Syge- og hjemmeundervisning", "Hospital and home teaching", 45.0, Service, 0.0),
+    f("3.22.05", "Skolefritidsordninger", "After-school care", 900.0, Daycare, 0.0),
+    f(
+        "3.22.07",
+        "Indtægter fra den centrale refusionsordning",
+        "Income from the central refund scheme",
+        160.0,
+        Income,
+        0.0,
+    ),
+    f(
+        "3.22.08",
+        "Kommunale specialskoler og interne skoler i dagbehandlingstilbud og på anbringelsessteder",
+        "Municipal special schools and internal schools",
+        950.0,
+        Service,
+        0.0,
+    ),
+    f("3.22.10", "Bidrag til statslige og private skoler", "Contributions to state and private schools", 1050.0, PayState, 0.0),
+    f("3.22.14", "Efterskoler og ungdomskostskoler", "Continuation and youth boarding schools", 160.0, PayState, 0.0),
+    f("3.30.44", "Produktionsskoler", "Production schools", 120.0, PayState, 0.0),
+    f("3.32.50", "Folkebiblioteker", "Public libraries", 430.0, Service, 0.0),
+    f("3.35.60", "Museer", "Museums", 160.0, Service, 0.0),
+    f("3.35.63", "Musikarrangementer", "Music events", 110.0, Service, 0.0),
+    f("3.35.64", "Andre kulturelle opgaver", "Other cultural activities", 170.0, Service, 0.0),
+    f("3.38.73", "Frivilligt folkeoplysende foreningsarbejde", "Voluntary non-formal education associations", 160.0, Grant, 0.0),
+    f("3.38.76", "Lokaletilskud", "Premises grants", 120.0, Grant, 0.0),
+    f("3.38.77", "Daghøjskoler", "Day folk high schools", 40.0, Grant, 0.0),
+    f(
+        "4.62.81",
+        "Aktivitetsbestemt medfinansiering af sundhedsvæsenet",
+        "Activity-based co-financing of the health service",
+        3300.0,
+        PayRegion,
+        0.0,
+    ),
+    f(
+        "4.62.82",
+        "Kommunal genoptræning og vedligeholdelsestræning",
+        "Municipal rehabilitation and maintenance training",
+        480.0,
+        Service,
+        0.0,
+    ),
+    f(
+        "4.62.84",
+        "Vederlagsfri behandling hos en fysioterapeut",
+        "Free physiotherapy",
+        110.0,
+        PayRegion,
+        0.0,
+    ),
+    f("4.62.85", "Kommunal tandpleje", "Municipal dental care", 560.0, Service, 0.0),
+    f("4.62.88", "Sundhedsfremme og forebyggelse", "Health promotion and prevention", 160.0, Service, 0.0),
+    f("4.62.89", "Kommunal sundhedstjeneste", "Municipal child health service", 320.0, Service, 0.0),
+    f(
+        "5.22.07",
+        "Indtægter fra den centrale refusionsordning",
+        "Income from the central refund scheme",
+        500.0,
+        Income,
+        0.0,
+    ),
+    f("5.25.10", "Fælles formål (dagtilbud)", "Common purposes (day care)", 320.0, Admin, 0.0),
+    f("5.25.11", "Dagpleje", "Childminders", 1250.0, Daycare, 0.0),
+    f("5.25.12", "Vuggestuer", "Nurseries", 800.0, Daycare, 0.0),
+    f("5.25.13", "Børnehaver", "Kindergartens", 550.0, Daycare, 0.0),
+    f("5.25.14", "Integrerede daginstitutioner", "Integrated day-care institutions", 4300.0, Daycare, 400.0),
+    f("5.25.15", "Fritidshjem", "After-school centres", 70.0, Daycare, 0.0),
+    f(
+        "5.25.16",
+        "Klubber og andre socialpædagogiske fritidstilbud",
+        "Youth clubs and other leisure provision",
+        550.0,
+        Daycare,
+        0.0,
+    ),
+    f("5.25.17", "Særlige dagtilbud og særlige klubber", "Special day care and special clubs", 230.0, Service, 0.0),
+    f("5.28.20", "Plejefamilier", "Foster families", 950.0, Placement, 0.0),
+    f(
+        "5.28.21",
+        "Forebyggende foranstaltninger for børn og unge",
+        "Preventive measures for children and young people",
+        950.0,
+        Placement,
+        0.0,
+    ),
+    f("5.28.22", "Opholdssteder for børn og unge", "Residential homes for children and young people", 650.0, Placement, 0.0),
+    f("5.28.23", "Døgninstitutioner for børn og unge", "Residential institutions for children and young people", 650.0, Placement, 0.0),
+    f(
+        "5.30.26",
+        "Personlig og praktisk hjælp og madservice (hjemmehjælp) til ældre",
+        "Home help and meals service for the elderly",
+        3600.0,
+        Care,
+        0.0,
+    ),
+    f("5.30.27", "Pleje og omsorg m.v. af ældre i plejeboliger", "Care of the elderly in nursing homes", 3400.0, Care, 350.0),
+    f("5.30.28", "Hjemmesygepleje", "Home nursing", 850.0, Service, 0.0),
+    f("5.30.29", "Forebyggende indsats for ældre", "Preventive measures for the elderly", 120.0, Service, 0.0),
+    f(
+        "5.30.31",
+        "Hjælpemidler, forbrugsgoder, boligindretning og befordring",
+        "Assistive devices, housing adaptation and transport",
+        750.0,
+        Purchase,
+        0.0,
+    ),
+    f(
+        "5.38.42",
+        "Botilbud for personer med særlige sociale problemer",
+        "Housing for persons with special social problems",
+        330.0,
+        Placement,
+        0.0,
+    ),
+    f("5.38.45", "Behandling af stofmisbrugere", "Treatment of drug abusers", 160.0, Placement, 0.0),
+    f("5.38.50", "Botilbud til længerevarende ophold", "Long-term residential care", 1500.0, Placement, 0.0),
+    f("5.38.52", "Botilbud til midlertidigt ophold", "Temporary residential care", 950.0, Placement, 0.0),
+    f("5.38.58", "Beskyttet beskæftigelse", "Sheltered employment", 270.0, Service, 0.0),
+    f("5.38.59", "Aktivitets- og samværstilbud", "Activity and social centres", 530.0, Service, 0.0),
+    f("5.46.60", "Introduktionsprogram m.v.", "Introduction programme etc.", 160.0, Service, 0.0),
+    f(
+        "5.46.61",
+        "Kontanthjælp til udlændinge omfattet af integrationsprogrammet",
+        "Cash benefit to foreigners in the integration programme",
+        300.0,
+        Transfer(0.5),
+        0.0,
+    ),
+    f("5.48.65", "Seniorpension", "Senior pension", 400.0, Transfer(0.2), 0.0),
+    f("5.48.67", "Personlige tillæg m.v.", "Personal supplements etc.", 250.0, Transfer(0.5), 0.0),
+    f("5.57.71", "Sygedagpenge", "Sickness benefit", 2500.0, Transfer(0.45), 0.0),
+    f("5.57.72", "Sociale formål", "Social purposes", 450.0, Transfer(0.5), 0.0),
+    f("5.57.73", "Kontant- og uddannelseshjælp", "Cash benefit and education benefit", 2300.0, Transfer(0.4), 0.0),
+    f("5.57.75", "Boligydelse til pensionister", "Housing benefit for pensioners", 450.0, Transfer(0.25), 0.0),
+    f("5.57.76", "Boligsikring", "Housing allowance", 350.0, Transfer(0.25), 0.0),
+    f("5.57.78", "Dagpenge til forsikrede ledige", "Unemployment benefit for insured unemployed", 1900.0, PayState, 0.0),
+    f("5.58.80", "Revalidering", "Rehabilitation", 200.0, Transfer(0.3), 0.0),
+    f(
+        "5.58.81",
+        "Løntilskud m.v. til personer i fleksjob og personer i løntilskudsstillinger",
+        "Wage subsidies for flexi-jobs",
+        1300.0,
+        Transfer(0.3),
+        0.0,
+    ),
+    f("5.58.83", "Ledighedsydelse", "Unemployment allowance for flexi-job seekers", 420.0, Transfer(0.3), 0.0),
+    f(
+        "5.68.90",
+        "Driftsudgifter til den kommunale beskæftigelsesindsats",
+        "Operating costs of municipal employment measures",
+        650.0,
+        Service,
+        0.0,
+    ),
+    f("5.68.91", "Beskæftigelsesindsats for forsikrede ledige", "Employment measures for insured unemployed", 330.0, Service, 0.0),
+    f("5.68.98", "Beskæftigelsesordninger", "Employment schemes", 330.0, Service, 0.0),
+    f("6.42.40", "Fælles formål (politisk organisation)", "Common purposes (political organisation)", 90.0, Admin, 0.0),
+    f("6.42.41", "Kommunalbestyrelsesmedlemmer", "Municipal council members", 160.0, Admin, 0.0),
+    f("6.42.42", "Kommissioner, råd og nævn", "Commissions, councils and boards", 50.0, Admin, 0.0),
+    f("6.42.43", "Valg m.v.", "Elections etc.", 45.0, Admin, 0.0),
+    f("6.45.50", "Administrationsbygninger", "Administration buildings", 420.0, Facility, 150.0),
+    f("6.45.51", "Sekretariat og forvaltninger", "Secretariat and administrations", 4700.0, Admin, 0.0),
+    f("6.45.52", "Fælles IT og telefoni", "Shared IT and telephony", 1050.0, Admin, 150.0),
+    f("6.45.53", "Jobcentre", "Job centres", 720.0, Admin, 0.0),
+    f("6.48.62", "Turisme", "Tourism", 150.0, Grant, 0.0),
+];
+
+/// Hovedfunktion code → (name, English name).
+pub const HOVEDFUNKTIONER: &[(&str, &str, &str)] = &[
+    ("0.22", "Jordforsyning", "Land supply"),
+    ("0.25", "Faste ejendomme", "Real property"),
+    ("0.28", "Fritidsområder", "Recreational areas"),
+    ("0.32", "Fritidsfaciliteter", "Leisure facilities"),
+    ("0.58", "Redningsberedskab", "Emergency services"),
+    ("1.38", "Affaldshåndtering", "Waste management"),
+    ("2.22", "Fælles funktioner", "Common functions"),
+    ("2.28", "Kommunale veje", "Municipal roads"),
+    ("2.32", "Kollektiv trafik", "Public transport"),
+    ("3.22", "Folkeskolen m.m.", "Primary and lower secondary schools etc."),
+    ("3.30", "Ungdomsuddannelser", "Youth education"),
+    ("3.32", "Folkebiblioteker", "Public libraries"),
+    ("3.35", "Kulturel virksomhed", "Cultural activities"),
+    ("3.38", "Folkeoplysning og fritidsaktiviteter m.v.", "Non-formal education and leisure activities"),
+    ("4.62", "Sundhedsudgifter m.v.", "Health expenditure etc."),
+    ("5.22", "Central refusionsordning", "Central refund scheme"),
+    ("5.25", "Dagtilbud m.v. til børn og unge", "Day care etc. for children and young people"),
+    ("5.28", "Tilbud til børn og unge med særlige behov", "Services for children and young people with special needs"),
+    ("5.30", "Tilbud til ældre", "Services for the elderly"),
+    ("5.38", "Tilbud til voksne med særlige behov", "Services for adults with special needs"),
+    ("5.46", "Tilbud til udlændinge", "Services for foreigners"),
+    ("5.48", "Førtidspensioner og personlige tillæg", "Disability pensions and personal supplements"),
+    ("5.57", "Kontante ydelser", "Cash benefits"),
+    ("5.58", "Revalidering", "Rehabilitation"),
+    ("5.68", "Arbejdsmarkedsforanstaltninger", "Labour market measures"),
+    ("6.42", "Politisk organisation", "Political organisation"),
+    ("6.45", "Administrativ organisation", "Administrative organisation"),
+    ("6.48", "Erhvervsudvikling, turisme og landdistrikter", "Business development, tourism and rural districts"),
+];
+
+pub const HOVEDKONTI: &[(&str, &str, &str)] = &[
+    ("0", "Byudvikling, bolig- og miljøforanstaltninger", "Urban development, housing and environment"),
+    ("1", "Forsyningsvirksomheder m.v.", "Utilities etc."),
+    ("2", "Transport og infrastruktur", "Transport and infrastructure"),
+    ("3", "Undervisning og kultur", "Education and culture"),
+    ("4", "Sundhedsområdet", "Health"),
+    ("5", "Sociale opgaver og beskæftigelse m.v.", "Social services and employment etc."),
+    ("6", "Fællesudgifter og administration m.v.", "Common expenses and administration etc."),
+];
+
+pub const DRANST: &[(i32, &str, &str)] =
+    &[(1, "Driftskonti", "Operating accounts"), (2, "Statsrefusion", "State refunds"), (3, "Anlægskonti", "Capital accounts")];
+
+/// art → (name, English name, hovedart, line-count factor).
+pub const ARTER: &[(&str, &str, &str, &str, f64)] = &[
+    ("1.0", "Lønninger", "Salaries", "1", 0.6),
+    ("2.2", "Fødevarer", "Food", "2", 2.5),
+    ("2.3", "Brændsel og drivmidler", "Fuel", "2", 2.5),
+    ("2.7", "Anskaffelser", "Acquisitions", "2", 2.0),
+    ("2.9", "Øvrige varekøb", "Other purchases of goods", "2", 2.5),
+    ("4.0", "Tjenesteydelser uden moms", "Services without VAT", "4", 1.5),
+    ("4.5", "Entreprenør- og håndværkerydelser", "Contractor and craftsman services", "4", 1.5),
+    ("4.6", "Betalinger til staten", "Payments to the state", "4", 0.5),
+    ("4.7", "Betalinger til kommuner", "Payments to municipalities", "4", 1.0),
+    ("4.8", "Betalinger til regioner", "Payments to regions", "4", 0.7),
+    ("4.9", "Øvrige tjenesteydelser m.v.", "Other services etc.", "4", 1.5),
+    ("5.2", "Overførsler til personer", "Transfers to persons", "5", 3.0),
+    ("5.9", "Øvrige tilskud og overførsler", "Other grants and transfers", "5", 1.0),
+    ("7.1", "Egne huslejeindtægter", "Own rental income", "7", 0.8),
+    ("7.2", "Salg af produkter og ydelser", "Sales of goods and services", "7", 0.8),
+    ("7.6", "Betalinger fra staten", "Payments from the state", "7", 0.5),
+    ("7.7", "Betalinger fra kommuner", "Payments from municipalities", "7", 0.8),
+    ("7.9", "Øvrige indtægter", "Other income", "7", 0.8),
+    ("8.6", "Statsrefusion", "State refund", "8", 0.3),
+];
+
+pub const HOVEDARTER: &[(&str, &str, &str)] = &[
+    ("1", "Lønninger", "Salaries"),
+    ("2", "Varekøb", "Purchases of goods"),
+    ("4", "Tjenesteydelser m.v.", "Services etc."),
+    ("5", "Overførsler til personer", "Transfers to persons"),
+    ("7", "Indtægter", "Income"),
+    ("8", "Finansindtægter", "Financial income"),
+];
