@@ -3,23 +3,12 @@
 //! bodies, and shuts down cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The `datakube` binary built beside this test (`cargo build --workspace --bins`).
-fn datakube_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("datakube");
-    assert!(bin.exists(), "{} is missing: run `cargo build --release --workspace --bins` (scripts/test does)", bin.display());
-    bin
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+mod common;
+use common::{datakube_bin, repo_root};
 
 struct Running {
     child: Child,

@@ -1,0 +1,198 @@
+//! End-to-end MDX over XMLA: the Excel pivot shapes against the real server, every expected
+//! number computed by hand-written SQL in DuckDB over the same Parquet files.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{close, Server};
+
+fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(Server::start)
+}
+
+fn sql_f64(s: &Server, sql: &str) -> f64 {
+    s.duck().query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap_or_else(|e| panic!("{e}\n{sql}"))
+}
+
+fn sql_rows(s: &Server, sql: &str) -> Vec<(String, f64)> {
+    let c = s.duck();
+    let mut st = c.prepare(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn grand_total_without_axes() {
+    let s = server();
+    let a = s.mdx("SELECT  FROM [Økonomi] WHERE ([Measures].[Regnskab]) CELL PROPERTIES VALUE, FORMAT_STRING, BACK_COLOR, FORE_COLOR", 1033).ok();
+    let expected = sql_f64(s, &format!("SELECT sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = 'R'", s.table("oekonomi", "postering")));
+    assert_eq!(a.cells.len(), 1);
+    let (v, ty, _) = &a.cells[&0];
+    assert_eq!(ty, "xsd:double");
+    assert!(close(v.parse().unwrap(), expected), "{v} vs {expected}");
+}
+
+#[test]
+fn regions_drilldown_matches_sql_with_danish_captions() {
+    let s = server();
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize({DrilldownLevel({[Kommune].[Geografi].[All]},,,INCLUDE_CALC_MEMBERS)}) \
+             DIMENSION PROPERTIES PARENT_UNIQUE_NAME,HIERARCHY_UNIQUE_NAME ON COLUMNS FROM [Økonomi] \
+             WHERE ([Measures].[Regnskab]) CELL PROPERTIES VALUE, FORMAT_STRING, FORMATTED_VALUE",
+            1030,
+        )
+        .ok();
+    let expected = sql_rows(
+        s,
+        &format!(
+            "SELECT k.region_navn, sum(p.beloeb)::DOUBLE FROM {} p JOIN {} k USING (kommunekode) \
+             WHERE p.beloebstype_kode = 'R' GROUP BY k.regionskode, k.region_navn ORDER BY k.regionskode",
+            s.table("oekonomi", "postering"),
+            s.table("faelles", "kommune")
+        ),
+    );
+    assert_eq!(expected.len(), 5);
+    let axis = &a.axes[0];
+    assert_eq!(axis.len(), 6, "All + 5 regions");
+    assert_eq!(axis[0][0].0, "[Kommune].[Geografi].[All]");
+    let total: f64 = expected.iter().map(|r| r.1).sum();
+    assert!(close(a.value(0).unwrap(), total));
+    for (i, (name, v)) in expected.iter().enumerate() {
+        assert_eq!(&axis[i + 1][0].1, name, "Danish region caption");
+        assert!(close(a.value(i as u64 + 1).unwrap(), *v), "{name}: {:?} vs {v}", a.value(i as u64 + 1));
+    }
+    // Danish number format: '.' groups thousands.
+    let fmt = a.cells[&0].2.as_deref().unwrap();
+    assert!(fmt.ends_with(" kr.") && fmt.contains('.'), "{fmt}");
+}
+
+#[test]
+fn english_captions_follow_locale() {
+    let s = server();
+    let a = s.mdx("SELECT [Kommune].[Geografi].[Region].Members ON 0 FROM [Økonomi]", 1033).ok();
+    let expected: Vec<String> = {
+        let c = s.duck();
+        let mut st = c
+            .prepare(&format!("SELECT DISTINCT regionskode, region_navn_en FROM {} ORDER BY 1", s.table("faelles", "kommune")))
+            .unwrap();
+        st.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect()
+    };
+    let got: Vec<String> = a.axes[0].iter().map(|t| t[0].1.clone()).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn last_non_empty_population_by_year() {
+    let s = server();
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize(DrilldownMember({{DrilldownLevel({[Tid].[Kalender].[All]},,,INCLUDE_CALC_MEMBERS)}}, \
+             {[Tid].[Kalender].[År].&[2021]},,,INCLUDE_CALC_MEMBERS)) DIMENSION PROPERTIES PARENT_UNIQUE_NAME,HIERARCHY_UNIQUE_NAME ON COLUMNS \
+             FROM [Befolkning] WHERE ([Measures].[Antal borgere])",
+            1033,
+        )
+        .ok();
+    let axis = &a.axes[0];
+    let names: Vec<&str> = axis.iter().map(|t| t[0].0.as_str()).collect();
+    let y2021 = names.iter().position(|n| *n == "[Tid].[Kalender].[År].&[2021]").expect("2021 on the axis");
+    assert!(names[y2021 + 1].starts_with("[Tid].[Kalender].[Kvartal]"), "2021 is drilled: {names:?}");
+    // The year's value is the population at its last month with data.
+    let expected = sql_f64(
+        s,
+        &format!(
+            "WITH m AS (SELECT maaned_id, sum(antal_borgere) v FROM {} WHERE aar = 2021 GROUP BY maaned_id) \
+             SELECT v::DOUBLE FROM m ORDER BY maaned_id DESC LIMIT 1",
+            s.table("befolkning", "bestand")
+        ),
+    );
+    assert_eq!(a.value(y2021 as u64), Some(expected));
+    // The All member is the last month overall.
+    let last = sql_f64(
+        s,
+        &format!(
+            "WITH m AS (SELECT maaned_id, sum(antal_borgere) v FROM {} GROUP BY maaned_id) SELECT v::DOUBLE FROM m ORDER BY maaned_id DESC LIMIT 1",
+            s.table("befolkning", "bestand")
+        ),
+    );
+    assert_eq!(a.value(0), Some(last));
+    assert_eq!(a.cells[&0].1, "xsd:double");
+}
+
+#[test]
+fn subselect_crossjoin_and_calculated_measures() {
+    let s = server();
+    let a = s
+        .mdx(
+            "SELECT {[Measures].[Regnskab],[Measures].[Budget],[Measures].[Afvigelse]} ON 0, \
+             NON EMPTY CrossJoin({[Kommune].[Geografi].[Kommune].Members}, {[Konto].[Funktion].[Hovedkonto].Members}) ON 1 \
+             FROM (SELECT ({[Kommune].[Geografi].[Kommune].&[751], [Kommune].[Geografi].[Kommune].&[825]}) ON COLUMNS FROM [Økonomi])",
+            1033,
+        )
+        .ok();
+    let rows = &a.axes[1];
+    let kommuner: std::collections::BTreeSet<&str> = rows.iter().map(|t| t[0].0.as_str()).collect();
+    assert_eq!(
+        kommuner.into_iter().collect::<Vec<_>>(),
+        vec!["[Kommune].[Geografi].[Kommune].&[751]", "[Kommune].[Geografi].[Kommune].&[825]"],
+        "the subselect keeps only Aarhus and Læsø"
+    );
+    let c = s.duck();
+    let sql = format!(
+        "SELECT sum(beloeb) FILTER (WHERE beloebstype_kode = 'R')::DOUBLE, sum(beloeb) FILTER (WHERE beloebstype_kode = 'B')::DOUBLE \
+         FROM {} p JOIN {} k USING (funktion_kode) WHERE p.kommunekode = ? AND k.hovedkonto_kode = ?",
+        s.table("oekonomi", "postering"),
+        s.table("oekonomi", "konto")
+    );
+    for (i, t) in rows.iter().enumerate() {
+        let kommune: i64 = t[0].0.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap();
+        let hk = t[1].0.rsplit("&[").next().unwrap().trim_end_matches(']').to_string();
+        let (r, b): (Option<f64>, Option<f64>) = c.query_row(&sql, datakube_engine::duckdb::params![kommune, hk], |x| Ok((x.get(0)?, x.get(1)?))).unwrap();
+        let base = i as u64 * 3;
+        assert_eq!(a.value(base).is_some(), r.is_some());
+        if let Some(r) = r {
+            assert!(close(a.value(base).unwrap(), r), "Regnskab {kommune}/{hk}");
+        }
+        if let Some(b) = b {
+            assert!(close(a.value(base + 1).unwrap(), b), "Budget {kommune}/{hk}");
+        }
+        let afv = r.unwrap_or(0.0) - b.unwrap_or(0.0);
+        assert!(close(a.value(base + 2).unwrap_or(0.0), afv), "Afvigelse {kommune}/{hk}");
+    }
+}
+
+#[test]
+fn distinct_count_by_ydelsesgruppe() {
+    let s = server();
+    let a = s.mdx("SELECT [Measures].[Personer] ON 0, [Ydelse].[Ydelse].[Ydelsesgruppe].Members ON 1 FROM [Beskæftigelse]", 1030).ok();
+    let expected = sql_rows(
+        s,
+        &format!(
+            "SELECT y.ydelsesgruppe_navn, count(DISTINCT f.person_id)::DOUBLE FROM {} f JOIN {} y USING (ydelse_kode) \
+             GROUP BY y.ydelsesgruppe_kode, y.ydelsesgruppe_navn ORDER BY y.ydelsesgruppe_kode",
+            s.table("beskaeftigelse", "ydelse_uge"),
+            s.table("beskaeftigelse", "ydelse")
+        ),
+    );
+    let got: Vec<(String, f64)> = a.axes[1].iter().enumerate().filter_map(|(i, t)| a.value(i as u64).map(|v| (t[0].1.clone(), v))).collect();
+    assert_eq!(got, expected);
+    assert!(a.cells.values().all(|c| c.1 == "xsd:int"), "counts are xsd:int");
+}
+
+#[test]
+fn errors_are_faults_that_name_the_problem() {
+    let s = server();
+    let f = s.mdx("SELECT {[Measures].[Regnskab] ON 0 FROM [Økonomi]", 1033).fault.expect("syntax error");
+    assert!(f.1.contains("line 1, column"), "{f:?}");
+    assert!(f.0.parse::<u32>().is_ok(), "numeric ErrorCode: {f:?}");
+    let f = s.mdx("SELECT FROM [Nope]", 1033).fault.expect("unknown cube");
+    assert!(f.1.contains("[Nope]") && f.1.contains("[Økonomi]"), "{f:?}");
+    let f = s.mdx("SELECT [Kommune].[Geografi].[Kommune].&[999] ON 0 FROM [Økonomi]", 1033).fault.expect("unknown member");
+    assert!(f.1.contains("&[999]") && f.1.contains("line 1, column 8"), "{f:?}");
+    let f = s.mdx("SELECT [Measures].[Regnskabb] ON 0 FROM [Økonomi]", 1033).fault.expect("unknown measure");
+    assert!(f.1.contains("[Regnskabb]") && f.1.contains("[Regnskab]"), "{f:?}");
+    let f = s.mdx("SELECT Frobnicate([Kommune].[Geografi].Members) ON 0 FROM [Økonomi]", 1033).fault.expect("unknown function");
+    assert!(f.1.contains("Frobnicate"), "{f:?}");
+}
