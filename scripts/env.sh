@@ -5,7 +5,7 @@
 #   command and CI, so CI reuses what a developer already built.
 # - DuckDB is DuckDB's own prebuilt libduckdb.so (1.5.6), fetched once from the npm registry
 #   (package @duckdb/node-bindings-linux-x64) into the cache; see docs/ARCHITECTURE.md.
-set -euo pipefail
+# (no `set -e` here: this file is also sourced into interactive shells)
 DATAKUBE_CACHE="${DATAKUBE_CACHE:-$HOME/.cache/datakube}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$DATAKUBE_CACHE/target}"
 DUCKDB_NPM_PACKAGE="@duckdb/node-bindings-linux-x64@1.5.6-r.1"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datakube_engine::duckdb::types::ValueRef;
-use datakube_engine::{sql_ident, sql_string, Engine};
+use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Catalog, Cube, Hierarchy, Lang, Source};
 
 /// Most members one hierarchy may have (a guard against a wrongly chosen key column).
@@ -21,7 +21,11 @@ pub const MAX_MEMBERS_PER_HIERARCHY: usize = 2_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
     #[error("cube {cube}, hierarchy {hierarchy}: {message}")]
-    Load { cube: String, hierarchy: String, message: String },
+    Load {
+        cube: String,
+        hierarchy: String,
+        message: String,
+    },
 }
 
 /// A member key as stored in the data.
@@ -122,7 +126,10 @@ impl HierarchyMembers {
     }
     /// The member with `key` on level `number`.
     pub fn by_key(&self, number: usize, key: &str) -> Option<MemberId> {
-        self.level_members(number).iter().copied().find(|&id| self.get(id).key.to_string() == key)
+        self.level_members(number)
+            .iter()
+            .copied()
+            .find(|&id| self.get(id).key.to_string() == key)
     }
 }
 
@@ -135,7 +142,8 @@ pub struct MemberStore {
 
 impl MemberStore {
     pub fn hierarchy(&self, cube: &str, hierarchy_unique_name: &str) -> Option<&Arc<HierarchyMembers>> {
-        self.hierarchies.get(&(cube.to_lowercase(), hierarchy_unique_name.to_lowercase()))
+        self.hierarchies
+            .get(&(cube.to_lowercase(), hierarchy_unique_name.to_lowercase()))
     }
 
     /// Load the members of every hierarchy of every cube.
@@ -156,7 +164,9 @@ impl MemberStore {
                             m
                         }
                     };
-                    store.hierarchies.insert((cube.name.to_lowercase(), h.unique_name.to_lowercase()), members);
+                    store
+                        .hierarchies
+                        .insert((cube.name.to_lowercase(), h.unique_name.to_lowercase()), members);
                 }
             }
         }
@@ -226,9 +236,16 @@ fn load_hierarchy(
     h: &Hierarchy,
     source: &Source,
 ) -> Result<HierarchyMembers, MemberError> {
-    let err = |message: String| MemberError::Load { cube: cube.name.clone(), hierarchy: h.unique_name.clone(), message };
+    let err = |message: String| MemberError::Load {
+        cube: cube.name.clone(),
+        hierarchy: h.unique_name.clone(),
+        message,
+    };
     let glob = source_glob(data_dir, source).map_err(err)?;
-    let from = format!("read_parquet({}, hive_partitioning = true)", sql_string(&glob.to_string_lossy()));
+    let from = format!(
+        "read_parquet({}, hive_partitioning = true)",
+        sql_string(&glob.to_string_lossy())
+    );
     let conn = engine.connection().map_err(|e| err(e.to_string()))?;
 
     let all = Member {
@@ -248,8 +265,17 @@ fn load_hierarchy(
     if let Some(parent_col) = &h.parent_column {
         // Parent-child: one row per member; depth comes from the parent chain.
         let l = &h.levels[0];
-        let mut cols = vec![sql_ident(&l.key_column), sql_ident(parent_col), sql_ident(&l.name_column)];
-        cols.push(l.name_column_en.as_deref().map(sql_ident).unwrap_or_else(|| "NULL".into()));
+        let mut cols = vec![
+            sql_ident(&l.key_column),
+            sql_ident(parent_col),
+            sql_ident(&l.name_column),
+        ];
+        cols.push(
+            l.name_column_en
+                .as_deref()
+                .map(sql_ident)
+                .unwrap_or_else(|| "NULL".into()),
+        );
         cols.push(sql_ident(&l.sort_column));
         cols.extend(l.properties.iter().map(|p| sql_ident(&p.column)));
         let sql = format!(
@@ -260,9 +286,13 @@ fn load_hierarchy(
         );
         let mut stmt = conn.prepare(&sql).map_err(|e| err(format!("{e}")))?;
         let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
-        let mut raw: Vec<(Key, Key, String, Option<String>, Vec<PropValue>)> = Vec::new();
+        // (key, parent key, name, English name, properties)
+        type Row = (Key, Key, String, Option<String>, Vec<PropValue>);
+        let mut raw: Vec<Row> = Vec::new();
         while let Some(r) = rows.next().map_err(|e| err(format!("{e}")))? {
-            let props = (0..l.properties.len()).map(|i| r.get_ref(5 + i).map(prop_of).unwrap_or(PropValue::Null)).collect();
+            let props = (0..l.properties.len())
+                .map(|i| r.get_ref(5 + i).map(prop_of).unwrap_or(PropValue::Null))
+                .collect();
             raw.push((
                 r.get_ref(0).map(key_of).unwrap_or(Key::Null),
                 r.get_ref(1).map(key_of).unwrap_or(Key::Null),
@@ -277,12 +307,18 @@ fn load_hierarchy(
         let index: HashMap<Key, usize> = raw.iter().enumerate().map(|(i, r)| (r.0.clone(), i)).collect();
         let mut children_of: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
         for (i, r) in raw.iter().enumerate() {
-            let parent = if r.1 == Key::Null || r.1 == r.0 { None } else { index.get(&r.1).copied() };
+            let parent = if r.1 == Key::Null || r.1 == r.0 {
+                None
+            } else {
+                index.get(&r.1).copied()
+            };
             children_of.entry(parent).or_default().push(i);
         }
         // Depth-first from the roots; a cycle or an orphan never reached is reported.
-        let mut stack: Vec<(usize, MemberId, u16)> =
-            children_of.get(&None).map(|v| v.iter().rev().map(|&i| (i, 0, 1)).collect()).unwrap_or_default();
+        let mut stack: Vec<(usize, MemberId, u16)> = children_of
+            .get(&None)
+            .map(|v| v.iter().rev().map(|&i| (i, 0, 1)).collect())
+            .unwrap_or_default();
         let mut placed = 0usize;
         while let Some((i, parent_id, depth)) = stack.pop() {
             let (key, _, name, name_en, props) = &raw[i];
@@ -324,12 +360,22 @@ fn load_hierarchy(
         for l in &h.levels {
             cols.push(sql_ident(&l.key_column));
             cols.push(sql_ident(&l.name_column));
-            cols.push(l.name_column_en.as_deref().map(sql_ident).unwrap_or_else(|| "NULL".into()));
+            cols.push(
+                l.name_column_en
+                    .as_deref()
+                    .map(sql_ident)
+                    .unwrap_or_else(|| "NULL".into()),
+            );
             cols.extend(l.properties.iter().map(|p| sql_ident(&p.column)));
             order.push(sql_ident(&l.sort_column));
             order.push(sql_ident(&l.key_column));
         }
-        let sql = format!("SELECT DISTINCT {}, {} FROM {from} ORDER BY {}", cols.join(", "), order.join(", "), order.join(", "));
+        let sql = format!(
+            "SELECT DISTINCT {}, {} FROM {from} ORDER BY {}",
+            cols.join(", "),
+            order.join(", "),
+            order.join(", ")
+        );
         let mut stmt = conn.prepare(&sql).map_err(|e| err(format!("{e}")))?;
         let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
         // The current path of member ids while walking the ordered rows.
@@ -341,10 +387,15 @@ fn load_hierarchy(
             path.clear();
             for (li, l) in h.levels.iter().enumerate() {
                 let key = r.get_ref(c).map(key_of).unwrap_or(Key::Null);
-                let name = r.get_ref(c + 1).ok().and_then(text_of).unwrap_or_else(|| key.to_string());
+                let name = r
+                    .get_ref(c + 1)
+                    .ok()
+                    .and_then(text_of)
+                    .unwrap_or_else(|| key.to_string());
                 let name_en = r.get_ref(c + 2).ok().and_then(text_of);
-                let props: Vec<PropValue> =
-                    (0..l.properties.len()).map(|i| r.get_ref(c + 3 + i).map(prop_of).unwrap_or(PropValue::Null)).collect();
+                let props: Vec<PropValue> = (0..l.properties.len())
+                    .map(|i| r.get_ref(c + 3 + i).map(prop_of).unwrap_or(PropValue::Null))
+                    .collect();
                 c += 3 + l.properties.len();
                 let id = match by_level_key[li].get(&key) {
                     Some(&id) => {
@@ -394,7 +445,16 @@ fn load_hierarchy(
             }
         }
     }
-    let by_unique_name = members.iter().enumerate().map(|(i, m)| (m.unique_name.to_lowercase(), i as MemberId)).collect();
+    let by_unique_name = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.unique_name.to_lowercase(), i as MemberId))
+        .collect();
     tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
-    Ok(HierarchyMembers { unique_name: h.unique_name.clone(), members, levels, by_unique_name })
+    Ok(HierarchyMembers {
+        unique_name: h.unique_name.clone(),
+        members,
+        levels,
+        by_unique_name,
+    })
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use datakube_engine::{sql_ident, sql_string, Engine};
+use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Aggregator, FilterValue};
 
 use crate::error::{QueryError, Result};
@@ -48,7 +48,15 @@ impl fmt::Display for CellQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "CellQuery cube=[{}]", self.cube)?;
         let g: Vec<String> = self.grouping.iter().map(|(h, l)| format!("{h}.[{l}]")).collect();
-        writeln!(f, "  group by: {}", if g.is_empty() { "(grand total)".into() } else { g.join(", ") })?;
+        writeln!(
+            f,
+            "  group by: {}",
+            if g.is_empty() {
+                "(grand total)".into()
+            } else {
+                g.join(", ")
+            }
+        )?;
         writeln!(f, "  measures: {}", self.measures.join(", "))?;
         match &self.row_scope {
             RowScope::All => writeln!(f, "  row scope: all rows")?,
@@ -60,6 +68,10 @@ impl fmt::Display for CellQuery {
 
 /// Coordinates without the measure (hierarchies 1..).
 type Coord = Vec<u32>;
+
+/// Cells fetched by one statement: the level of each hierarchy, the parent-child members
+/// pinned, and the semi-additive measure (if any).
+type BatchKey = (Vec<u16>, Vec<u32>, Option<u32>);
 
 pub struct CellFetcher<'s, 'a> {
     space: &'s Space<'a>,
@@ -74,7 +86,13 @@ pub struct CellFetcher<'s, 'a> {
 }
 
 impl<'s, 'a> CellFetcher<'s, 'a> {
-    pub fn new(space: &'s Space<'a>, engine: &'s Engine, data_dir: &'s Path, scope: RowScope, restrictions: Restrictions) -> Self {
+    pub fn new(
+        space: &'s Space<'a>,
+        engine: &'s Engine,
+        data_dir: &'s Path,
+        scope: RowScope,
+        restrictions: Restrictions,
+    ) -> Self {
         CellFetcher {
             space,
             engine,
@@ -95,9 +113,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     pub fn fetch_pending(&mut self) -> Result<()> {
         let pending: Vec<(u32, Coord)> = self.pending.drain().collect();
         // Group: (signature of levels, semi-additive measure or none) → cells.
-        let mut groups: BTreeMap<(Vec<u16>, Vec<u32>, Option<u32>), Vec<(u32, Coord)>> = BTreeMap::new();
+        let mut groups: BTreeMap<BatchKey, Vec<(u32, Coord)>> = BTreeMap::new();
         for (m, c) in pending {
-            let sig: Vec<u16> = c.iter().enumerate().map(|(i, &id)| self.space.hier(i + 1).members.get(id).level).collect();
+            let sig: Vec<u16> = c
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| self.space.hier(i + 1).members.get(id).level)
+                .collect();
             // Parent-child hierarchies cannot group by one column: one batch per member.
             let pc: Vec<u32> = c
                 .iter()
@@ -134,7 +156,11 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 where_.push(format!(
                     "f.{} IN ({})",
                     sql_ident(&cube.security.row_scope_column),
-                    if list.is_empty() { "NULL".into() } else { list.join(", ") }
+                    if list.is_empty() {
+                        "NULL".into()
+                    } else {
+                        list.join(", ")
+                    }
                 ));
             }
         }
@@ -179,7 +205,11 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 for &id in ids {
                     keys.extend(subtree_keys(sp, h, id));
                 }
-                where_.push(format!("f.{} IN ({})", sql_ident(&leaf_key_column(sp, h)), keys.join(", ")));
+                where_.push(format!(
+                    "f.{} IN ({})",
+                    sql_ident(&leaf_key_column(sp, h)),
+                    keys.join(", ")
+                ));
                 continue;
             }
             let mut by_level: BTreeMap<u16, Vec<String>> = BTreeMap::new();
@@ -215,10 +245,22 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let from = format!(
             "read_parquet({}, hive_partitioning = true) AS f{}",
             sql_string(&fact.to_string_lossy()),
-            if joins.is_empty() { String::new() } else { format!(" {}", joins.join(" ")) }
+            if joins.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", joins.join(" "))
+            }
         );
-        let where_sql = if where_.is_empty() { String::new() } else { format!(" WHERE {}", where_.join(" AND ")) };
-        let g_cols: Vec<String> = group_exprs.iter().enumerate().map(|(i, (_, _, e))| format!("{e} AS g{i}")).collect();
+        let where_sql = if where_.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", where_.join(" AND "))
+        };
+        let g_cols: Vec<String> = group_exprs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, e))| format!("{e} AS g{i}"))
+            .collect();
         let g_names: Vec<String> = (0..group_exprs.len()).map(|i| format!("g{i}")).collect();
         let sql = match semi {
             None => {
@@ -232,16 +274,27 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 format!(
                     "SELECT {} FROM {from}{where_sql}{}",
                     select.join(", "),
-                    if g_names.is_empty() { String::new() } else { format!(" GROUP BY {}", g_names.join(", ")) }
+                    if g_names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" GROUP BY {}", g_names.join(", "))
+                    }
                 )
             }
             Some(m) => {
-                let QueryMeasureKind::Stored(s) = &sp.measures[m as usize].kind else { unreachable!("semi-additive is stored") };
+                let QueryMeasureKind::Stored(s) = &sp.measures[m as usize].kind else {
+                    unreachable!("semi-additive is stored")
+                };
                 let tdim = s.time_dimension.as_deref().unwrap_or("");
                 let tcol = cube
                     .dimension(tdim)
                     .and_then(|d| d.foreign_key.clone())
-                    .ok_or_else(|| QueryError::Execution(format!("measure {}: time dimension {tdim} has no key column", s.column.as_deref().unwrap_or(""))))?;
+                    .ok_or_else(|| {
+                        QueryError::Execution(format!(
+                            "measure {}: time dimension {tdim} has no key column",
+                            s.column.as_deref().unwrap_or("")
+                        ))
+                    })?;
                 let inner_agg = inner_aggregate_sql(s)?;
                 let outer = match s.aggregator {
                     Aggregator::LastNonEmpty => "arg_max(v, t) FILTER (WHERE v IS NOT NULL)",
@@ -259,7 +312,11 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     outer_select.join(", "),
                     inner_select.join(", "),
                     inner_group.join(", "),
-                    if g_names.is_empty() { String::new() } else { format!(" GROUP BY {}", g_names.join(", ")) }
+                    if g_names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" GROUP BY {}", g_names.join(", "))
+                    }
                 )
             }
         };
@@ -267,16 +324,27 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             cube: cube.name.clone(),
             grouping: group_exprs
                 .iter()
-                .map(|(h, l, _)| (sp.hierarchy_unique_name(*h), sp.hier(*h).hierarchy.levels[*l as usize - 1].name.clone()))
+                .map(|(h, l, _)| {
+                    (
+                        sp.hierarchy_unique_name(*h),
+                        sp.hier(*h).hierarchy.levels[*l as usize - 1].name.clone(),
+                    )
+                })
                 .collect(),
-            measures: measure_ids.iter().map(|&m| sp.measures[m as usize].unique_name.clone()).collect(),
+            measures: measure_ids
+                .iter()
+                .map(|&m| sp.measures[m as usize].unique_name.clone())
+                .collect(),
             row_scope: self.scope.clone(),
             sql: sql.clone(),
         };
         tracing::debug!(target: "datakube::sql", "{plan}");
 
         // Run and map rows back to coordinates.
-        let conn = self.engine.connection().map_err(|e| QueryError::Execution(e.to_string()))?;
+        let conn = self
+            .engine
+            .connection()
+            .map_err(|e| QueryError::Execution(e.to_string()))?;
         let mut stmt = conn.prepare(&sql).map_err(|e| QueryError::Execution(format!("{e}")))?;
         let mut rows = stmt.query([]).map_err(|e| QueryError::Execution(format!("{e}")))?;
         let template: Vec<u32> = cells[0].1.clone();
@@ -304,12 +372,22 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 continue;
             }
             let n = if semi.is_some() { 1 } else { measure_ids.len() };
-            let vals: Vec<Option<f64>> = (0..n).map(|i| r.get::<_, Option<f64>>(group_exprs.len() + i).ok().flatten()).collect();
+            let vals: Vec<Option<f64>> = (0..n)
+                .map(|i| r.get::<_, Option<f64>>(group_exprs.len() + i).ok().flatten())
+                .collect();
             got.insert(coord, vals);
         }
         for (m, c) in cells {
-            let mi = if semi.is_some() { 0 } else { measure_ids.iter().position(|x| x == m).unwrap_or(0) };
-            let v = got.get(c).and_then(|vals| vals[mi]).map(Scalar::Num).unwrap_or(Scalar::Empty);
+            let mi = if semi.is_some() {
+                0
+            } else {
+                measure_ids.iter().position(|x| x == m).unwrap_or(0)
+            };
+            let v = got
+                .get(c)
+                .and_then(|vals| vals[mi])
+                .map(Scalar::Num)
+                .unwrap_or(Scalar::Empty);
             self.cache.insert((*m, c.clone()), v);
         }
         self.executed.push(plan);
@@ -350,7 +428,10 @@ impl CellSource for CellFetcher<'_, '_> {
 /// The fact column joined to hierarchy `h` (its leaf key in the fact table).
 fn leaf_key_column(sp: &Space, h: HierIdx) -> String {
     let hc = sp.hier(h);
-    hc.dim.foreign_key.clone().unwrap_or_else(|| hc.hierarchy.primary_key.clone())
+    hc.dim
+        .foreign_key
+        .clone()
+        .unwrap_or_else(|| hc.hierarchy.primary_key.clone())
 }
 
 /// Keys (as SQL literals) of a member and all its descendants (parent-child hierarchies).
@@ -373,7 +454,14 @@ fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 
 /// SQL for the key of `level` of hierarchy `h`, per fact row; adds the dimension join when
 /// the level's key is not in the fact table.
-fn key_expression(sp: &Space, data_dir: &Path, h: HierIdx, level: u16, joins: &mut Vec<String>, joined: &mut HashSet<HierIdx>) -> Result<String> {
+fn key_expression(
+    sp: &Space,
+    data_dir: &Path,
+    h: HierIdx,
+    level: u16,
+    joins: &mut Vec<String>,
+    joined: &mut HashSet<HierIdx>,
+) -> Result<String> {
     let hc = sp.hier(h);
     let hier = hc.hierarchy;
     let lvl = &hier.levels[level as usize - 1];
@@ -439,7 +527,8 @@ fn inner_aggregate_sql(s: &datakube_model::StoredMeasure) -> Result<String> {
 fn aggregate_sql(sp: &Space, m: u32) -> Result<String> {
     match &sp.measures[m as usize].kind {
         QueryMeasureKind::Stored(s) => inner_aggregate_sql(s),
-        QueryMeasureKind::Calculated(_) => Err(QueryError::Execution("calculated measures are not aggregated in SQL".into())),
+        QueryMeasureKind::Calculated(_) => Err(QueryError::Execution(
+            "calculated measures are not aggregated in SQL".into(),
+        )),
     }
 }
-

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use datakube_mdx::ast::{BinaryOp, Expr, IsTarget, Literal, UnaryOp};
 
 use crate::error::{QueryError, Result};
-use crate::space::{HierIdx, MemberRef, Object, QueryMeasureKind, Space, Tuple, MEASURES};
+use crate::space::{HierIdx, MEASURES, MemberRef, Object, QueryMeasureKind, Space, Tuple};
 
 /// A value an expression can have.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +70,10 @@ const MAX_CALC_DEPTH: usize = 64;
 
 fn unsupported(what: &str, e: &Expr) -> QueryError {
     let sp = e.span();
-    QueryError::Unsupported(format!("{what} (line {}, column {}) is not supported yet", sp.line, sp.column))
+    QueryError::Unsupported(format!(
+        "{what} (line {}, column {}) is not supported yet",
+        sp.line, sp.column
+    ))
 }
 
 fn lc(s: &str) -> String {
@@ -79,7 +82,11 @@ fn lc(s: &str) -> String {
 
 impl<'s, 'a> Env<'s, 'a> {
     pub fn new(space: &'s Space<'a>) -> Self {
-        Env { space, named_sets: HashMap::new(), allowed: vec![None; space.hierarchy_count()] }
+        Env {
+            space,
+            named_sets: HashMap::new(),
+            allowed: vec![None; space.hierarchy_count()],
+        }
     }
 
     fn visible(&self, m: MemberRef) -> bool {
@@ -93,18 +100,35 @@ impl<'s, 'a> Env<'s, 'a> {
         if m.h == MEASURES {
             return Vec::new();
         }
-        self.space.hier(m.h).members.get(m.id).children.iter().map(|&id| MemberRef { h: m.h, id }).filter(|c| self.visible(*c)).collect()
+        self.space
+            .hier(m.h)
+            .members
+            .get(m.id)
+            .children
+            .iter()
+            .map(|&id| MemberRef { h: m.h, id })
+            .filter(|c| self.visible(*c))
+            .collect()
     }
 
     fn level_of(&self, m: MemberRef) -> u16 {
-        if m.h == MEASURES { 0 } else { self.space.hier(m.h).members.get(m.id).level }
+        if m.h == MEASURES {
+            0
+        } else {
+            self.space.hier(m.h).members.get(m.id).level
+        }
     }
 
     fn parent(&self, m: MemberRef) -> Option<MemberRef> {
         if m.h == MEASURES {
             return None;
         }
-        self.space.hier(m.h).members.get(m.id).parent.map(|id| MemberRef { h: m.h, id })
+        self.space
+            .hier(m.h)
+            .members
+            .get(m.id)
+            .parent
+            .map(|id| MemberRef { h: m.h, id })
     }
 
     fn hierarchy_members(&self, h: HierIdx, all_measures: bool) -> Vec<Tuple> {
@@ -121,7 +145,11 @@ impl<'s, 'a> Env<'s, 'a> {
         let hm = &self.space.hier(h).members;
         let mut ids: Vec<u32> = (0..hm.members.len() as u32).collect();
         ids.sort_by_key(|&id| hm.get(id).ordinal);
-        ids.into_iter().map(|id| MemberRef { h, id }).filter(|m| self.visible(*m)).map(|m| vec![m]).collect()
+        ids.into_iter()
+            .map(|id| MemberRef { h, id })
+            .filter(|m| self.visible(*m))
+            .map(|m| vec![m])
+            .collect()
     }
 
     fn level_members(&self, h: HierIdx, number: u16) -> Vec<Tuple> {
@@ -143,10 +171,10 @@ impl<'s, 'a> Env<'s, 'a> {
     pub fn eval(&self, e: &Expr, coord: Option<&[u32]>) -> Result<Val> {
         match e {
             Expr::Identifier(name) => {
-                if name.segments.len() == 1 {
-                    if let Some(set) = self.named_sets.get(&lc(&name.segments[0].text())) {
-                        return Ok(Val::Set(set.clone()));
-                    }
+                if name.segments.len() == 1
+                    && let Some(set) = self.named_sets.get(&lc(&name.segments[0].text()))
+                {
+                    return Ok(Val::Set(set.clone()));
                 }
                 Ok(match self.space.resolve(name)? {
                     Object::Member(m) => Val::Member(m),
@@ -170,7 +198,12 @@ impl<'s, 'a> Env<'s, 'a> {
                         Val::Hierarchy(h) => t.push(self.default_member(h)),
                         // A tuple of sets, as subselect axes are written: ({a,b},{c}).
                         Val::Set(_) => return Ok(Val::Set(self.eval_set(e, coord)?)),
-                        other => return Err(QueryError::Type(format!("a tuple item must be a member, got {}", describe(&other)))),
+                        other => {
+                            return Err(QueryError::Type(format!(
+                                "a tuple item must be a member, got {}",
+                                describe(&other)
+                            )));
+                        }
                     }
                 }
                 check_distinct_hierarchies(&t, self.space)?;
@@ -178,10 +211,15 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             Expr::Set { .. }
             | Expr::Function { .. }
-            | Expr::Binary { op: BinaryOp::Mul | BinaryOp::Add | BinaryOp::Sub, .. }
+            | Expr::Binary {
+                op: BinaryOp::Mul | BinaryOp::Add | BinaryOp::Sub,
+                ..
+            }
             | Expr::Range { .. }
             | Expr::Alias { .. } => match e {
-                Expr::Function { name, args, .. } if self.is_member_function(&name.value) => self.member_function(&name.value, args, coord, e),
+                Expr::Function { name, args, .. } if self.is_member_function(&name.value) => {
+                    self.member_function(&name.value, args, coord, e)
+                }
                 _ => Ok(Val::Set(self.eval_set(e, coord)?)),
             },
             Expr::Property { object, name, .. } => self.property(object, &name.value, coord, e),
@@ -200,14 +238,32 @@ impl<'s, 'a> Env<'s, 'a> {
 
     fn default_member(&self, h: HierIdx) -> MemberRef {
         if h == MEASURES {
-            MemberRef { h, id: self.space.default_measure }
+            MemberRef {
+                h,
+                id: self.space.default_measure,
+            }
         } else {
-            MemberRef { h, id: self.space.hier(h).default }
+            MemberRef {
+                h,
+                id: self.space.hier(h).default,
+            }
         }
     }
 
     fn is_member_function(&self, name: &str) -> bool {
-        matches!(lc(name).as_str(), "parent" | "firstchild" | "lastchild" | "prevmember" | "nextmember" | "lag" | "lead" | "currentmember" | "defaultmember" | "strtomember")
+        matches!(
+            lc(name).as_str(),
+            "parent"
+                | "firstchild"
+                | "lastchild"
+                | "prevmember"
+                | "nextmember"
+                | "lag"
+                | "lead"
+                | "currentmember"
+                | "defaultmember"
+                | "strtomember"
+        )
     }
 
     fn member_function(&self, name: &str, args: &[Expr], coord: Option<&[u32]>, e: &Expr) -> Result<Val> {
@@ -229,7 +285,12 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             ("defaultmember", Val::Hierarchy(h)) => return Ok(Val::Member(self.default_member(h))),
             (_, Val::Member(m)) => m,
-            (_, other) => return Err(QueryError::Type(format!("{name} needs a member, got {}", describe(&other)))),
+            (_, other) => {
+                return Err(QueryError::Type(format!(
+                    "{name} needs a member, got {}",
+                    describe(&other)
+                )));
+            }
         };
         let hm = |m: MemberRef| &self.space.hier(m.h).members;
         let sibling = |m: MemberRef, delta: i64| -> Option<MemberRef> {
@@ -238,7 +299,10 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             let lvl = hm(m).level_members(hm(m).get(m.id).level as usize);
             let pos = lvl.iter().position(|&x| x == m.id)? as i64 + delta;
-            (pos >= 0 && (pos as usize) < lvl.len()).then(|| MemberRef { h: m.h, id: lvl[pos as usize] })
+            (pos >= 0 && (pos as usize) < lvl.len()).then(|| MemberRef {
+                h: m.h,
+                id: lvl[pos as usize],
+            })
         };
         let offset = || -> Result<i64> {
             match args.get(1).map(|a| self.eval(a, coord)).transpose()? {
@@ -271,12 +335,16 @@ impl<'s, 'a> Env<'s, 'a> {
             ("members", Val::Hierarchy(h)) => Ok(Val::Set(self.hierarchy_members(h, false))),
             ("allmembers", Val::Hierarchy(h)) => Ok(Val::Set(self.hierarchy_members(h, true))),
             ("children", Val::Member(m)) => Ok(Val::Set(self.children(m).into_iter().map(|c| vec![c]).collect())),
-            ("level", Val::Member(m)) => Ok(Val::Level { h: m.h, number: self.level_of(m) }),
+            ("level", Val::Member(m)) => Ok(Val::Level {
+                h: m.h,
+                number: self.level_of(m),
+            }),
             ("hierarchy" | "dimension", Val::Member(m)) => Ok(Val::Hierarchy(m.h)),
             ("count", Val::Set(s)) => Ok(Val::Scalar(Scalar::Num(s.len() as f64))),
-            ("name" | "caption" | "uniquename" | "member_caption" | "member_name" | "member_unique_name", Val::Member(m)) => {
-                Ok(Val::Scalar(Scalar::Str(self.member_text(m, &n))))
-            }
+            (
+                "name" | "caption" | "uniquename" | "member_caption" | "member_name" | "member_unique_name",
+                Val::Member(m),
+            ) => Ok(Val::Scalar(Scalar::Str(self.member_text(m, &n)))),
             (_, other) => Err(QueryError::Unsupported(format!(
                 "the property or function .{name} on {} (line {}, column {}) is not supported yet",
                 describe(&other),
@@ -322,22 +390,45 @@ impl<'s, 'a> Env<'s, 'a> {
                 Ok(acc)
             }
             Expr::Function { name, args, .. } => self.set_function(&name.value, args, coord, e),
-            Expr::Binary { left, op: BinaryOp::Mul, right, .. } => crossjoin(&self.eval_set(left, coord)?, &self.eval_set(right, coord)?, self.space),
-            Expr::Binary { left, op: BinaryOp::Add, right, .. } => {
+            Expr::Binary {
+                left,
+                op: BinaryOp::Mul,
+                right,
+                ..
+            } => crossjoin(&self.eval_set(left, coord)?, &self.eval_set(right, coord)?, self.space),
+            Expr::Binary {
+                left,
+                op: BinaryOp::Add,
+                right,
+                ..
+            } => {
                 let mut l = self.eval_set(left, coord)?;
                 let r = self.eval_set(right, coord)?;
                 let seen: HashSet<Tuple> = l.iter().cloned().collect();
                 l.extend(r.into_iter().filter(|t| !seen.contains(t)));
                 Ok(l)
             }
-            Expr::Binary { left, op: BinaryOp::Sub, right, .. } => {
+            Expr::Binary {
+                left,
+                op: BinaryOp::Sub,
+                right,
+                ..
+            } => {
                 let r: HashSet<Tuple> = self.eval_set(right, coord)?.into_iter().collect();
-                Ok(self.eval_set(left, coord)?.into_iter().filter(|t| !r.contains(t)).collect())
+                Ok(self
+                    .eval_set(left, coord)?
+                    .into_iter()
+                    .filter(|t| !r.contains(t))
+                    .collect())
             }
             Expr::Range { start, end, .. } => {
                 let (a, b) = match (self.eval(start, coord)?, self.eval(end, coord)?) {
                     (Val::Member(a), Val::Member(b)) if a.h == b.h && a.h != MEASURES => (a, b),
-                    _ => return Err(QueryError::Type("a range a:b needs two members of one hierarchy".into())),
+                    _ => {
+                        return Err(QueryError::Type(
+                            "a range a:b needs two members of one hierarchy".into(),
+                        ));
+                    }
                 };
                 let hm = &self.space.hier(a.h).members;
                 let lvl = hm.level_members(hm.get(a.id).level as usize);
@@ -347,7 +438,9 @@ impl<'s, 'a> Env<'s, 'a> {
                         let (lo, hi) = (pa.min(pb), pa.max(pb));
                         Ok(lvl[lo..=hi].iter().map(|&id| vec![MemberRef { h: a.h, id }]).collect())
                     }
-                    _ => Err(QueryError::Type("the members of a range must be on the same level".into())),
+                    _ => Err(QueryError::Type(
+                        "the members of a range must be on the same level".into(),
+                    )),
                 }
             }
             Expr::Alias { expr, .. } => self.eval_set(expr, coord),
@@ -368,7 +461,10 @@ impl<'s, 'a> Env<'s, 'a> {
 
     fn arg_set(&self, args: &[Expr], i: usize, coord: Option<&[u32]>, fname: &str) -> Result<Vec<Tuple>> {
         match args.get(i) {
-            Some(Expr::Omitted { .. }) | None => Err(QueryError::Type(format!("{fname}: argument {} (a set) is missing", i + 1))),
+            Some(Expr::Omitted { .. }) | None => Err(QueryError::Type(format!(
+                "{fname}: argument {} (a set) is missing",
+                i + 1
+            ))),
             Some(a) => self.eval_set(a, coord),
         }
     }
@@ -389,7 +485,11 @@ impl<'s, 'a> Env<'s, 'a> {
             "addcalculatedmembers" | "distinct" if n == "addcalculatedmembers" => self.arg_set(args, 0, coord, name),
             "distinct" => {
                 let mut seen = HashSet::new();
-                Ok(self.arg_set(args, 0, coord, name)?.into_iter().filter(|t| seen.insert(t.clone())).collect())
+                Ok(self
+                    .arg_set(args, 0, coord, name)?
+                    .into_iter()
+                    .filter(|t| seen.insert(t.clone()))
+                    .collect())
             }
             "crossjoin" | "nonemptycrossjoin" => {
                 let mut acc: Vec<Tuple> = vec![Vec::new()];
@@ -403,7 +503,8 @@ impl<'s, 'a> Env<'s, 'a> {
                 let mut out: Vec<Tuple> = Vec::new();
                 let mut seen = HashSet::new();
                 for (i, a) in args.iter().enumerate() {
-                    if matches!(a, Expr::Identifier(nm) if nm.segments.len() == 1 && nm.segments[0].text().eq_ignore_ascii_case("ALL")) {
+                    if matches!(a, Expr::Identifier(nm) if nm.segments.len() == 1 && nm.segments[0].text().eq_ignore_ascii_case("ALL"))
+                    {
                         continue;
                     }
                     for t in self.arg_set(args, i, coord, name)? {
@@ -416,11 +517,19 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             "except" => {
                 let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(self.arg_set(args, 0, coord, name)?.into_iter().filter(|t| !r.contains(t)).collect())
+                Ok(self
+                    .arg_set(args, 0, coord, name)?
+                    .into_iter()
+                    .filter(|t| !r.contains(t))
+                    .collect())
             }
             "intersect" => {
                 let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(self.arg_set(args, 0, coord, name)?.into_iter().filter(|t| r.contains(t)).collect())
+                Ok(self
+                    .arg_set(args, 0, coord, name)?
+                    .into_iter()
+                    .filter(|t| r.contains(t))
+                    .collect())
             }
             "head" | "tail" => {
                 let set = self.arg_set(args, 0, coord, name)?;
@@ -431,7 +540,11 @@ impl<'s, 'a> Env<'s, 'a> {
                     },
                     _ => 1,
                 };
-                Ok(if n == "head" { set.into_iter().take(count).collect() } else { set[set.len().saturating_sub(count)..].to_vec() })
+                Ok(if n == "head" {
+                    set.into_iter().take(count).collect()
+                } else {
+                    set[set.len().saturating_sub(count)..].to_vec()
+                })
             }
             "members" | "allmembers" => match args.first().map(|a| self.eval(a, coord)).transpose()? {
                 Some(Val::Level { h, number }) => Ok(self.level_members(h, number)),
@@ -463,7 +576,10 @@ impl<'s, 'a> Env<'s, 'a> {
         match args.get(i).map(|a| self.eval(a, coord)).transpose()? {
             Some(Val::Member(m)) => Ok(m),
             Some(Val::Set(s)) if s.len() == 1 && s[0].len() == 1 => Ok(s[0][0]),
-            _ => Err(QueryError::Type(format!("{fname}: argument {} must be a member", i + 1))),
+            _ => Err(QueryError::Type(format!(
+                "{fname}: argument {} must be a member",
+                i + 1
+            ))),
         }
     }
 
@@ -489,16 +605,27 @@ impl<'s, 'a> Env<'s, 'a> {
         let flag = args.iter().skip(1).find_map(|a| match a {
             Expr::Identifier(n) if n.segments.len() == 1 => {
                 let t = n.segments[0].text().to_ascii_uppercase();
-                ["SELF", "AFTER", "BEFORE", "BEFORE_AND_AFTER", "SELF_AND_AFTER", "SELF_AND_BEFORE", "SELF_BEFORE_AFTER", "LEAVES"]
-                    .contains(&t.as_str())
-                    .then_some(t)
+                [
+                    "SELF",
+                    "AFTER",
+                    "BEFORE",
+                    "BEFORE_AND_AFTER",
+                    "SELF_AND_AFTER",
+                    "SELF_AND_BEFORE",
+                    "SELF_BEFORE_AFTER",
+                    "LEAVES",
+                ]
+                .contains(&t.as_str())
+                .then_some(t)
             }
             _ => None,
         });
         let flag = flag.unwrap_or_else(|| "SELF".into());
         let mut out = Vec::new();
         for t in roots {
-            let [m] = t.as_slice() else { return Err(QueryError::Type("Descendants needs members".into())) };
+            let [m] = t.as_slice() else {
+                return Err(QueryError::Type("Descendants needs members".into()));
+            };
             let m = *m;
             let base = self.level_of(m);
             let target = match args.get(1) {
@@ -550,16 +677,23 @@ impl<'s, 'a> Env<'s, 'a> {
         if let Some(a) = args.get(1).filter(|a| !matches!(a, Expr::Omitted { .. })) {
             match self.eval(a, coord)? {
                 Val::Level { h, number } => {
-                    pos = set[0].iter().position(|m| m.h == h).ok_or_else(|| QueryError::Type("DrilldownLevel: the level's hierarchy is not in the set".into()))?;
+                    pos = set[0].iter().position(|m| m.h == h).ok_or_else(|| {
+                        QueryError::Type("DrilldownLevel: the level's hierarchy is not in the set".into())
+                    })?;
                     level = Some(number);
                 }
-                other => return Err(QueryError::Type(format!("DrilldownLevel: argument 2 must be a level, got {}", describe(&other)))),
+                other => {
+                    return Err(QueryError::Type(format!(
+                        "DrilldownLevel: argument 2 must be a level, got {}",
+                        describe(&other)
+                    )));
+                }
             }
         }
-        if let Some(a) = args.get(2).filter(|a| !matches!(a, Expr::Omitted { .. })) {
-            if let Val::Scalar(s) = self.eval(a, coord)? {
-                pos = s.as_num().unwrap_or(0.0).max(0.0) as usize;
-            }
+        if let Some(a) = args.get(2).filter(|a| !matches!(a, Expr::Omitted { .. }))
+            && let Val::Scalar(s) = self.eval(a, coord)?
+        {
+            pos = s.as_num().unwrap_or(0.0).max(0.0) as usize;
         }
         if pos >= set[0].len() {
             return Err(QueryError::Type("DrilldownLevel: index beyond the tuple".into()));
@@ -592,7 +726,11 @@ impl<'s, 'a> Env<'s, 'a> {
         let mut target_h: Option<HierIdx> = None;
         for a in args.iter().skip(2) {
             if let Expr::Identifier(n) = a {
-                if n.segments.len() == 1 && ["RECURSIVE", "INCLUDE_CALC_MEMBERS"].iter().any(|f| n.segments[0].text().eq_ignore_ascii_case(f)) {
+                if n.segments.len() == 1
+                    && ["RECURSIVE", "INCLUDE_CALC_MEMBERS"]
+                        .iter()
+                        .any(|f| n.segments[0].text().eq_ignore_ascii_case(f))
+                {
                     continue;
                 }
                 if let Ok(Val::Hierarchy(h)) = self.eval(a, coord) {
@@ -601,7 +739,15 @@ impl<'s, 'a> Env<'s, 'a> {
             }
         }
         let mut out = Vec::with_capacity(set.len() * 2);
-        fn expand(env: &Env, t: &Tuple, pos: usize, targets: &HashSet<MemberRef>, recursive: bool, out: &mut Vec<Tuple>, depth: usize) {
+        fn expand(
+            env: &Env,
+            t: &Tuple,
+            pos: usize,
+            targets: &HashSet<MemberRef>,
+            recursive: bool,
+            out: &mut Vec<Tuple>,
+            depth: usize,
+        ) {
             out.push(t.clone());
             if depth > 64 || !targets.contains(&t[pos]) {
                 return;
@@ -625,7 +771,9 @@ impl<'s, 'a> Env<'s, 'a> {
                 out.push(t.clone());
                 continue;
             };
-            let already = set.get(i + 1).is_some_and(|next| self.parent(next[pos]) == Some(t[pos]));
+            let already = set
+                .get(i + 1)
+                .is_some_and(|next| self.parent(next[pos]) == Some(t[pos]));
             if already {
                 out.push(t.clone());
                 continue;
@@ -642,7 +790,9 @@ impl<'s, 'a> Env<'s, 'a> {
 
     fn cell_depth(&self, coord: &[u32], src: &mut dyn CellSource, depth: usize) -> Result<CellResult> {
         if depth > MAX_CALC_DEPTH {
-            return Err(QueryError::Execution("calculated members refer to each other in a cycle".into()));
+            return Err(QueryError::Execution(
+                "calculated members refer to each other in a cycle".into(),
+            ));
         }
         let m = &self.space.measures[coord[MEASURES] as usize];
         match &m.kind {
@@ -685,7 +835,10 @@ impl<'s, 'a> Env<'s, 'a> {
                     self.cell_depth(&c, src, depth)
                 }
                 Val::Scalar(s) => Ok(Ready(s)),
-                other => Err(QueryError::Type(format!("expected a value, found {}", describe(&other)))),
+                other => Err(QueryError::Type(format!(
+                    "expected a value, found {}",
+                    describe(&other)
+                ))),
             },
             Expr::Unary { op, expr, .. } => {
                 let v = get!(self.scalar(expr, coord, src, depth));
@@ -718,7 +871,12 @@ impl<'s, 'a> Env<'s, 'a> {
                     Ok(Ready(Scalar::Bool(a == b)))
                 }
             },
-            Expr::Case { operand, whens, else_result, .. } => {
+            Expr::Case {
+                operand,
+                whens,
+                else_result,
+                ..
+            } => {
                 let op = match operand {
                     Some(o) => Some(get!(self.scalar(o, coord, src, depth))),
                     None => None,
@@ -758,11 +916,21 @@ impl<'s, 'a> Env<'s, 'a> {
                         Ok(Ready(Scalar::Empty))
                     }
                     "isempty" => {
-                        let v = get!(self.scalar(args.first().ok_or_else(|| unsupported("IsEmpty()", e))?, coord, src, depth));
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported("IsEmpty()", e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
                         Ok(Ready(Scalar::Bool(v == Scalar::Empty)))
                     }
                     "abs" | "int" | "round" | "cdbl" | "cint" => {
-                        let v = get!(self.scalar(args.first().ok_or_else(|| unsupported(&name.value, e))?, coord, src, depth));
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported(&name.value, e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
                         let digits = match args.get(1) {
                             Some(a) => get!(self.scalar(a, coord, src, depth)).as_num().unwrap_or(0.0),
                             None => 0.0,
@@ -816,7 +984,10 @@ impl<'s, 'a> Env<'s, 'a> {
                             c[m.h] = m.id;
                             self.cell_depth(&c, src, depth)
                         }
-                        other => Err(QueryError::Type(format!("expected a value, found {}", describe(&other)))),
+                        other => Err(QueryError::Type(format!(
+                            "expected a value, found {}",
+                            describe(&other)
+                        ))),
                     },
                 }
             }
@@ -828,7 +999,10 @@ impl<'s, 'a> Env<'s, 'a> {
                     c[m.h] = m.id;
                     self.cell_depth(&c, src, depth)
                 }
-                other => Err(QueryError::Type(format!("expected a value, found {}", describe(&other)))),
+                other => Err(QueryError::Type(format!(
+                    "expected a value, found {}",
+                    describe(&other)
+                ))),
             },
             _ => Err(unsupported("this expression in a value context", e)),
         }
@@ -860,7 +1034,11 @@ pub fn binary(op: BinaryOp, l: &Scalar, r: &Scalar) -> Scalar {
                 _ => a.powf(b),
             }),
             (Some(a), None) if op == BinaryOp::Div => {
-                if a == 0.0 { Empty } else { Num(a / 0.0) }
+                if a == 0.0 {
+                    Empty
+                } else {
+                    Num(a / 0.0)
+                }
             }
             _ => Empty,
         },

@@ -13,7 +13,7 @@ use crate::cells::{CellFetcher, Restrictions, RowScope};
 use crate::error::{QueryError, Result};
 use crate::eval::{CellResult, Env, Scalar, Val};
 use crate::format::format_value;
-use crate::space::{print_name, HierIdx, MemberRef, QueryMeasureKind, Space, Tuple, MEASURES};
+use crate::space::{HierIdx, MEASURES, MemberRef, QueryMeasureKind, Space, Tuple, print_name};
 
 /// Largest number of cells one statement may produce.
 pub const MAX_CELLS: usize = 2_000_000;
@@ -42,7 +42,9 @@ pub fn execute(ctx: &QueryContext, statement: &str) -> Result<CellSet> {
     match stmt {
         Statement::Select(sel) => execute_select(ctx, &sel),
         Statement::Drillthrough(_) => Err(QueryError::Unsupported("DRILLTHROUGH is not supported yet".into())),
-        Statement::Create(_) | Statement::Drop(_) => Err(QueryError::Unsupported("CREATE and DROP are not supported yet".into())),
+        Statement::Create(_) | Statement::Drop(_) => {
+            Err(QueryError::Unsupported("CREATE and DROP are not supported yet".into()))
+        }
     }
 }
 
@@ -62,23 +64,38 @@ fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
 }
 
 fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<String> {
-    props.iter().find(|p| p.name.value.eq_ignore_ascii_case("FORMAT_STRING")).and_then(|p| match &p.value {
-        Expr::Literal { value: datakube_mdx::ast::Literal::String(s), .. } => Some(s.clone()),
-        _ => None,
-    })
+    props
+        .iter()
+        .find(|p| p.name.value.eq_ignore_ascii_case("FORMAT_STRING"))
+        .and_then(|p| match &p.value {
+            Expr::Literal {
+                value: datakube_mdx::ast::Literal::String(s),
+                ..
+            } => Some(s.clone()),
+            _ => None,
+        })
 }
 
 pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     let (cube_name, subselects) = cube_and_subselects(sel);
     let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
-    let cname = if cname.is_empty() { ctx.default_cube.unwrap_or_default().to_string() } else { cname };
+    let cname = if cname.is_empty() {
+        ctx.default_cube.unwrap_or_default().to_string()
+    } else {
+        cname
+    };
     let cube = ctx.catalog.cube(&cname).ok_or_else(|| {
         QueryError::Name(format!(
             "the cube [{cname}] (line {}, column {}) does not exist in catalog {}; cubes: {}",
             cube_name.span.line,
             cube_name.span.column,
             ctx.catalog.name,
-            ctx.catalog.cubes.iter().map(|c| format!("[{}]", c.name)).collect::<Vec<_>>().join(", ")
+            ctx.catalog
+                .cubes
+                .iter()
+                .map(|c| format!("[{}]", c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let mut space = Space::new(cube, ctx.members, ctx.lang)?;
@@ -96,14 +113,24 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 )));
             }
         } else if let Definition::CellCalculation(c) = d {
-            return Err(QueryError::Unsupported(format!("CELL CALCULATION {} is not supported yet", print_name(&c.name))));
+            return Err(QueryError::Unsupported(format!(
+                "CELL CALCULATION {} is not supported yet",
+                print_name(&c.name)
+            )));
         }
     }
     let mut env = Env::new(&space);
     for d in &sel.with {
         if let Definition::Set(s) = d {
             let tuples = env.eval_set(&s.expr, None)?;
-            let key = s.name.segments.iter().map(|x| x.text()).collect::<Vec<_>>().join(".").to_ascii_lowercase();
+            let key = s
+                .name
+                .segments
+                .iter()
+                .map(|x| x.text())
+                .collect::<Vec<_>>()
+                .join(".")
+                .to_ascii_lowercase();
             env.named_sets.insert(key, tuples);
         }
     }
@@ -142,7 +169,12 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             Val::Tuple(t) => vec![t],
             Val::Set(s) => s,
             Val::Hierarchy(h) => vec![vec![MemberRef { h, id: base[h] }]],
-            other => return Err(QueryError::Type(format!("the WHERE clause must be a tuple or set, not {}", crate::eval::describe(&other)))),
+            other => {
+                return Err(QueryError::Type(format!(
+                    "the WHERE clause must be a tuple or set, not {}",
+                    crate::eval::describe(&other)
+                )));
+            }
         };
         if tuples.len() == 1 {
             for m in &tuples[0] {
@@ -154,7 +186,9 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             for t in &tuples {
                 for m in t {
                     if m.h == MEASURES {
-                        return Err(QueryError::Unsupported("a set of measures in the WHERE clause is not supported".into()));
+                        return Err(QueryError::Unsupported(
+                            "a set of measures in the WHERE clause is not supported".into(),
+                        ));
                     }
                     per_h.entry(m.h).or_default().push(m.id);
                 }
@@ -183,7 +217,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     let mut used: HashMap<HierIdx, usize> = HashMap::new();
     for (i, a) in axes_src.iter().enumerate() {
         let tuples = env.eval_set(&a.expr, None)?;
-        let hiers: Vec<HierIdx> = tuples.first().map(|t| t.iter().map(|m| m.h).collect()).unwrap_or_default();
+        let hiers: Vec<HierIdx> = tuples
+            .first()
+            .map(|t| t.iter().map(|m| m.h).collect())
+            .unwrap_or_default();
         for t in &tuples {
             if t.iter().map(|m| m.h).ne(hiers.iter().copied()) {
                 return Err(QueryError::Type(format!(
@@ -194,10 +231,16 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         for &h in &hiers {
             if let Some(prev) = used.insert(h, i) {
-                return Err(QueryError::Type(format!("the hierarchy {} appears on axis {prev} and axis {i}", space.hierarchy_unique_name(h))));
+                return Err(QueryError::Type(format!(
+                    "the hierarchy {} appears on axis {prev} and axis {i}",
+                    space.hierarchy_unique_name(h)
+                )));
             }
             if slicer_hiers.contains(&h) {
-                return Err(QueryError::Type(format!("the hierarchy {} appears on axis {i} and in the WHERE clause", space.hierarchy_unique_name(h))));
+                return Err(QueryError::Type(format!(
+                    "the hierarchy {} appears on axis {i} and in the WHERE clause",
+                    space.hierarchy_unique_name(h)
+                )));
             }
         }
         axis_tuples.push(tuples);
@@ -206,7 +249,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
 
     // Cells.
     let lengths: Vec<usize> = axis_tuples.iter().map(Vec::len).collect();
-    let total: usize = lengths.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).unwrap_or(usize::MAX);
+    let total: usize = lengths
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .unwrap_or(usize::MAX);
     if total > MAX_CELLS {
         return Err(QueryError::Execution(format!(
             "the query asks for {total} cells, more than the limit of {MAX_CELLS}; filter or use NON EMPTY on a smaller set"
@@ -244,7 +290,9 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         round += 1;
         if round > MAX_ROUNDS {
-            return Err(QueryError::Execution("calculations need more than 16 rounds of data fetching".into()));
+            return Err(QueryError::Execution(
+                "calculations need more than 16 rounds of data fetching".into(),
+            ));
         }
         fetcher.fetch_pending()?;
     }
@@ -265,7 +313,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         keep[k] = any;
     }
-    let kept_index: Vec<Vec<usize>> = keep.iter().map(|flags| flags.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect()).collect();
+    let kept_index: Vec<Vec<usize>> = keep
+        .iter()
+        .map(|flags| flags.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect())
+        .collect();
     let new_lengths: Vec<usize> = kept_index.iter().map(Vec::len).collect();
 
     // Axes for the writer.
@@ -283,7 +334,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     let cell_props: Vec<CellProperty> = if sel.cell_properties.is_empty() {
         CellProperty::DEFAULT.to_vec()
     } else {
-        sel.cell_properties.iter().filter_map(|p| CellProperty::from_name(&p.value)).collect()
+        sel.cell_properties
+            .iter()
+            .filter_map(|p| CellProperty::from_name(&p.value))
+            .collect()
     };
     let mut cells = Vec::new();
     let new_total: usize = new_lengths.iter().product();
@@ -308,7 +362,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         let (value, formatted) = match v {
             Scalar::Num(x) if integral && x.fract() == 0.0 && x.abs() < 9.0e15 => {
                 let i = *x as i64;
-                let cv = if i32::try_from(i).is_ok() { CellValue::Int(i as i32) } else { CellValue::Long(i) };
+                let cv = if i32::try_from(i).is_ok() {
+                    CellValue::Int(i as i32)
+                } else {
+                    CellValue::Long(i)
+                };
                 (cv, format_value(*x, fmt, ctx.lang))
             }
             Scalar::Num(x) => (CellValue::Double(*x), format_value(*x, fmt, ctx.lang)),
@@ -316,7 +374,12 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             Scalar::Bool(b) => (CellValue::Bool(*b), b.to_string()),
             Scalar::Empty => unreachable!("empty cells are skipped"),
         };
-        cells.push(Cell { ordinal: new_ord as u64, value, formatted: Some(formatted), format_string: fmt.map(str::to_string) });
+        cells.push(Cell {
+            ordinal: new_ord as u64,
+            value,
+            formatted: Some(formatted),
+            format_string: fmt.map(str::to_string),
+        });
     }
     tracing::debug!(statements = fetcher.executed.len(), cells = cells.len(), "MDX answered");
     Ok(CellSet {
@@ -370,12 +433,22 @@ const INTRINSIC: &[&str] = &[
     "LEVEL_NUMBER",
     "DESCRIPTION",
 ];
-const STANDARD: &[&str] = &["MEMBER_UNIQUE_NAME", "MEMBER_CAPTION", "LEVEL_UNIQUE_NAME", "DISPLAY_INFO"];
+const STANDARD: &[&str] = &[
+    "MEMBER_UNIQUE_NAME",
+    "MEMBER_CAPTION",
+    "LEVEL_UNIQUE_NAME",
+    "DISPLAY_INFO",
+];
 
 /// A requested property: intrinsic (for every hierarchy) or a level's member property.
 enum Prop {
     Intrinsic(String),
-    User { h: HierIdx, level: u16, index: usize, name: String },
+    User {
+        h: HierIdx,
+        level: u16,
+        index: usize,
+        name: String,
+    },
 }
 
 fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[ObjectName]) -> Result<Axis> {
@@ -397,7 +470,10 @@ fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[Objec
         // [Dim].[Hier].[Level].[Prop] (or Excel's [H].[H].[L]MEMBER_CAPTION form, reduced by the parser).
         let mut found = false;
         if r.segments.len() >= 2 {
-            let level_name = ObjectName { segments: r.segments[..r.segments.len() - 1].to_vec(), span: r.span };
+            let level_name = ObjectName {
+                segments: r.segments[..r.segments.len() - 1].to_vec(),
+                span: r.span,
+            };
             if let Ok(crate::space::Object::Level { h, number }) = sp.resolve(&level_name) {
                 if INTRINSIC.contains(&upper.as_str()) || STANDARD.contains(&upper.as_str()) {
                     if INTRINSIC.contains(&upper.as_str()) {
@@ -407,7 +483,12 @@ fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[Objec
                 } else if number > 0 {
                     let l = &sp.hier(h).hierarchy.levels[number as usize - 1];
                     if let Some(index) = l.properties.iter().position(|p| p.name.eq_ignore_ascii_case(&last)) {
-                        props.push(Prop::User { h, level: number, index, name: l.properties[index].name.clone() });
+                        props.push(Prop::User {
+                            h,
+                            level: number,
+                            index,
+                            name: l.properties[index].name.clone(),
+                        });
                         found = true;
                     }
                 }
@@ -434,14 +515,29 @@ fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[Objec
                     name: format!("{hname}.[{n}]"),
                     element: n.clone(),
                     xsd_type: match n.as_str() {
-                        "MEMBER_TYPE" | "CHILDREN_CARDINALITY" | "PARENT_LEVEL" | "PARENT_COUNT" | "MEMBER_ORDINAL" | "LEVEL_NUMBER" => "xsd:int".into(),
+                        "MEMBER_TYPE"
+                        | "CHILDREN_CARDINALITY"
+                        | "PARENT_LEVEL"
+                        | "PARENT_COUNT"
+                        | "MEMBER_ORDINAL"
+                        | "LEVEL_NUMBER" => "xsd:int".into(),
                         _ => "xsd:string".into(),
                     },
                 },
-                Prop::User { h: ph, level, index, name } if *ph == h => {
+                Prop::User {
+                    h: ph,
+                    level,
+                    index,
+                    name,
+                } if *ph == h => {
                     let l = &sp.hier(h).hierarchy.levels[*level as usize - 1];
                     let _ = index;
-                    AxisProperty { hierarchy: hname.clone(), name: format!("{}.[{}]", l.unique_name, name), element: name.clone(), xsd_type: "xsd:string".into() }
+                    AxisProperty {
+                        hierarchy: hname.clone(),
+                        name: format!("{}.[{}]", l.unique_name, name),
+                        element: name.clone(),
+                        xsd_type: "xsd:string".into(),
+                    }
                 }
                 Prop::User { .. } => continue,
             };
@@ -461,10 +557,21 @@ fn build_axis(env: &Env, hiers: &[HierIdx], tuples: &[Tuple], requested: &[Objec
         }
         out_tuples.push(members);
     }
-    Ok(Axis { hierarchies: hiers.iter().map(|&h| sp.hierarchy_unique_name(h)).collect(), properties: declared, tuples: out_tuples })
+    Ok(Axis {
+        hierarchies: hiers.iter().map(|&h| sp.hierarchy_unique_name(h)).collect(),
+        properties: declared,
+        tuples: out_tuples,
+    })
 }
 
-fn axis_member(env: &Env, m: MemberRef, next: Option<MemberRef>, prev: Option<MemberRef>, props: &[usize], all_props: &[Prop]) -> AxisMember {
+fn axis_member(
+    env: &Env,
+    m: MemberRef,
+    next: Option<MemberRef>,
+    prev: Option<MemberRef>,
+    props: &[usize],
+    all_props: &[Prop],
+) -> AxisMember {
     let sp = env.space;
     if m.h == MEASURES {
         let q = &sp.measures[m.id as usize];

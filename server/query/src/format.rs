@@ -15,7 +15,7 @@ fn group_digits(int_part: &str, sep: char) -> String {
     let bytes: Vec<char> = int_part.chars().collect();
     let mut out = String::with_capacity(int_part.len() + int_part.len() / 3);
     for (i, c) in bytes.iter().enumerate() {
-        if i > 0 && (bytes.len() - i) % 3 == 0 {
+        if i > 0 && (bytes.len() - i).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(*c);
@@ -34,7 +34,11 @@ fn number(v: f64, min_dec: usize, max_dec: usize, grouping: bool, lang: Lang) ->
     while frac.len() > min_dec && frac.ends_with('0') {
         frac.pop();
     }
-    let int_part = if grouping { group_digits(&int_part, gsep) } else { int_part };
+    let int_part = if grouping {
+        group_digits(&int_part, gsep)
+    } else {
+        int_part
+    };
     let mut out = String::new();
     if v < 0.0 && (int_part.chars().any(|c| c != '0' && c != gsep) || frac.chars().any(|c| c != '0')) {
         out.push('-');
@@ -113,7 +117,11 @@ fn custom(v: f64, section: &str, lang: Lang) -> String {
             continue;
         }
         if in_quote {
-            if seen_pattern { suffix.push(c) } else { prefix.push(c) }
+            if seen_pattern {
+                suffix.push(c)
+            } else {
+                prefix.push(c)
+            }
             continue;
         }
         match c {
@@ -124,7 +132,11 @@ fn custom(v: f64, section: &str, lang: Lang) -> String {
             }
             '%' => {
                 percent = true;
-                if seen_pattern { suffix.push('%') } else { prefix.push('%') }
+                if seen_pattern {
+                    suffix.push('%')
+                } else {
+                    prefix.push('%')
+                }
             }
             '\\' => {
                 if let Some(n) = chars.next() {
@@ -132,17 +144,25 @@ fn custom(v: f64, section: &str, lang: Lang) -> String {
                 }
             }
             other => {
-                if seen_pattern { suffix.push(other) } else { prefix.push(other) }
+                if seen_pattern {
+                    suffix.push(other)
+                } else {
+                    prefix.push(other)
+                }
             }
         }
     }
     let value = if percent { v * 100.0 } else { v };
     if pattern.is_empty() {
-        return format!("{prefix}{}{suffix}", number(value, 0, 10, false, lang));
+        // A section of literal text only (e.g. "-" for zero).
+        return format!("{prefix}{suffix}");
     }
     let grouping = pattern.contains(',') && pattern.find(',') < pattern.find('.').or(Some(pattern.len()));
     let (min_dec, max_dec) = match pattern.split_once('.') {
-        Some((_, frac)) => (frac.chars().filter(|&c| c == '0').count(), frac.chars().filter(|&c| c == '0' || c == '#').count()),
+        Some((_, frac)) => (
+            frac.chars().filter(|&c| c == '0').count(),
+            frac.chars().filter(|&c| c == '0' || c == '#').count(),
+        ),
         None => (0, 0),
     };
     format!("{prefix}{}{suffix}", number(value, min_dec, max_dec, grouping, lang))

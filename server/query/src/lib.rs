@@ -20,4 +20,4 @@ pub mod space;
 pub mod xmla;
 
 pub use error::QueryError;
-pub use exec::{execute, QueryContext};
+pub use exec::{QueryContext, execute};

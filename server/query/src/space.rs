@@ -70,7 +70,10 @@ pub struct Space<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     Member(MemberRef),
-    Level { h: HierIdx, number: u16 },
+    Level {
+        h: HierIdx,
+        number: u16,
+    },
     Hierarchy(HierIdx),
     /// `[Measures]` as a dimension/hierarchy.
     MeasuresHierarchy,
@@ -85,15 +88,26 @@ impl<'a> Space<'a> {
         let mut hiers: Vec<Option<HierCtx<'a>>> = vec![None];
         for dim in &cube.dimensions {
             for h in &dim.hierarchies {
-                let m = members.hierarchy(&cube.name, &h.unique_name).cloned().ok_or_else(|| {
-                    QueryError::Execution(format!("the members of {} are not loaded", h.unique_name))
-                })?;
+                let m = members
+                    .hierarchy(&cube.name, &h.unique_name)
+                    .cloned()
+                    .ok_or_else(|| QueryError::Execution(format!("the members of {} are not loaded", h.unique_name)))?;
                 let mut key_index = HashMap::new();
                 for (id, mem) in m.members.iter().enumerate() {
                     key_index.insert((mem.level, mem.key.to_string()), id as u32);
                 }
-                let default = h.default_member.as_deref().and_then(|u| m.by_unique_name(u)).unwrap_or(0);
-                hiers.push(Some(HierCtx { dim, hierarchy: h, members: m, default, key_index }));
+                let default = h
+                    .default_member
+                    .as_deref()
+                    .and_then(|u| m.by_unique_name(u))
+                    .unwrap_or(0);
+                hiers.push(Some(HierCtx {
+                    dim,
+                    hierarchy: h,
+                    members: m,
+                    default,
+                    key_index,
+                }));
             }
         }
         let measures: Vec<QueryMeasure> = cube
@@ -112,7 +126,13 @@ impl<'a> Space<'a> {
             })
             .collect();
         let default_measure = cube.measures.iter().position(|m| m.visible).unwrap_or(0) as u32;
-        Ok(Space { cube, lang, hiers, measures, default_measure })
+        Ok(Space {
+            cube,
+            lang,
+            hiers,
+            measures,
+            default_measure,
+        })
     }
 
     pub fn hier(&self, h: HierIdx) -> &HierCtx<'a> {
@@ -124,12 +144,24 @@ impl<'a> Space<'a> {
     }
 
     pub fn hierarchy_unique_name(&self, h: HierIdx) -> String {
-        if h == MEASURES { "[Measures]".into() } else { self.hier(h).hierarchy.unique_name.clone() }
+        if h == MEASURES {
+            "[Measures]".into()
+        } else {
+            self.hier(h).hierarchy.unique_name.clone()
+        }
     }
 
     /// The default coordinate: each hierarchy's default member and the default measure.
     pub fn default_coordinate(&self) -> Vec<u32> {
-        (0..self.hiers.len()).map(|h| if h == MEASURES { self.default_measure } else { self.hier(h).default }).collect()
+        (0..self.hiers.len())
+            .map(|h| {
+                if h == MEASURES {
+                    self.default_measure
+                } else {
+                    self.hier(h).default
+                }
+            })
+            .collect()
     }
 
     /// Define a calculated measure (WITH MEMBER [Measures].[X] AS …); returns its index.
@@ -151,7 +183,9 @@ impl<'a> Space<'a> {
     }
 
     fn find_dimension_hierarchies(&self, name: &str) -> Vec<HierIdx> {
-        (1..self.hiers.len()).filter(|&h| same(&self.hier(h).dim.name, name)).collect()
+        (1..self.hiers.len())
+            .filter(|&h| same(&self.hier(h).dim.name, name))
+            .collect()
     }
 
     /// Resolve a compound name.
@@ -178,14 +212,23 @@ impl<'a> Space<'a> {
                     self.measures
                         .iter()
                         .position(|m| same(&m.name, &n))
-                        .map(|i| Object::Member(MemberRef { h: MEASURES, id: i as u32 }))
+                        .map(|i| {
+                            Object::Member(MemberRef {
+                                h: MEASURES,
+                                id: i as u32,
+                            })
+                        })
                         .ok_or_else(|| {
                             QueryError::Name(format!(
                                 "the measure [{n}] (line {}, column {}) does not exist in cube [{}]; measures: {}",
                                 name.span.line,
                                 name.span.column,
                                 self.cube.name,
-                                self.measures.iter().map(|m| format!("[{}]", m.name)).collect::<Vec<_>>().join(", ")
+                                self.measures
+                                    .iter()
+                                    .map(|m| format!("[{}]", m.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ))
                         })
                 }
@@ -201,13 +244,21 @@ impl<'a> Space<'a> {
                 name.span.column,
                 self.cube.name,
                 text(0),
-                self.cube.dimensions.iter().map(|d| format!("[{}]", d.name)).collect::<Vec<_>>().join(", ")
+                self.cube
+                    .dimensions
+                    .iter()
+                    .map(|d| format!("[{}]", d.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if segs.len() == 1 {
             return Ok(Object::Hierarchy(dims[0]));
         }
-        let (h, rest) = match dims.iter().find(|&&h| is_name(1) && same(&self.hier(h).hierarchy.name, &text(1))) {
+        let (h, rest) = match dims
+            .iter()
+            .find(|&&h| is_name(1) && same(&self.hier(h).hierarchy.name, &text(1)))
+        {
             Some(&h) => (h, 2),
             None => (dims[0], 1),
         };
@@ -229,7 +280,9 @@ impl<'a> Space<'a> {
                 i += 1;
                 let id = match &segs[i] {
                     Segment::Key { text, .. } => hc.by_key(number, text),
-                    Segment::CompositeKey { parts, .. } => hc.by_key(number, parts.last().map(String::as_str).unwrap_or("")),
+                    Segment::CompositeKey { parts, .. } => {
+                        hc.by_key(number, parts.last().map(String::as_str).unwrap_or(""))
+                    }
                     Segment::Name { text, .. } => hc
                         .members
                         .level_members(number as usize)
@@ -252,20 +305,38 @@ impl<'a> Space<'a> {
                     // [H].&[key]: the key on any level (the deepest level first).
                     let key = segs[i].text();
                     let key = key.rsplit('&').next().unwrap_or(&key).to_string();
-                    (1..=hc.members.levels.len() as u16).rev().find_map(|lv| hc.by_key(lv, &key))
+                    (1..=hc.members.levels.len() as u16)
+                        .rev()
+                        .find_map(|lv| hc.by_key(lv, &key))
                 }
                 Segment::Key { text, .. } => {
                     let parent = current.unwrap_or(0);
-                    hc.members.get(parent).children.iter().copied().find(|&c| hc.members.get(c).key.to_string() == *text)
+                    hc.members
+                        .get(parent)
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| hc.members.get(c).key.to_string() == *text)
                 }
                 Segment::CompositeKey { .. } => None,
                 Segment::Name { text, .. } => {
                     let parent = current.unwrap_or(0);
-                    let by_child = hc.members.get(parent).children.iter().copied().find(|&c| same(&hc.members.get(c).name, text));
+                    let by_child = hc
+                        .members
+                        .get(parent)
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| same(&hc.members.get(c).name, text));
                     match (by_child, current) {
                         (Some(c), _) => Some(c),
                         // [H].[name] directly: search all members by name (first in hierarchy order).
-                        (None, None) => hc.members.members.iter().position(|m| m.level > 0 && same(&m.name, text)).map(|p| p as u32),
+                        (None, None) => hc
+                            .members
+                            .members
+                            .iter()
+                            .position(|m| m.level > 0 && same(&m.name, text))
+                            .map(|p| p as u32),
                         (None, Some(_)) => None,
                     }
                 }

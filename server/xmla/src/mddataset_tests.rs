@@ -1,12 +1,12 @@
 //! Tests of the MDDataSet writer (`mddataset.rs`). Every output is parsed with a real XML
 //! parser (quick-xml, namespace-aware) into a small tree, and checked structurally.
 
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use crate::cellset::*;
-use crate::mddataset::{write_mddataset, xml_encode_name, NS_ENGINE};
+use crate::mddataset::{NS_ENGINE, write_mddataset, xml_encode_name};
 use crate::response::{NS_MDDATASET, NS_XSD, NS_XSI};
 
 // ---------------------------------------------------------------------------------------
@@ -29,10 +29,13 @@ impl Node {
         self.attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
     fn child(&self, name: &str) -> &Node {
-        self.children
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("<{}> has no <{name}> child; children: {:?}", self.name, self.child_names()))
+        self.children.iter().find(|c| c.name == name).unwrap_or_else(|| {
+            panic!(
+                "<{}> has no <{name}> child; children: {:?}",
+                self.name,
+                self.child_names()
+            )
+        })
     }
     fn try_child(&self, name: &str) -> Option<&Node> {
         self.children.iter().find(|c| c.name == name)
@@ -66,13 +69,19 @@ fn parse(xml: &str) -> Node {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
                 assert!(!unknown_ns, "element <{name}> uses an undeclared prefix");
-                let mut node = Node { name, ..Node::default() };
+                let mut node = Node {
+                    name,
+                    ..Node::default()
+                };
                 for a in e.attributes() {
                     let a = a.unwrap_or_else(|err| panic!("bad attribute on <{}>: {err}", node.name));
                     let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
                     if !key.starts_with("xmlns") {
                         let (res, _) = reader.resolve_attribute(a.key);
-                        assert!(!matches!(res, ResolveResult::Unknown(_)), "attribute {key} uses an undeclared prefix");
+                        assert!(
+                            !matches!(res, ResolveResult::Unknown(_)),
+                            "attribute {key} uses an undeclared prefix"
+                        );
                     }
                     node.attrs.push((key, a.unescape_value().unwrap().into_owned()));
                 }
@@ -104,7 +113,11 @@ fn parse(xml: &str) -> Node {
                 };
                 stack.last_mut().unwrap().text.push_str(&s);
             }
-            Event::CData(c) => stack.last_mut().unwrap().text.push_str(std::str::from_utf8(&c).unwrap()),
+            Event::CData(c) => stack
+                .last_mut()
+                .unwrap()
+                .text
+                .push_str(std::str::from_utf8(&c).unwrap()),
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
@@ -183,7 +196,11 @@ fn check_consistency(root: &Node) {
     assert_eq!(axes_info.len(), axes.len(), "AxesInfo and Axes list the same axes");
     let n = axes.len();
     for (i, (info, axis)) in axes_info.iter().zip(&axes).enumerate() {
-        let expected = if i + 1 == n { "SlicerAxis".to_string() } else { format!("Axis{i}") };
+        let expected = if i + 1 == n {
+            "SlicerAxis".to_string()
+        } else {
+            format!("Axis{i}")
+        };
         assert_eq!(info.attr("name"), Some(expected.as_str()));
         assert_eq!(axis.attr("name"), Some(expected.as_str()));
         let hiers = info.all("HierarchyInfo");
@@ -192,7 +209,13 @@ fn check_consistency(root: &Node) {
             let decl = h.child_names();
             assert!(decl.len() >= 5);
             assert_eq!(decl[..5], STANDARD, "standard properties first, in order, for {hn}");
-            for (c, prop) in h.children[..5].iter().zip(["MEMBER_UNIQUE_NAME", "MEMBER_CAPTION", "LEVEL_UNIQUE_NAME", "LEVEL_NUMBER", "DISPLAY_INFO"]) {
+            for (c, prop) in h.children[..5].iter().zip([
+                "MEMBER_UNIQUE_NAME",
+                "MEMBER_CAPTION",
+                "LEVEL_UNIQUE_NAME",
+                "LEVEL_NUMBER",
+                "DISPLAY_INFO",
+            ]) {
                 assert_eq!(c.attr("name").unwrap(), format!("{hn}.[{prop}]"));
                 assert!(c.attr("type").is_some());
             }
@@ -207,11 +230,17 @@ fn check_consistency(root: &Node) {
                 assert_eq!(m.attr("Hierarchy"), h.attr("name"));
                 let got = m.child_names();
                 let decl = h.child_names();
-                assert!(got.len() >= 5 && got[..5] == STANDARD, "member children start with the standard five: {got:?}");
+                assert!(
+                    got.len() >= 5 && got[..5] == STANDARD,
+                    "member children start with the standard five: {got:?}"
+                );
                 // The rest must be an in-order subsequence of the declared extras.
                 let mut it = decl[5..].iter();
                 for g in &got[5..] {
-                    assert!(it.any(|d| d == g), "member child <{g}> undeclared or out of order; declared {decl:?}, got {got:?}");
+                    assert!(
+                        it.any(|d| d == g),
+                        "member child <{g}> undeclared or out of order; declared {decl:?}, got {got:?}"
+                    );
                 }
                 for c in &m.children {
                     assert!(c.attrs.is_empty(), "member children carry no attributes");
@@ -221,18 +250,29 @@ fn check_consistency(root: &Node) {
     }
 
     let cell_info = olap.child("CellInfo").child_names();
-    let axis_lengths: Vec<u64> = axes[..n - 1].iter().map(|a| a.child("Tuples").children.len() as u64).collect();
+    let axis_lengths: Vec<u64> = axes[..n - 1]
+        .iter()
+        .map(|a| a.child("Tuples").children.len() as u64)
+        .collect();
     let space: u64 = axis_lengths.iter().product();
     let mut last: Option<u64> = None;
     for cell in root.child("CellData").children.iter() {
         assert_eq!(cell.name, "Cell");
-        let ord: u64 = cell.attr("CellOrdinal").expect("CellOrdinal attribute").parse().unwrap();
+        let ord: u64 = cell
+            .attr("CellOrdinal")
+            .expect("CellOrdinal attribute")
+            .parse()
+            .unwrap();
         assert!(ord < space, "ordinal {ord} outside a cell space of {space}");
         assert!(last.is_none_or(|l| ord > l), "ordinals ascend");
         last = Some(ord);
         let mut it = cell_info.iter();
         for c in &cell.children {
-            assert!(it.any(|d| *d == c.name), "cell child <{}> not in CellInfo order {cell_info:?}", c.name);
+            assert!(
+                it.any(|d| *d == c.name),
+                "cell child <{}> not in CellInfo order {cell_info:?}",
+                c.name
+            );
             let expect_type = c.name == "Value";
             assert_eq!(c.attr("xsi:type").is_some(), expect_type, "only Value carries xsi:type");
         }
@@ -259,7 +299,15 @@ fn write_and_check(cs: &CellSet, with_schema: bool) -> (String, Node) {
 
 const KOMMUNE: &str = "[Kommune].[Geografi]";
 
-fn member(h: &str, uname: &str, caption: &str, lname: &str, lnum: u32, di: u32, props: Vec<Option<&str>>) -> AxisMember {
+fn member(
+    h: &str,
+    uname: &str,
+    caption: &str,
+    lname: &str,
+    lnum: u32,
+    di: u32,
+    props: Vec<Option<&str>>,
+) -> AxisMember {
     AxisMember {
         hierarchy: h.into(),
         unique_name: uname.into(),
@@ -272,7 +320,12 @@ fn member(h: &str, uname: &str, caption: &str, lname: &str, lnum: u32, di: u32, 
 }
 
 fn prop(h: &str, name: &str, element: &str, ty: &str) -> AxisProperty {
-    AxisProperty { hierarchy: h.into(), name: name.into(), element: element.into(), xsd_type: ty.into() }
+    AxisProperty {
+        hierarchy: h.into(),
+        name: name.into(),
+        element: element.into(),
+        xsd_type: ty.into(),
+    }
 }
 
 fn measure(name: &str, first: bool) -> AxisMember {
@@ -291,11 +344,29 @@ fn kommune_axis() -> Axis {
     let all = "[Kommune].[Geografi].[All]";
     let region = "[Kommune].[Geografi].[Region]";
     let props = vec![
-        prop(KOMMUNE, "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]", "PARENT_UNIQUE_NAME", "xsd:string"),
-        prop(KOMMUNE, "[Kommune].[Geografi].[Region].[Antal kommuner]", "Antal kommuner", "xsd:int"),
+        prop(
+            KOMMUNE,
+            "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]",
+            "PARENT_UNIQUE_NAME",
+            "xsd:string",
+        ),
+        prop(
+            KOMMUNE,
+            "[Kommune].[Geografi].[Region].[Antal kommuner]",
+            "Antal kommuner",
+            "xsd:int",
+        ),
     ];
     let tuples = vec![
-        vec![member(KOMMUNE, all, "Hele landet", "[Kommune].[Geografi].[(All)]", 0, display_info(5, true, false), vec![None, None])],
+        vec![member(
+            KOMMUNE,
+            all,
+            "Hele landet",
+            "[Kommune].[Geografi].[(All)]",
+            0,
+            display_info(5, true, false),
+            vec![None, None],
+        )],
         vec![member(
             KOMMUNE,
             "[Kommune].[Geografi].[Region].&[1084]",
@@ -324,13 +395,22 @@ fn kommune_axis() -> Axis {
             vec![Some(all), None],
         )],
     ];
-    Axis { hierarchies: vec![KOMMUNE.into()], properties: props, tuples }
+    Axis {
+        hierarchies: vec![KOMMUNE.into()],
+        properties: props,
+        tuples,
+    }
 }
 
 fn measures_axis() -> Axis {
     Axis {
         hierarchies: vec!["[Measures]".into()],
-        properties: vec![prop("[Measures]", "[Measures].[PARENT_UNIQUE_NAME]", "PARENT_UNIQUE_NAME", "xsd:string")],
+        properties: vec![prop(
+            "[Measures]",
+            "[Measures].[PARENT_UNIQUE_NAME]",
+            "PARENT_UNIQUE_NAME",
+            "xsd:string",
+        )],
         tuples: vec![vec![measure("Befolkning", true)], vec![measure("Areal km²", false)]],
     }
 }
@@ -340,14 +420,35 @@ fn slicer() -> Axis {
         hierarchies: vec!["[Tid].[Tid]".into(), "[Køn].[Køn]".into()],
         properties: vec![],
         tuples: vec![vec![
-            member("[Tid].[Tid]", "[Tid].[Tid].[År].&[2024]", "2024", "[Tid].[Tid].[År]", 1, display_info(4, false, true), vec![]),
-            member("[Køn].[Køn]", "[Køn].[Køn].[All]", "I alt", "[Køn].[Køn].[(All)]", 0, display_info(2, false, false), vec![]),
+            member(
+                "[Tid].[Tid]",
+                "[Tid].[Tid].[År].&[2024]",
+                "2024",
+                "[Tid].[Tid].[År]",
+                1,
+                display_info(4, false, true),
+                vec![],
+            ),
+            member(
+                "[Køn].[Køn]",
+                "[Køn].[Køn].[All]",
+                "I alt",
+                "[Køn].[Køn].[(All)]",
+                0,
+                display_info(2, false, false),
+                vec![],
+            ),
         ]],
     }
 }
 
 fn cell(ordinal: u64, value: CellValue, formatted: Option<&str>) -> Cell {
-    Cell { ordinal, value, formatted: formatted.map(str::to_string), format_string: Some("#,##0".into()) }
+    Cell {
+        ordinal,
+        value,
+        formatted: formatted.map(str::to_string),
+        format_string: Some("#,##0".into()),
+    }
 }
 
 /// 4 regions × 2 measures = 8 cells; ordinals 3 and 6 are empty.
@@ -381,11 +482,19 @@ fn kommune_cellset() -> CellSet {
 fn document_order_and_namespaces() {
     let (xml, root) = write_and_check(&kommune_cellset(), true);
     assert_eq!(root.child_names(), ["xsd:schema", "OlapInfo", "Axes", "CellData"]);
-    assert!(xml.starts_with("<root xmlns=\"urn:schemas-microsoft-com:xml-analysis:mddataset\""), "{}", &xml[..200]);
+    assert!(
+        xml.starts_with("<root xmlns=\"urn:schemas-microsoft-com:xml-analysis:mddataset\""),
+        "{}",
+        &xml[..200]
+    );
     let schema = root.child("xsd:schema");
     assert_eq!(schema.attr("targetNamespace"), Some(NS_MDDATASET));
     // The schema declares root with OlapInfo, Axes, CellData, all optional.
-    let root_decl = schema.all("xsd:element").into_iter().find(|e| e.attr("name") == Some("root")).expect("root declared");
+    let root_decl = schema
+        .all("xsd:element")
+        .into_iter()
+        .find(|e| e.attr("name") == Some("root"))
+        .expect("root declared");
     let seq = root_decl.child("xsd:complexType").child("xsd:sequence");
     let declared: Vec<(&str, &str)> = seq
         .all("xsd:element")
@@ -394,11 +503,30 @@ fn document_order_and_namespaces() {
         .collect();
     assert_eq!(declared, [("OlapInfo", "0"), ("Axes", "0"), ("CellData", "0")]);
     // Named types a reader may look for, and the Cell's CellOrdinal attribute.
-    let types: Vec<&str> = schema.all("xsd:complexType").iter().filter_map(|t| t.attr("name")).collect();
-    for t in ["MemberType", "PropType", "TupleType", "MembersType", "TuplesType", "AxisInfo", "HierarchyInfo", "CellInfo", "Cell", "CellData"] {
+    let types: Vec<&str> = schema
+        .all("xsd:complexType")
+        .iter()
+        .filter_map(|t| t.attr("name"))
+        .collect();
+    for t in [
+        "MemberType",
+        "PropType",
+        "TupleType",
+        "MembersType",
+        "TuplesType",
+        "AxisInfo",
+        "HierarchyInfo",
+        "CellInfo",
+        "Cell",
+        "CellData",
+    ] {
         assert!(types.contains(&t), "schema type {t} missing: {types:?}");
     }
-    let cell_type = schema.all("xsd:complexType").into_iter().find(|t| t.attr("name") == Some("Cell")).unwrap();
+    let cell_type = schema
+        .all("xsd:complexType")
+        .into_iter()
+        .find(|t| t.attr("name") == Some("Cell"))
+        .unwrap();
     assert_eq!(cell_type.child("xsd:attribute").attr("name"), Some("CellOrdinal"));
 }
 
@@ -429,7 +557,10 @@ fn cube_info_with_update_times_in_the_engine_namespace() {
     cs.last_data_update.clear();
     cs.last_schema_update.clear();
     let (_, root) = write_and_check(&cs, false);
-    assert_eq!(root.child("OlapInfo").child("CubeInfo").child("Cube").child_names(), ["CubeName"]);
+    assert_eq!(
+        root.child("OlapInfo").child("CubeInfo").child("Cube").child_names(),
+        ["CubeName"]
+    );
 }
 
 #[test]
@@ -441,8 +572,11 @@ fn axes_info_declares_standard_then_extra_properties() {
 
     let h = infos[0].child("HierarchyInfo");
     assert_eq!(h.attr("name"), Some(KOMMUNE));
-    let decl: Vec<(&str, &str, &str)> =
-        h.children.iter().map(|c| (c.name.as_str(), c.attr("name").unwrap(), c.attr("type").unwrap())).collect();
+    let decl: Vec<(&str, &str, &str)> = h
+        .children
+        .iter()
+        .map(|c| (c.name.as_str(), c.attr("name").unwrap(), c.attr("type").unwrap()))
+        .collect();
     assert_eq!(
         decl,
         [
@@ -451,16 +585,31 @@ fn axes_info_declares_standard_then_extra_properties() {
             ("LName", "[Kommune].[Geografi].[LEVEL_UNIQUE_NAME]", "xsd:string"),
             ("LNum", "[Kommune].[Geografi].[LEVEL_NUMBER]", "xsd:int"),
             ("DisplayInfo", "[Kommune].[Geografi].[DISPLAY_INFO]", "xsd:unsignedInt"),
-            ("PARENT_UNIQUE_NAME", "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]", "xsd:string"),
-            ("Antal_x0020_kommuner", "[Kommune].[Geografi].[Region].[Antal kommuner]", "xsd:int"),
+            (
+                "PARENT_UNIQUE_NAME",
+                "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]",
+                "xsd:string"
+            ),
+            (
+                "Antal_x0020_kommuner",
+                "[Kommune].[Geografi].[Region].[Antal kommuner]",
+                "xsd:int"
+            ),
         ]
     );
     // Measures: its own PARENT_UNIQUE_NAME declaration.
     let m = infos[1].child("HierarchyInfo");
     assert_eq!(m.attr("name"), Some("[Measures]"));
-    assert_eq!(m.child_names(), ["UName", "Caption", "LName", "LNum", "DisplayInfo", "PARENT_UNIQUE_NAME"]);
+    assert_eq!(
+        m.child_names(),
+        ["UName", "Caption", "LName", "LNum", "DisplayInfo", "PARENT_UNIQUE_NAME"]
+    );
     // Slicer: every hierarchy in it, in order, with only the standard five.
-    let s: Vec<_> = infos[2].all("HierarchyInfo").iter().map(|h| (h.attr("name").unwrap(), h.children.len())).collect();
+    let s: Vec<_> = infos[2]
+        .all("HierarchyInfo")
+        .iter()
+        .map(|h| (h.attr("name").unwrap(), h.children.len()))
+        .collect();
     assert_eq!(s, [("[Tid].[Tid]", 5), ("[Køn].[Køn]", 5)]);
 }
 
@@ -471,12 +620,29 @@ fn properties_of_another_hierarchy_are_not_declared_for_this_one() {
     let mut axis = kommune_axis();
     let tid = "[Tid].[Tid]";
     axis.hierarchies.push(tid.into());
-    axis.properties.push(prop(tid, "[Tid].[Tid].[PARENT_UNIQUE_NAME]", "PARENT_UNIQUE_NAME", "xsd:string"));
+    axis.properties.push(prop(
+        tid,
+        "[Tid].[Tid].[PARENT_UNIQUE_NAME]",
+        "PARENT_UNIQUE_NAME",
+        "xsd:string",
+    ));
     for t in &mut axis.tuples {
-        t.push(member(tid, "[Tid].[Tid].[År].&[2024]", "2024", "[Tid].[Tid].[År]", 1, 4, vec![Some("[Tid].[Tid].[All]")]));
+        t.push(member(
+            tid,
+            "[Tid].[Tid].[År].&[2024]",
+            "2024",
+            "[Tid].[Tid].[År]",
+            1,
+            4,
+            vec![Some("[Tid].[Tid].[All]")],
+        ));
     }
     let mut cs = kommune_cellset();
-    cs.slicer = Axis { hierarchies: vec!["[Køn].[Køn]".into()], properties: vec![], tuples: vec![vec![slicer().tuples[0][1].clone()]] };
+    cs.slicer = Axis {
+        hierarchies: vec!["[Køn].[Køn]".into()],
+        properties: vec![],
+        tuples: vec![vec![slicer().tuples[0][1].clone()]],
+    };
     cs.axes[0] = axis;
     let (_, root) = write_and_check(&cs, true);
     let hs = root.child("OlapInfo").child("AxesInfo").all("AxisInfo")[0].all("HierarchyInfo");
@@ -504,7 +670,18 @@ fn members_carry_declared_children_in_order_and_omit_nulls() {
     assert_eq!(all.child("DisplayInfo").text, (5 | DRILLED_DOWN).to_string());
 
     let sj = tuples[2].child("Member");
-    assert_eq!(sj.child_names(), ["UName", "Caption", "LName", "LNum", "DisplayInfo", "PARENT_UNIQUE_NAME", "Antal_x0020_kommuner"]);
+    assert_eq!(
+        sj.child_names(),
+        [
+            "UName",
+            "Caption",
+            "LName",
+            "LNum",
+            "DisplayInfo",
+            "PARENT_UNIQUE_NAME",
+            "Antal_x0020_kommuner"
+        ]
+    );
     assert_eq!(sj.child("Caption").text, "Region Sjælland");
     assert_eq!(sj.child("DisplayInfo").text, (17 | PARENT_SAME_AS_PREV).to_string());
     assert_eq!(sj.child("PARENT_UNIQUE_NAME").text, "[Kommune].[Geografi].[All]");
@@ -519,7 +696,11 @@ fn members_carry_declared_children_in_order_and_omit_nulls() {
 
     let slicer = axes[2].child("Tuples");
     assert_eq!(slicer.children.len(), 1, "the slicer has exactly one tuple");
-    let hiers: Vec<_> = slicer.children[0].children.iter().map(|m| m.attr("Hierarchy").unwrap()).collect();
+    let hiers: Vec<_> = slicer.children[0]
+        .children
+        .iter()
+        .map(|m| m.attr("Hierarchy").unwrap())
+        .collect();
     assert_eq!(hiers, ["[Tid].[Tid]", "[Køn].[Køn]"]);
 }
 
@@ -542,7 +723,16 @@ fn cell_info_lists_exactly_the_requested_properties_in_order() {
         vec![Value, FormatString, BackColor, ForeColor],
         vec![CellOrdinal],
         vec![Value],
-        vec![FontFlags, CellOrdinal, ForeColor, BackColor, Language, FormatString, FormattedValue, Value],
+        vec![
+            FontFlags,
+            CellOrdinal,
+            ForeColor,
+            BackColor,
+            Language,
+            FormatString,
+            FormattedValue,
+            Value,
+        ],
         vec![],
     ];
     for props in lists {
@@ -550,18 +740,31 @@ fn cell_info_lists_exactly_the_requested_properties_in_order() {
         cs.cell_properties = props.clone();
         let (_, root) = write_and_check(&cs, true);
         let info = root.child("OlapInfo").child("CellInfo");
-        let got: Vec<(&str, &str, Option<&str>)> =
-            info.children.iter().map(|c| (c.name.as_str(), c.attr("name").unwrap(), c.attr("type"))).collect();
+        let got: Vec<(&str, &str, Option<&str>)> = info
+            .children
+            .iter()
+            .map(|c| (c.name.as_str(), c.attr("name").unwrap(), c.attr("type")))
+            .collect();
         let want: Vec<_> = props.iter().map(|&p| decl(p)).collect();
         assert_eq!(got, want);
         for c in &info.children {
             let keys: Vec<&str> = c.attrs.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(keys, if c.name == "Value" { vec!["name"] } else { vec!["name", "type"] });
+            assert_eq!(
+                keys,
+                if c.name == "Value" {
+                    vec!["name"]
+                } else {
+                    vec!["name", "type"]
+                }
+            );
         }
     }
     // The default list is SSAS's: VALUE, FORMATTED_VALUE, CELL_ORDINAL.
     let (_, root) = write_and_check(&kommune_cellset(), true);
-    assert_eq!(root.child("OlapInfo").child("CellInfo").child_names(), ["Value", "FmtValue", "CellOrdinal"]);
+    assert_eq!(
+        root.child("OlapInfo").child("CellInfo").child_names(),
+        ["Value", "FmtValue", "CellOrdinal"]
+    );
 }
 
 #[test]
@@ -572,7 +775,11 @@ fn cells_are_sparse_typed_and_in_cell_info_order() {
     // (region, measure) → region + 4 × measure; (3,0) and (2,1) are empty and left out.
     assert_eq!(ords, ["0", "1", "2", "4", "5", "7"]);
     let c0 = &cells[0];
-    assert_eq!(c0.child_names(), ["Value", "FmtValue"], "SSAS writes the ordinal only as the attribute");
+    assert_eq!(
+        c0.child_names(),
+        ["Value", "FmtValue"],
+        "SSAS writes the ordinal only as the attribute"
+    );
     assert_eq!(c0.child("Value").attr("xsi:type"), Some("xsd:int"));
     assert_eq!(c0.child("Value").text, "5961249");
     assert_eq!(c0.child("FmtValue").text, "5.961.249");
@@ -635,13 +842,20 @@ fn value_types_int_long_boundary_decimal_double_string_bool() {
     cs.axes = vec![Axis {
         hierarchies: vec!["[Measures]".into()],
         properties: vec![],
-        tuples: (0..cases.len()).map(|i| vec![measure(&format!("M{i}"), i == 0)]).collect(),
+        tuples: (0..cases.len())
+            .map(|i| vec![measure(&format!("M{i}"), i == 0)])
+            .collect(),
     }];
     cs.cell_properties = vec![CellProperty::Value];
     cs.cells = cases
         .iter()
         .enumerate()
-        .map(|(i, (v, _, _))| Cell { ordinal: i as u64, value: v.clone(), formatted: None, format_string: None })
+        .map(|(i, (v, _, _))| Cell {
+            ordinal: i as u64,
+            value: v.clone(),
+            formatted: None,
+            format_string: None,
+        })
         .collect();
     let (_, root) = write_and_check(&cs, false);
     let cells = &root.child("CellData").children;
@@ -650,11 +864,11 @@ fn value_types_int_long_boundary_decimal_double_string_bool() {
         let value = c.child("Value");
         assert_eq!(value.attr("xsi:type"), Some(*ty), "{v:?}");
         assert_eq!(value.text, *text, "{v:?}");
-        if let CellValue::Double(d) = v {
-            if d.is_finite() {
-                // Finite doubles round-trip exactly through their text.
-                assert_eq!(value.text.parse::<f64>().unwrap(), *d);
-            }
+        if let CellValue::Double(d) = v
+            && d.is_finite()
+        {
+            // Finite doubles round-trip exactly through their text.
+            assert_eq!(value.text.parse::<f64>().unwrap(), *d);
         }
     }
 }
@@ -663,24 +877,45 @@ fn value_types_int_long_boundary_decimal_double_string_bool() {
 fn finite_doubles_round_trip_in_short_forms() {
     let mut cs = kommune_cellset();
     let values: Vec<f64> = vec![
-        1.0, -1.0, 1e-7, 9.99e-8, 1e20, 1e21, 123456789.123, 5e-324, f64::MIN_POSITIVE, -0.0, 1.0 / 3.0, 2.0f64.powi(60),
+        1.0,
+        -1.0,
+        1e-7,
+        9.99e-8,
+        1e20,
+        1e21,
+        123456789.123,
+        5e-324,
+        f64::MIN_POSITIVE,
+        -0.0,
+        1.0 / 3.0,
+        2.0f64.powi(60),
     ];
     cs.axes = vec![Axis {
         hierarchies: vec!["[Measures]".into()],
         properties: vec![],
-        tuples: (0..values.len()).map(|i| vec![measure(&format!("M{i}"), i == 0)]).collect(),
+        tuples: (0..values.len())
+            .map(|i| vec![measure(&format!("M{i}"), i == 0)])
+            .collect(),
     }];
     cs.cell_properties = vec![CellProperty::Value];
     cs.cells = values
         .iter()
         .enumerate()
-        .map(|(i, d)| Cell { ordinal: i as u64, value: CellValue::Double(*d), formatted: None, format_string: None })
+        .map(|(i, d)| Cell {
+            ordinal: i as u64,
+            value: CellValue::Double(*d),
+            formatted: None,
+            format_string: None,
+        })
         .collect();
     let (_, root) = write_and_check(&cs, false);
     for (c, d) in root.child("CellData").children.iter().zip(&values) {
         let t = &c.child("Value").text;
         assert!(t.len() <= 24, "short form for {d}: {t}");
-        assert!(t.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | 'E')), "xsd:double lexical form: {t}");
+        assert!(
+            t.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | 'E')),
+            "xsd:double lexical form: {t}"
+        );
         let back: f64 = t.parse().unwrap();
         assert_eq!(back.to_bits(), d.to_bits(), "{d} → {t}");
     }
@@ -694,7 +929,12 @@ fn text_and_attributes_are_escaped() {
     cs.cube_name = "Salg <&> \"2024\"".into();
     cs.axes = vec![Axis {
         hierarchies: vec![hier.into()],
-        properties: vec![prop(hier, "[Frugt & Grønt].[Sort].[Sort].[Mærke & \"Co\"]", "Mærke & \"Co\"", "xsd:string")],
+        properties: vec![prop(
+            hier,
+            "[Frugt & Grønt].[Sort].[Sort].[Mærke & \"Co\"]",
+            "Mærke & \"Co\"",
+            "xsd:string",
+        )],
         tuples: vec![vec![member(
             hier,
             "[Frugt & Grønt].[Sort].&[<1>]",
@@ -705,7 +945,11 @@ fn text_and_attributes_are_escaped() {
             vec![Some("A&B <c> \"d\"")],
         )]],
     }];
-    cs.cell_properties = vec![CellProperty::Value, CellProperty::FormattedValue, CellProperty::FormatString];
+    cs.cell_properties = vec![
+        CellProperty::Value,
+        CellProperty::FormattedValue,
+        CellProperty::FormatString,
+    ];
     cs.cells = vec![Cell {
         ordinal: 0,
         value: CellValue::Str(nasty.into()),
@@ -714,13 +958,29 @@ fn text_and_attributes_are_escaped() {
     }];
     let (xml, root) = write_and_check(&cs, true);
     assert!(!xml.contains("& "), "raw ampersand in output");
-    assert_eq!(root.child("OlapInfo").child("CubeInfo").child("Cube").child("CubeName").text, "Salg <&> \"2024\"");
+    assert_eq!(
+        root.child("OlapInfo")
+            .child("CubeInfo")
+            .child("Cube")
+            .child("CubeName")
+            .text,
+        "Salg <&> \"2024\""
+    );
     let h = root.child("OlapInfo").child("AxesInfo").all("AxisInfo")[0].child("HierarchyInfo");
     assert_eq!(h.attr("name"), Some(hier));
-    assert_eq!(h.children[0].attr("name"), Some("[Frugt & Grønt].[Sort].[MEMBER_UNIQUE_NAME]"));
+    assert_eq!(
+        h.children[0].attr("name"),
+        Some("[Frugt & Grønt].[Sort].[MEMBER_UNIQUE_NAME]")
+    );
     assert_eq!(h.children[5].name, "Mærke_x0020__x0026__x0020__x0022_Co_x0022_");
-    assert_eq!(h.children[5].attr("name"), Some("[Frugt & Grønt].[Sort].[Sort].[Mærke & \"Co\"]"));
-    let m = root.child("Axes").all("Axis")[0].child("Tuples").child("Tuple").child("Member");
+    assert_eq!(
+        h.children[5].attr("name"),
+        Some("[Frugt & Grønt].[Sort].[Sort].[Mærke & \"Co\"]")
+    );
+    let m = root.child("Axes").all("Axis")[0]
+        .child("Tuples")
+        .child("Tuple")
+        .child("Member");
     assert_eq!(m.attr("Hierarchy"), Some(hier));
     assert_eq!(m.child("UName").text, "[Frugt & Grønt].[Sort].&[<1>]");
     assert_eq!(m.child("Caption").text, nasty);
@@ -740,7 +1000,13 @@ fn no_axes_means_only_the_slicer_and_one_cell() {
     cs.cell_properties = vec![CellProperty::Value, CellProperty::FormatString];
     cs.cells = vec![cell(0, CellValue::Int(5_961_249), None)];
     let (_, root) = write_and_check(&cs, true);
-    let infos: Vec<_> = root.child("OlapInfo").child("AxesInfo").all("AxisInfo").iter().map(|a| a.attr("name").unwrap()).collect();
+    let infos: Vec<_> = root
+        .child("OlapInfo")
+        .child("AxesInfo")
+        .all("AxisInfo")
+        .iter()
+        .map(|a| a.attr("name").unwrap())
+        .collect();
     assert_eq!(infos, ["SlicerAxis"]);
     let axes = root.child("Axes").all("Axis");
     assert_eq!(axes.len(), 1);
@@ -772,7 +1038,11 @@ fn an_empty_slicer_has_no_tuple_at_all() {
     assert!(slicer.child("Tuples").children.is_empty());
 
     // A slicer given a tuple without members (an engine slip) still writes no such tuple.
-    cs.slicer = Axis { hierarchies: vec![], properties: vec![], tuples: vec![vec![]] };
+    cs.slicer = Axis {
+        hierarchies: vec![],
+        properties: vec![],
+        tuples: vec![vec![]],
+    };
     let (xml, _) = write_and_check(&cs, true);
     assert!(xml.contains("<Axis name=\"SlicerAxis\"><Tuples/></Axis>"));
 }
@@ -785,7 +1055,12 @@ fn an_empty_axis_has_no_cells() {
     let (xml, root) = write_and_check(&cs, true);
     assert!(xml.contains("<Axis name=\"Axis0\"><Tuples/></Axis>"));
     // The axis is still described, so the client knows which hierarchy it would hold.
-    assert_eq!(root.child("OlapInfo").child("AxesInfo").all("AxisInfo")[0].child("HierarchyInfo").attr("name"), Some(KOMMUNE));
+    assert_eq!(
+        root.child("OlapInfo").child("AxesInfo").all("AxisInfo")[0]
+            .child("HierarchyInfo")
+            .attr("name"),
+        Some(KOMMUNE)
+    );
     assert!(root.child("CellData").children.is_empty());
 }
 
@@ -807,7 +1082,12 @@ fn a_hundred_thousand_cells() {
     cs.axes = vec![
         Axis {
             hierarchies: vec![KOMMUNE.into()],
-            properties: vec![prop(KOMMUNE, "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]", "PARENT_UNIQUE_NAME", "xsd:string")],
+            properties: vec![prop(
+                KOMMUNE,
+                "[Kommune].[Geografi].[PARENT_UNIQUE_NAME]",
+                "PARENT_UNIQUE_NAME",
+                "xsd:string",
+            )],
             tuples: (0..rows)
                 .map(|i| {
                     vec![member(
@@ -828,11 +1108,20 @@ fn a_hundred_thousand_cells() {
             tuples: (0..cols).map(|i| vec![measure(&format!("Mål {i}"), i == 0)]).collect(),
         },
     ];
-    cs.cell_properties = vec![CellProperty::Value, CellProperty::FormattedValue, CellProperty::FormatString, CellProperty::Language];
+    cs.cell_properties = vec![
+        CellProperty::Value,
+        CellProperty::FormattedValue,
+        CellProperty::FormatString,
+        CellProperty::Language,
+    ];
     cs.cells = (0..(rows * cols) as u64)
         .map(|o| Cell {
             ordinal: o,
-            value: if o % 2 == 0 { CellValue::Double(o as f64 * 1.25) } else { CellValue::Long(o as i64 * 100_000) },
+            value: if o % 2 == 0 {
+                CellValue::Double(o as f64 * 1.25)
+            } else {
+                CellValue::Long(o as i64 * 100_000)
+            },
             formatted: Some(format!("{o}")),
             format_string: Some("#,##0.00".into()),
         })
@@ -852,7 +1141,10 @@ fn xml_encode_name_cases() {
         ("2nd Level", "_x0032_nd_x0020_Level"),
         ("1", "_x0031_"),
         ("Level2", "Level2"),
-        ("[Store].[Store Type]", "_x005b_Store_x005d_._x005b_Store_x0020_Type_x005d_"),
+        (
+            "[Store].[Store Type]",
+            "_x005b_Store_x005d_._x005b_Store_x0020_Type_x005d_",
+        ),
         ("a-b.c", "a-b.c"),
         ("-a", "_x002d_a"),
         (".a", "_x002e_a"),
@@ -887,13 +1179,21 @@ fn xml_encode_name_cases() {
 // ---------------------------------------------------------------------------------------
 
 fn trace_responses() -> Vec<(u64, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/traces/excel365-session.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/traces/excel365-session.jsonl"
+    );
     let text = std::fs::read_to_string(path).expect("the Excel 365 trace in ../shared/traces");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["request_kind"].as_str().unwrap_or("").starts_with("ExecuteStatement"))
-        .map(|v| (v["seq"].as_u64().unwrap(), v["response_xml"].as_str().unwrap().to_string()))
+        .map(|v| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["response_xml"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -911,12 +1211,20 @@ fn cellset_from_trace(root: &Node) -> CellSet {
             let hn = h.attr("name").unwrap().to_string();
             assert_eq!(h.child_names()[..5], STANDARD);
             for p in &h.children[5..] {
-                assert_eq!(xml_encode_name(&p.name), p.name, "traced element names need no encoding");
-                axis.properties.push(prop(&hn, p.attr("name").unwrap(), &p.name, p.attr("type").unwrap()));
+                assert_eq!(
+                    xml_encode_name(&p.name),
+                    p.name,
+                    "traced element names need no encoding"
+                );
+                axis.properties
+                    .push(prop(&hn, p.attr("name").unwrap(), &p.name, p.attr("type").unwrap()));
             }
             axis.hierarchies.push(hn);
         }
-        let data = data_axes.iter().find(|a| a.attr("name") == Some(name)).expect("an Axis per AxisInfo");
+        let data = data_axes
+            .iter()
+            .find(|a| a.attr("name") == Some(name))
+            .expect("an Axis per AxisInfo");
         for t in &data.child("Tuples").children {
             let mut tuple = Vec::new();
             for m in &t.children {
@@ -1011,7 +1319,11 @@ fn sig(n: &Node, values: bool) -> Vec<String> {
 }
 
 fn find_root(envelope: &Node) -> &Node {
-    envelope.child("soap:Body").child("ExecuteResponse").child("return").child("root")
+    envelope
+        .child("soap:Body")
+        .child("ExecuteResponse")
+        .child("return")
+        .child("root")
 }
 
 #[test]
@@ -1032,13 +1344,29 @@ fn same_structure_as_the_excel_365_trace() {
         let (o, t) = (ours.child("OlapInfo"), theirs.child("OlapInfo"));
         assert_eq!(o.child_names(), t.child_names(), "seq {seq}");
         // CubeInfo and AxesInfo: identical, attribute values included.
-        assert_eq!(sig(o.child("CubeInfo"), true), sig(t.child("CubeInfo"), true), "seq {seq}: CubeInfo");
-        assert_eq!(sig(o.child("AxesInfo"), true), sig(t.child("AxesInfo"), true), "seq {seq}: AxesInfo");
+        assert_eq!(
+            sig(o.child("CubeInfo"), true),
+            sig(t.child("CubeInfo"), true),
+            "seq {seq}: CubeInfo"
+        );
+        assert_eq!(
+            sig(o.child("AxesInfo"), true),
+            sig(t.child("AxesInfo"), true),
+            "seq {seq}: AxesInfo"
+        );
         // CellInfo: same elements and attributes. (MallardCube types the colours xsd:string;
         // we use xsd:unsignedInt as SSAS does, so values are not compared.)
-        assert_eq!(sig(o.child("CellInfo"), false), sig(t.child("CellInfo"), false), "seq {seq}: CellInfo");
+        assert_eq!(
+            sig(o.child("CellInfo"), false),
+            sig(t.child("CellInfo"), false),
+            "seq {seq}: CellInfo"
+        );
         // Axes: identical, member texts included.
-        assert_eq!(sig(ours.child("Axes"), true), sig(theirs.child("Axes"), true), "seq {seq}: Axes");
+        assert_eq!(
+            sig(ours.child("Axes"), true),
+            sig(theirs.child("Axes"), true),
+            "seq {seq}: Axes"
+        );
         // Cells: same ordinals and typed values; our children are theirs minus the empty
         // colour elements MallardCube writes (we omit properties that have no value).
         let (oc, tc) = (&ours.child("CellData").children, &theirs.child("CellData").children);
@@ -1046,10 +1374,36 @@ fn same_structure_as_the_excel_365_trace() {
         for (a, b) in oc.iter().zip(tc) {
             assert_eq!(a.attrs, b.attrs, "seq {seq}: Cell attributes");
             assert_eq!(a.child("Value").attrs, b.child("Value").attrs);
-            assert_eq!(a.child("Value").text.parse::<f64>().unwrap(), b.child("Value").text.parse::<f64>().unwrap());
-            let theirs_non_empty: Vec<&str> =
-                b.children.iter().filter(|c| !c.text.is_empty()).map(|c| c.name.as_str()).collect();
+            assert_eq!(
+                a.child("Value").text.parse::<f64>().unwrap(),
+                b.child("Value").text.parse::<f64>().unwrap()
+            );
+            let theirs_non_empty: Vec<&str> = b
+                .children
+                .iter()
+                .filter(|c| !c.text.is_empty())
+                .map(|c| c.name.as_str())
+                .collect();
             assert_eq!(a.child_names(), theirs_non_empty, "seq {seq}");
         }
+    }
+}
+
+#[test]
+fn in_place_escaping_matches_the_shared_escaper() {
+    let samples = [
+        "",
+        "plain",
+        "Æbler & <Pærer> \"x\" 'y'",
+        "tab\there\nnew\rline",
+        "nul\u{0}bell\u{7}del\u{7f}",
+        "c1 \u{80}\u{85}\u{9f} kept \u{a0}£Â€😀",
+        "&&&<<<>>>",
+        "\u{1f}x\u{c2}",
+    ];
+    for t in samples {
+        let mut s = String::from("prefix:");
+        crate::mddataset::push_esc(&mut s, t);
+        assert_eq!(s, format!("prefix:{}", crate::response::esc(t)), "{t:?}");
     }
 }

@@ -14,7 +14,10 @@ pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// Escape text content and attribute values (both safe for either use).
 pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| matches!(c, '<' | '>' | '&' | '"' | '\'') || (c.is_control() && c != '\t' && c != '\n' && c != '\r')) {
+    if !s
+        .chars()
+        .any(|c| matches!(c, '<' | '>' | '&' | '"' | '\'') || (c.is_control() && c != '\t' && c != '\n' && c != '\r'))
+    {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -46,13 +49,20 @@ pub fn envelope(kind: Kind, session: Option<&str>, root: &str) -> String {
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     s.push_str("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">");
     if let Some(id) = session {
-        let _ = write!(s, "<soap:Header><Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{}\"/></soap:Header>", esc(id));
+        let _ = write!(
+            s,
+            "<soap:Header><Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{}\"/></soap:Header>",
+            esc(id)
+        );
     }
     let name = match kind {
         Kind::Discover => "DiscoverResponse",
         Kind::Execute => "ExecuteResponse",
     };
-    let _ = write!(s, "<soap:Body><{name} xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><return>{root}</return></{name}></soap:Body></soap:Envelope>");
+    let _ = write!(
+        s,
+        "<soap:Body><{name} xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><return>{root}</return></{name}></soap:Body></soap:Envelope>"
+    );
     s
 }
 
@@ -85,7 +95,11 @@ pub fn fault(code: u32, message: &str, session: Option<&str>) -> String {
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     s.push_str("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">");
     if let Some(id) = session {
-        let _ = write!(s, "<soap:Header><Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{}\"/></soap:Header>", esc(id));
+        let _ = write!(
+            s,
+            "<soap:Header><Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{}\"/></soap:Header>",
+            esc(id)
+        );
     }
     let m = esc(message);
     let _ = write!(
@@ -102,7 +116,11 @@ mod tests {
 
     #[test]
     fn fault_is_well_formed_and_escaped() {
-        let f = fault(codes::MDX_SYNTAX, "line 1, column 8: expected ')' but found \"<\" & more", Some("s1"));
+        let f = fault(
+            codes::MDX_SYNTAX,
+            "line 1, column 8: expected ')' but found \"<\" & more",
+            Some("s1"),
+        );
         assert!(f.contains("ErrorCode=\"3238658064\""), "{f}");
         assert!(f.contains("&quot;&lt;&quot; &amp; more"));
         let mut r = quick_xml::Reader::from_str(&f);

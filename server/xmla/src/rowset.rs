@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::response::{esc, NS_ROWSET, NS_XSD, NS_XSI};
+use crate::response::{NS_ROWSET, NS_XSD, NS_XSI, esc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XsdType {
@@ -51,10 +51,18 @@ pub struct Column {
 }
 
 pub const fn col(name: &'static str, ty: XsdType) -> Column {
-    Column { name, ty, optional: false }
+    Column {
+        name,
+        ty,
+        optional: false,
+    }
 }
 pub const fn opt(name: &'static str, ty: XsdType) -> Column {
-    Column { name, ty, optional: true }
+    Column {
+        name,
+        ty,
+        optional: true,
+    }
 }
 
 /// A cell value in a rowset row.
@@ -98,7 +106,10 @@ impl From<Option<String>> for Value {
 /// Write a rowset `<root>` with its schema and rows. Each row holds one value per column.
 pub fn write_rowset(columns: &[Column], rows: &[Vec<Value>]) -> String {
     let mut s = String::with_capacity(2048 + rows.len() * columns.len() * 32);
-    let _ = write!(s, "<root xmlns=\"{NS_ROWSET}\" xmlns:xsd=\"{NS_XSD}\" xmlns:xsi=\"{NS_XSI}\">");
+    let _ = write!(
+        s,
+        "<root xmlns=\"{NS_ROWSET}\" xmlns:xsd=\"{NS_XSD}\" xmlns:xsi=\"{NS_XSI}\">"
+    );
     write_schema(&mut s, columns);
     for row in rows {
         s.push_str("<row>");
@@ -130,7 +141,12 @@ fn write_schema(s: &mut String, columns: &[Column]) {
                 n = c.name
             );
         } else {
-            let _ = write!(s, "<xsd:element sql:field=\"{n}\" name=\"{n}\" type=\"{t}\"{min}/>", n = c.name, t = c.ty.schema_type());
+            let _ = write!(
+                s,
+                "<xsd:element sql:field=\"{n}\" name=\"{n}\" type=\"{t}\"{min}/>",
+                n = c.name,
+                t = c.ty.schema_type()
+            );
         }
     }
     s.push_str("</xsd:sequence></xsd:complexType></xsd:schema>");

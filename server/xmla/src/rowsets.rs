@@ -2,7 +2,7 @@
 //! the order of [MS-SSAS] §3.1.4.2.2.1.3 (the order Excel 365 accepts). Data for each comes
 //! from `discover.rs`; this file is only the catalogue.
 
-use crate::rowset::{col, opt, Column, XsdType::*};
+use crate::rowset::{Column, XsdType::*, col, opt};
 
 pub struct RowsetDef {
     pub name: &'static str,
@@ -30,7 +30,13 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "DISCOVER_DATASOURCES",
         guid: "06C03D41-F66D-49F3-B1B8-987F7AF4CF18",
         description: "Data sources available on this server",
-        restrictions: &[("DataSourceName", S), ("URL", S), ("ProviderName", S), ("ProviderType", S), ("AuthenticationMode", S)],
+        restrictions: &[
+            ("DataSourceName", S),
+            ("URL", S),
+            ("ProviderName", S),
+            ("ProviderType", S),
+            ("AuthenticationMode", S),
+        ],
         columns: &[
             col("DataSourceName", String),
             opt("DataSourceDescription", String),
@@ -123,7 +129,13 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "DBSCHEMA_TABLES",
         guid: "C8B52229-5CF3-11CE-ADE5-00AA0044773D",
         description: "Tables: measure groups and dimensions of each cube",
-        restrictions: &[("TABLE_CATALOG", S), ("TABLE_SCHEMA", S), ("TABLE_NAME", S), ("TABLE_TYPE", S), ("TABLE_OLAP_TYPE", S)],
+        restrictions: &[
+            ("TABLE_CATALOG", S),
+            ("TABLE_SCHEMA", S),
+            ("TABLE_NAME", S),
+            ("TABLE_TYPE", S),
+            ("TABLE_OLAP_TYPE", S),
+        ],
         columns: &[
             opt("TABLE_CATALOG", String),
             opt("TABLE_SCHEMA", String),
@@ -142,7 +154,13 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "DBSCHEMA_COLUMNS",
         guid: "C8B52214-5CF3-11CE-ADE5-00AA0044773D",
         description: "Columns of the tables in DBSCHEMA_TABLES",
-        restrictions: &[("TABLE_CATALOG", S), ("TABLE_SCHEMA", S), ("TABLE_NAME", S), ("COLUMN_NAME", S), ("COLUMN_OLAP_TYPE", S)],
+        restrictions: &[
+            ("TABLE_CATALOG", S),
+            ("TABLE_SCHEMA", S),
+            ("TABLE_NAME", S),
+            ("COLUMN_NAME", S),
+            ("COLUMN_OLAP_TYPE", S),
+        ],
         columns: &[
             opt("TABLE_CATALOG", String),
             opt("TABLE_SCHEMA", String),
@@ -179,7 +197,14 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "MDSCHEMA_CUBES",
         guid: "C8B522D8-5CF3-11CE-ADE5-00AA0044773D",
         description: "Cubes",
-        restrictions: &[("CATALOG_NAME", S), ("SCHEMA_NAME", S), ("CUBE_NAME", S), ("CUBE_TYPE", S), ("BASE_CUBE_NAME", S), ("CUBE_SOURCE", U2)],
+        restrictions: &[
+            ("CATALOG_NAME", S),
+            ("SCHEMA_NAME", S),
+            ("CUBE_NAME", S),
+            ("CUBE_TYPE", S),
+            ("BASE_CUBE_NAME", S),
+            ("CUBE_SOURCE", U2),
+        ],
         columns: &[
             col("CATALOG_NAME", String),
             opt("SCHEMA_NAME", String),
@@ -368,7 +393,12 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "MDSCHEMA_MEASUREGROUPS",
         guid: "E1625EBF-FA96-42FD-BEA6-DB90ADAFD96B",
         description: "Measure groups of each cube",
-        restrictions: &[("CATALOG_NAME", S), ("SCHEMA_NAME", S), ("CUBE_NAME", S), ("MEASUREGROUP_NAME", S)],
+        restrictions: &[
+            ("CATALOG_NAME", S),
+            ("SCHEMA_NAME", S),
+            ("CUBE_NAME", S),
+            ("MEASUREGROUP_NAME", S),
+        ],
         columns: &[
             col("CATALOG_NAME", String),
             opt("SCHEMA_NAME", String),
@@ -499,7 +529,15 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "MDSCHEMA_SETS",
         guid: "A07CCD0B-8148-11D0-87BB-00C04FC33942",
         description: "Named sets",
-        restrictions: &[("CATALOG_NAME", S), ("SCHEMA_NAME", S), ("CUBE_NAME", S), ("SET_NAME", S), ("SCOPE", "int"), ("CUBE_SOURCE", U2), ("HIERARCHY_UNIQUE_NAME", S)],
+        restrictions: &[
+            ("CATALOG_NAME", S),
+            ("SCHEMA_NAME", S),
+            ("CUBE_NAME", S),
+            ("SET_NAME", S),
+            ("SCOPE", "int"),
+            ("CUBE_SOURCE", U2),
+            ("HIERARCHY_UNIQUE_NAME", S),
+        ],
         columns: &[
             col("CATALOG_NAME", String),
             opt("SCHEMA_NAME", String),
@@ -518,7 +556,13 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "MDSCHEMA_KPIS",
         guid: "2AE44109-ED3D-4842-B16F-B694D1CB0E3F",
         description: "Key performance indicators",
-        restrictions: &[("CATALOG_NAME", S), ("SCHEMA_NAME", S), ("CUBE_NAME", S), ("KPI_NAME", S), ("CUBE_SOURCE", U2)],
+        restrictions: &[
+            ("CATALOG_NAME", S),
+            ("SCHEMA_NAME", S),
+            ("CUBE_NAME", S),
+            ("KPI_NAME", S),
+            ("CUBE_SOURCE", U2),
+        ],
         columns: &[
             col("CATALOG_NAME", String),
             opt("SCHEMA_NAME", String),
@@ -544,7 +588,12 @@ pub const ROWSETS: &[RowsetDef] = &[
         name: "MDSCHEMA_FUNCTIONS",
         guid: "A07CCD07-8148-11D0-87BB-00C04FC33942",
         description: "MDX functions",
-        restrictions: &[("LIBRARY_NAME", S), ("INTERFACE_NAME", S), ("FUNCTION_NAME", S), ("ORIGIN", "int")],
+        restrictions: &[
+            ("LIBRARY_NAME", S),
+            ("INTERFACE_NAME", S),
+            ("FUNCTION_NAME", S),
+            ("ORIGIN", "int"),
+        ],
         columns: &[
             col("FUNCTION_NAME", String),
             opt("DESCRIPTION", String),
@@ -596,4 +645,3 @@ pub const ROWSETS: &[RowsetDef] = &[
 pub fn find(name: &str) -> Option<&'static RowsetDef> {
     ROWSETS.iter().find(|r| r.name.eq_ignore_ascii_case(name))
 }
-

@@ -12,7 +12,7 @@ use datakube_model::{Catalog, Lang};
 use hyper::{Method, StatusCode};
 
 use crate::discover::{self, Context, Fault, ServerProps};
-use crate::response::{self, codes, Kind};
+use crate::response::{self, Kind, codes};
 use crate::session::{SessionError, SessionState, Sessions};
 use crate::soap::{self, SessionHeader};
 
@@ -31,16 +31,33 @@ pub struct Runtime {
 /// Executes MDX statements (provided by the query engine).
 pub trait Executor: Send + Sync {
     /// Answer `statement` with an MDDataSet or rowset `<root>`, or a fault.
-    fn execute(&self, runtime: &Runtime, session: &SessionState, statement: &str, props: &soap::Properties, lang: Lang) -> Result<String, Fault>;
+    fn execute(
+        &self,
+        runtime: &Runtime,
+        session: &SessionState,
+        statement: &str,
+        props: &soap::Properties,
+        lang: Lang,
+    ) -> Result<String, Fault>;
 }
 
 /// Until the query engine is wired in: every MDX statement gets a fault naming the feature.
 pub struct NoExecutor;
 impl Executor for NoExecutor {
-    fn execute(&self, _: &Runtime, _: &SessionState, statement: &str, _: &soap::Properties, _: Lang) -> Result<String, Fault> {
+    fn execute(
+        &self,
+        _: &Runtime,
+        _: &SessionState,
+        statement: &str,
+        _: &soap::Properties,
+        _: Lang,
+    ) -> Result<String, Fault> {
         match datakube_mdx::parse_statement(statement) {
             Err(e) => Err(Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}"))),
-            Ok(_) => Err(Fault::new(codes::MDX_UNSUPPORTED, "executing MDX statements is not available in this build")),
+            Ok(_) => Err(Fault::new(
+                codes::MDX_UNSUPPORTED,
+                "executing MDX statements is not available in this build",
+            )),
         }
     }
 }
@@ -64,14 +81,22 @@ pub fn lang_for_lcid(lcid: Option<u32>) -> Lang {
 fn xml_response(body: String) -> HttpResponse {
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
     let h = r.headers_mut();
-    h.insert(hyper::header::CONTENT_TYPE, "text/xml; charset=utf-8".parse().expect("static header"));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        "text/xml; charset=utf-8".parse().expect("static header"),
+    );
     h.insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
     r
 }
 
 impl XmlaService {
     pub fn new(runtime: Runtime, server: ServerProps, executor: Box<dyn Executor>) -> Self {
-        XmlaService { runtime: RwLock::new(Arc::new(runtime)), sessions: Sessions::new(), server, executor }
+        XmlaService {
+            runtime: RwLock::new(Arc::new(runtime)),
+            sessions: Sessions::new(),
+            server,
+            executor,
+        }
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -104,19 +129,27 @@ impl XmlaService {
             self.sessions.save(s);
         }
         let session_id = session.as_ref().map(|s| s.id.clone());
-        let lcid = props.get("LocaleIdentifier").and_then(|v| v.trim().parse().ok()).or(session.as_ref().and_then(|s| s.locale));
+        let lcid = props
+            .get("LocaleIdentifier")
+            .and_then(|v| v.trim().parse().ok())
+            .or(session.as_ref().and_then(|s| s.locale));
         let lang = lang_for_lcid(lcid);
         let runtime = self.runtime();
         let requested_catalog = props.get("Catalog").filter(|c| !c.is_empty()).map(str::to_string);
-        let current_catalog = requested_catalog.clone().or_else(|| session.as_ref().and_then(|s| s.catalog.clone()));
-        if let Some(c) = &current_catalog {
-            if !c.eq_ignore_ascii_case(&runtime.catalog.name) {
-                return response::fault(
-                    codes::UNKNOWN_CATALOG,
-                    &format!("unknown catalog '{c}'; this server has the catalog '{}'", runtime.catalog.name),
-                    session_id.as_deref(),
-                );
-            }
+        let current_catalog = requested_catalog
+            .clone()
+            .or_else(|| session.as_ref().and_then(|s| s.catalog.clone()));
+        if let Some(c) = &current_catalog
+            && !c.eq_ignore_ascii_case(&runtime.catalog.name)
+        {
+            return response::fault(
+                codes::UNKNOWN_CATALOG,
+                &format!(
+                    "unknown catalog '{c}'; this server has the catalog '{}'",
+                    runtime.catalog.name
+                ),
+                session_id.as_deref(),
+            );
         }
         let result = match &req.method {
             soap::Method::Discover(d) => {
@@ -136,7 +169,9 @@ impl XmlaService {
                     Ok((Kind::Execute, response::empty_root()))
                 } else {
                     let state = session.clone().unwrap_or_default();
-                    self.executor.execute(&runtime, &state, &e.statement, &e.properties, lang).map(|root| (Kind::Execute, root))
+                    self.executor
+                        .execute(&runtime, &state, &e.statement, &e.properties, lang)
+                        .map(|root| (Kind::Execute, root))
                 }
             }
         };
@@ -181,12 +216,14 @@ impl datakube_http::Handler for XmlaHandler {
                             svc.server.data_source_url
                         ),
                     );
-                    r.headers_mut().insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+                    r.headers_mut()
+                        .insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
                     r
                 }
                 _ => {
                     let mut r = datakube_http::text(StatusCode::NOT_FOUND, format!("no such path: {}\n", req.path));
-                    r.headers_mut().insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+                    r.headers_mut()
+                        .insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
                     r
                 }
             }

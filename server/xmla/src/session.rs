@@ -74,10 +74,20 @@ impl Sessions {
     /// Start a session for `owner`; returns its id (an upper-case GUID, as SSAS makes them).
     pub fn begin(&self, owner: &str) -> SessionState {
         let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-        let state = SessionState { id: id.clone(), owner: owner.to_string(), ..Default::default() };
+        let state = SessionState {
+            id: id.clone(),
+            owner: owner.to_string(),
+            ..Default::default()
+        };
         let mut map = self.lock();
         Self::make_room(&mut map);
-        map.insert(id, Entry { state: state.clone(), last_used: Instant::now() });
+        map.insert(
+            id,
+            Entry {
+                state: state.clone(),
+                last_used: Instant::now(),
+            },
+        );
         state
     }
 
@@ -85,28 +95,38 @@ impl Sessions {
     pub fn use_session(&self, id: &str, owner: &str) -> Result<SessionState, SessionError> {
         let mut map = self.lock();
         let now = Instant::now();
-        if let Some(e) = map.get_mut(id) {
-            if now.duration_since(e.last_used) <= IDLE_TIMEOUT {
-                if e.state.owner != owner {
-                    return Err(SessionError::NotOwner);
-                }
-                e.last_used = now;
-                return Ok(e.state.clone());
+        if let Some(e) = map.get_mut(id)
+            && now.duration_since(e.last_used) <= IDLE_TIMEOUT
+        {
+            if e.state.owner != owner {
+                return Err(SessionError::NotOwner);
             }
+            e.last_used = now;
+            return Ok(e.state.clone());
         }
         Self::make_room(&mut map);
-        let state = SessionState { id: id.to_string(), owner: owner.to_string(), ..Default::default() };
-        map.insert(id.to_string(), Entry { state: state.clone(), last_used: now });
+        let state = SessionState {
+            id: id.to_string(),
+            owner: owner.to_string(),
+            ..Default::default()
+        };
+        map.insert(
+            id.to_string(),
+            Entry {
+                state: state.clone(),
+                last_used: now,
+            },
+        );
         Ok(state)
     }
 
     /// Store the updated state of a session (if it still exists).
     pub fn save(&self, state: &SessionState) {
-        if let Some(e) = self.lock().get_mut(&state.id) {
-            if e.state.owner == state.owner {
-                e.state = state.clone();
-                e.last_used = Instant::now();
-            }
+        if let Some(e) = self.lock().get_mut(&state.id)
+            && e.state.owner == state.owner
+        {
+            e.state = state.clone();
+            e.last_used = Instant::now();
         }
     }
 
@@ -155,7 +175,10 @@ mod tests {
         let mut st = s.begin("u1");
         assert_eq!(st.id.len(), 36);
         assert!(st.id.chars().all(|c| !c.is_ascii_lowercase()));
-        st.absorb(&[("Catalog".into(), "FLIS".into()), ("LocaleIdentifier".into(), "1030".into())]);
+        st.absorb(&[
+            ("Catalog".into(), "FLIS".into()),
+            ("LocaleIdentifier".into(), "1030".into()),
+        ]);
         s.save(&st);
         let again = s.use_session(&st.id, "u1").unwrap();
         assert_eq!(again.catalog.as_deref(), Some("FLIS"));

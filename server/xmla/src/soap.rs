@@ -8,9 +8,9 @@
 
 use std::fmt;
 
+use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
-use quick_xml::NsReader;
 
 pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const NS_XMLA: &str = "urn:schemas-microsoft-com:xml-analysis";
@@ -43,7 +43,11 @@ pub struct Properties(pub Vec<(String, String)>);
 
 impl Properties {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -57,7 +61,11 @@ pub struct Discover {
 impl Discover {
     /// The values of restriction `name` (case-insensitive), empty when absent.
     pub fn restriction(&self, name: &str) -> &[String] {
-        self.restrictions.iter().find(|r| r.name.eq_ignore_ascii_case(name)).map(|r| r.values.as_slice()).unwrap_or(&[])
+        self.restrictions
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .map(|r| r.values.as_slice())
+            .unwrap_or(&[])
     }
 }
 
@@ -90,7 +98,11 @@ pub struct SoapError {
 
 impl fmt::Display for SoapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed XMLA request at line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "malformed XMLA request at line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -133,7 +145,11 @@ impl Parser<'_> {
         let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = upto.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
         let column = String::from_utf8_lossy(&upto[line_start..]).chars().count() + 1;
-        SoapError { message: message.into(), line, column }
+        SoapError {
+            message: message.into(),
+            line,
+            column,
+        }
     }
 }
 
@@ -234,7 +250,10 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                         if restrictions.len() >= MAX_ENTRIES {
                             return Err(p.error_at(pos, format!("more than {MAX_ENTRIES} restrictions")));
                         }
-                        restrictions.push(Restriction { name: name.to_string(), values: Vec::new() });
+                        restrictions.push(Restriction {
+                            name: name.to_string(),
+                            values: Vec::new(),
+                        });
                         Ctx::Restriction
                     }
                     (Some(Ctx::Restriction), "Value") => Ctx::RestrictionValue,
@@ -267,13 +286,25 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 };
                 text.clear();
                 if is_empty {
-                    close(ctx, &mut text, &mut restrictions, &mut properties, &mut parameters, &mut request_type, &mut statement, &mut param_name, &mut param_value);
+                    close(
+                        ctx,
+                        &mut text,
+                        &mut restrictions,
+                        &mut properties,
+                        &mut parameters,
+                        &mut request_type,
+                        &mut statement,
+                        &mut param_name,
+                        &mut param_value,
+                    );
                 } else {
                     stack.push(ctx);
                 }
             }
             Event::Text(t) => {
-                let s = t.decode().map_err(|e| p.error_at(pos, format!("text is not UTF-8: {e}")))?;
+                let s = t
+                    .decode()
+                    .map_err(|e| p.error_at(pos, format!("text is not UTF-8: {e}")))?;
                 append_text(&mut text, &s, &stack, &p, pos)?;
             }
             Event::CData(t) => {
@@ -282,24 +313,44 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 append_text(&mut text, &s, &stack, &p, pos)?;
             }
             Event::GeneralRef(r) => {
-                let s = if let Some(c) = r.resolve_char_ref().map_err(|e| p.error_at(pos, format!("bad character reference: {e}")))? {
+                let s = if let Some(c) = r
+                    .resolve_char_ref()
+                    .map_err(|e| p.error_at(pos, format!("bad character reference: {e}")))?
+                {
                     c.to_string()
                 } else {
-                    let name = r.decode().map_err(|e| p.error_at(pos, format!("bad entity reference: {e}")))?;
+                    let name = r
+                        .decode()
+                        .map_err(|e| p.error_at(pos, format!("bad entity reference: {e}")))?;
                     match name.as_ref() {
                         "lt" => "<".into(),
                         "gt" => ">".into(),
                         "amp" => "&".into(),
                         "quot" => "\"".into(),
                         "apos" => "'".into(),
-                        other => return Err(p.error_at(pos, format!("unknown entity '&{other};' (only the five XML entities are accepted)"))),
+                        other => {
+                            return Err(p.error_at(
+                                pos,
+                                format!("unknown entity '&{other};' (only the five XML entities are accepted)"),
+                            ));
+                        }
                     }
                 };
                 append_text(&mut text, &s, &stack, &p, pos)?;
             }
             Event::End(_) => {
                 let ctx = stack.pop().unwrap_or(Ctx::Other);
-                close(ctx, &mut text, &mut restrictions, &mut properties, &mut parameters, &mut request_type, &mut statement, &mut param_name, &mut param_value);
+                close(
+                    ctx,
+                    &mut text,
+                    &mut restrictions,
+                    &mut properties,
+                    &mut parameters,
+                    &mut request_type,
+                    &mut statement,
+                    &mut param_name,
+                    &mut param_value,
+                );
                 text.clear();
             }
             Event::Eof => break,
@@ -315,9 +366,17 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
             if request_type.trim().is_empty() {
                 return Err(p.error_at(0, "Discover without a RequestType"));
             }
-            Method::Discover(Discover { request_type: request_type.trim().to_string(), restrictions, properties })
+            Method::Discover(Discover {
+                request_type: request_type.trim().to_string(),
+                restrictions,
+                properties,
+            })
         }
-        Some(_) => Method::Execute(Execute { statement: statement.unwrap_or_default(), properties, parameters }),
+        Some(_) => Method::Execute(Execute {
+            statement: statement.unwrap_or_default(),
+            properties,
+            parameters,
+        }),
         None => return Err(p.error_at(0, "the SOAP Body holds no Discover or Execute")),
     };
     Ok(Request { session, method })
@@ -342,7 +401,9 @@ fn check_attributes(p: &Parser, pos: usize, e: &BytesStart) -> Result<(), SoapEr
 fn session_id(p: &Parser, pos: usize, e: &BytesStart) -> Result<String, SoapError> {
     for a in e.attributes().flatten() {
         if a.key.local_name().as_ref() == b"SessionId" {
-            let v = a.unescape_value().map_err(|err| p.error_at(pos, format!("bad SessionId: {err}")))?;
+            let v = a
+                .unescape_value()
+                .map_err(|err| p.error_at(pos, format!("bad SessionId: {err}")))?;
             let v = v.trim().to_string();
             if v.is_empty() || v.len() > 128 {
                 return Err(p.error_at(pos, "SessionId must be 1 to 128 characters"));
@@ -370,7 +431,10 @@ fn append_text(text: &mut String, s: &str, stack: &[Ctx], p: &Parser, pos: usize
         }
         _ if s.trim().is_empty() => Ok(()),
         Some(Ctx::Other) | Some(Ctx::Header) => Ok(()),
-        _ => Err(p.error_at(pos, format!("unexpected text '{}'", s.trim().chars().take(40).collect::<String>()))),
+        _ => Err(p.error_at(
+            pos,
+            format!("unexpected text '{}'", s.trim().chars().take(40).collect::<String>()),
+        )),
     }
 }
 
@@ -389,10 +453,11 @@ fn close(
     match ctx {
         Ctx::RequestType => *request_type = std::mem::take(text),
         Ctx::Restriction => {
-            if let Some(r) = restrictions.last_mut() {
-                if r.values.is_empty() && !text.trim().is_empty() {
-                    r.values.push(text.trim().to_string());
-                }
+            if let Some(r) = restrictions.last_mut()
+                && r.values.is_empty()
+                && !text.trim().is_empty()
+            {
+                r.values.push(text.trim().to_string());
             }
         }
         Ctx::RestrictionValue => {

@@ -1,9 +1,15 @@
 use super::soap::*;
 
 fn trace() -> Vec<serde_json::Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/traces/excel365-session.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/traces/excel365-session.jsonl"
+    );
     let text = std::fs::read_to_string(path).expect("the Excel 365 trace in ../shared/traces");
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -17,7 +23,11 @@ fn every_excel_365_request_parses() {
         match &parsed.method {
             Method::Discover(d) => {
                 discovers += 1;
-                assert!(d.request_type.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{}", d.request_type);
+                assert!(
+                    d.request_type.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                    "{}",
+                    d.request_type
+                );
             }
             Method::Execute(_) => executes += 1,
         }
@@ -28,7 +38,11 @@ fn every_excel_365_request_parses() {
         }
     }
     // Counted independently of the parser: the trace's request_kind field.
-    let kinds = |k: &str| reqs.iter().filter(|r| r["request_kind"].as_str().unwrap_or("").contains(k)).count();
+    let kinds = |k: &str| {
+        reqs.iter()
+            .filter(|r| r["request_kind"].as_str().unwrap_or("").contains(k))
+            .count()
+    };
     assert_eq!(executes + discovers, 54);
     assert!(executes >= kinds("Execute").min(1));
     assert_eq!(begins, 2, "Excel opens two sessions");
@@ -79,13 +93,33 @@ fn cdata_statement_and_parameters() {
 fn bad_requests_name_the_problem_and_position() {
     let cases: &[(&str, &str, usize)] = &[
         ("", "no XML", 1),
-        ("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\n<soap:Body>\n<Discover xmlns=\"urn:schemas-microsoft-com:xml-analysis\"></Foo>", "not well-formed", 3),
+        (
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\n<soap:Body>\n<Discover xmlns=\"urn:schemas-microsoft-com:xml-analysis\"></Foo>",
+            "not well-formed",
+            3,
+        ),
         ("<!DOCTYPE x [<!ENTITY a \"b\">]><x/>", "DOCTYPE", 1),
         ("<Envelope/>", "expected a SOAP Envelope", 1),
-        ("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Frobnicate/></s:Body></s:Envelope>", "unknown XMLA method <Frobnicate>", 1),
-        ("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body></s:Body></s:Envelope>", "no Discover or Execute", 1),
-        ("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><Session/></s:Header><s:Body/></s:Envelope>", "without a SessionId", 1),
-        ("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Execute><Command><Statement>&foo;</Statement></Command></Execute></s:Body></s:Envelope>", "unknown entity", 1),
+        (
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Frobnicate/></s:Body></s:Envelope>",
+            "unknown XMLA method <Frobnicate>",
+            1,
+        ),
+        (
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body></s:Body></s:Envelope>",
+            "no Discover or Execute",
+            1,
+        ),
+        (
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><Session/></s:Header><s:Body/></s:Envelope>",
+            "without a SessionId",
+            1,
+        ),
+        (
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Execute><Command><Statement>&foo;</Statement></Command></Execute></s:Body></s:Envelope>",
+            "unknown entity",
+            1,
+        ),
         ("<x:Envelope><x:Body/></x:Envelope>", "undeclared namespace", 1),
     ];
     for (xml, msg, line) in cases {
@@ -104,7 +138,9 @@ fn depth_and_attribute_limits() {
     let err = parse_request(deep.as_bytes()).unwrap_err();
     assert!(err.message.contains("nested deeper"), "{err}");
     let attrs: String = (0..100).map(|i| format!(" a{i}=\"1\"")).collect();
-    let xml = format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Execute{attrs}/></s:Body></s:Envelope>");
+    let xml = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Execute{attrs}/></s:Body></s:Envelope>"
+    );
     let err = parse_request(xml.as_bytes()).unwrap_err();
     assert!(err.message.contains("attributes"), "{err}");
 }
