@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{close, Server};
+use common::{Server, close};
 
 fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
@@ -13,13 +13,17 @@ fn server() -> &'static Server {
 }
 
 fn sql_f64(s: &Server, sql: &str) -> f64 {
-    s.duck().query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap_or_else(|e| panic!("{e}\n{sql}"))
+    s.duck()
+        .query_row(sql, [], |r| r.get::<_, f64>(0))
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
 }
 
 fn sql_rows(s: &Server, sql: &str) -> Vec<(String, f64)> {
     let c = s.duck();
     let mut st = c.prepare(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))).unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))
+        .unwrap();
     rows.map(Result::unwrap).collect()
 }
 
@@ -27,7 +31,13 @@ fn sql_rows(s: &Server, sql: &str) -> Vec<(String, f64)> {
 fn grand_total_without_axes() {
     let s = server();
     let a = s.mdx("SELECT  FROM [Økonomi] WHERE ([Measures].[Regnskab]) CELL PROPERTIES VALUE, FORMAT_STRING, BACK_COLOR, FORE_COLOR", 1033).ok();
-    let expected = sql_f64(s, &format!("SELECT sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = 'R'", s.table("oekonomi", "postering")));
+    let expected = sql_f64(
+        s,
+        &format!(
+            "SELECT sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = 'R'",
+            s.table("oekonomi", "postering")
+        ),
+    );
     assert_eq!(a.cells.len(), 1);
     let (v, ty, _) = &a.cells[&0];
     assert_eq!(ty, "xsd:double");
@@ -62,7 +72,11 @@ fn regions_drilldown_matches_sql_with_danish_captions() {
     assert!(close(a.value(0).unwrap(), total));
     for (i, (name, v)) in expected.iter().enumerate() {
         assert_eq!(&axis[i + 1][0].1, name, "Danish region caption");
-        assert!(close(a.value(i as u64 + 1).unwrap(), *v), "{name}: {:?} vs {v}", a.value(i as u64 + 1));
+        assert!(
+            close(a.value(i as u64 + 1).unwrap(), *v),
+            "{name}: {:?} vs {v}",
+            a.value(i as u64 + 1)
+        );
     }
     // Danish number format: '.' groups thousands.
     let fmt = a.cells[&0].2.as_deref().unwrap();
@@ -72,13 +86,21 @@ fn regions_drilldown_matches_sql_with_danish_captions() {
 #[test]
 fn english_captions_follow_locale() {
     let s = server();
-    let a = s.mdx("SELECT [Kommune].[Geografi].[Region].Members ON 0 FROM [Økonomi]", 1033).ok();
+    let a = s
+        .mdx("SELECT [Kommune].[Geografi].[Region].Members ON 0 FROM [Økonomi]", 1033)
+        .ok();
     let expected: Vec<String> = {
         let c = s.duck();
         let mut st = c
-            .prepare(&format!("SELECT DISTINCT regionskode, region_navn_en FROM {} ORDER BY 1", s.table("faelles", "kommune")))
+            .prepare(&format!(
+                "SELECT DISTINCT regionskode, region_navn_en FROM {} ORDER BY 1",
+                s.table("faelles", "kommune")
+            ))
             .unwrap();
-        st.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| r.get::<_, String>(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let got: Vec<String> = a.axes[0].iter().map(|t| t[0].1.clone()).collect();
     assert_eq!(got, expected);
@@ -97,8 +119,14 @@ fn last_non_empty_population_by_year() {
         .ok();
     let axis = &a.axes[0];
     let names: Vec<&str> = axis.iter().map(|t| t[0].0.as_str()).collect();
-    let y2021 = names.iter().position(|n| *n == "[Tid].[Kalender].[År].&[2021]").expect("2021 on the axis");
-    assert!(names[y2021 + 1].starts_with("[Tid].[Kalender].[Kvartal]"), "2021 is drilled: {names:?}");
+    let y2021 = names
+        .iter()
+        .position(|n| *n == "[Tid].[Kalender].[År].&[2021]")
+        .expect("2021 on the axis");
+    assert!(
+        names[y2021 + 1].starts_with("[Tid].[Kalender].[Kvartal]"),
+        "2021 is drilled: {names:?}"
+    );
     // The year's value is the population at its last month with data.
     let expected = sql_f64(
         s,
@@ -136,7 +164,10 @@ fn subselect_crossjoin_and_calculated_measures() {
     let kommuner: std::collections::BTreeSet<&str> = rows.iter().map(|t| t[0].0.as_str()).collect();
     assert_eq!(
         kommuner.into_iter().collect::<Vec<_>>(),
-        vec!["[Kommune].[Geografi].[Kommune].&[751]", "[Kommune].[Geografi].[Kommune].&[825]"],
+        vec![
+            "[Kommune].[Geografi].[Kommune].&[751]",
+            "[Kommune].[Geografi].[Kommune].&[825]"
+        ],
         "the subselect keeps only Aarhus and Læsø"
     );
     let c = s.duck();
@@ -147,9 +178,20 @@ fn subselect_crossjoin_and_calculated_measures() {
         s.table("oekonomi", "konto")
     );
     for (i, t) in rows.iter().enumerate() {
-        let kommune: i64 = t[0].0.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap();
+        let kommune: i64 = t[0]
+            .0
+            .rsplit("&[")
+            .next()
+            .unwrap()
+            .trim_end_matches(']')
+            .parse()
+            .unwrap();
         let hk = t[1].0.rsplit("&[").next().unwrap().trim_end_matches(']').to_string();
-        let (r, b): (Option<f64>, Option<f64>) = c.query_row(&sql, datakube_engine::duckdb::params![kommune, hk], |x| Ok((x.get(0)?, x.get(1)?))).unwrap();
+        let (r, b): (Option<f64>, Option<f64>) = c
+            .query_row(&sql, datakube_engine::duckdb::params![kommune, hk], |x| {
+                Ok((x.get(0)?, x.get(1)?))
+            })
+            .unwrap();
         let base = i as u64 * 3;
         assert_eq!(a.value(base).is_some(), r.is_some());
         if let Some(r) = r {
@@ -166,7 +208,12 @@ fn subselect_crossjoin_and_calculated_measures() {
 #[test]
 fn distinct_count_by_ydelsesgruppe() {
     let s = server();
-    let a = s.mdx("SELECT [Measures].[Personer] ON 0, [Ydelse].[Ydelse].[Ydelsesgruppe].Members ON 1 FROM [Beskæftigelse]", 1030).ok();
+    let a = s
+        .mdx(
+            "SELECT [Measures].[Personer] ON 0, [Ydelse].[Ydelse].[Ydelsesgruppe].Members ON 1 FROM [Beskæftigelse]",
+            1030,
+        )
+        .ok();
     let expected = sql_rows(
         s,
         &format!(
@@ -176,7 +223,11 @@ fn distinct_count_by_ydelsesgruppe() {
             s.table("beskaeftigelse", "ydelse")
         ),
     );
-    let got: Vec<(String, f64)> = a.axes[1].iter().enumerate().filter_map(|(i, t)| a.value(i as u64).map(|v| (t[0].1.clone(), v))).collect();
+    let got: Vec<(String, f64)> = a.axes[1]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| a.value(i as u64).map(|v| (t[0].1.clone(), v)))
+        .collect();
     assert_eq!(got, expected);
     assert!(a.cells.values().all(|c| c.1 == "xsd:int"), "counts are xsd:int");
 }
@@ -184,15 +235,147 @@ fn distinct_count_by_ydelsesgruppe() {
 #[test]
 fn errors_are_faults_that_name_the_problem() {
     let s = server();
-    let f = s.mdx("SELECT {[Measures].[Regnskab] ON 0 FROM [Økonomi]", 1033).fault.expect("syntax error");
+    let f = s
+        .mdx("SELECT {[Measures].[Regnskab] ON 0 FROM [Økonomi]", 1033)
+        .fault
+        .expect("syntax error");
     assert!(f.1.contains("line 1, column"), "{f:?}");
     assert!(f.0.parse::<u32>().is_ok(), "numeric ErrorCode: {f:?}");
     let f = s.mdx("SELECT FROM [Nope]", 1033).fault.expect("unknown cube");
     assert!(f.1.contains("[Nope]") && f.1.contains("[Økonomi]"), "{f:?}");
-    let f = s.mdx("SELECT [Kommune].[Geografi].[Kommune].&[999] ON 0 FROM [Økonomi]", 1033).fault.expect("unknown member");
+    let f = s
+        .mdx("SELECT [Kommune].[Geografi].[Kommune].&[999] ON 0 FROM [Økonomi]", 1033)
+        .fault
+        .expect("unknown member");
     assert!(f.1.contains("&[999]") && f.1.contains("line 1, column 8"), "{f:?}");
-    let f = s.mdx("SELECT [Measures].[Regnskabb] ON 0 FROM [Økonomi]", 1033).fault.expect("unknown measure");
+    let f = s
+        .mdx("SELECT [Measures].[Regnskabb] ON 0 FROM [Økonomi]", 1033)
+        .fault
+        .expect("unknown measure");
     assert!(f.1.contains("[Regnskabb]") && f.1.contains("[Regnskab]"), "{f:?}");
-    let f = s.mdx("SELECT Frobnicate([Kommune].[Geografi].Members) ON 0 FROM [Økonomi]", 1033).fault.expect("unknown function");
+    let f = s
+        .mdx(
+            "SELECT Frobnicate([Kommune].[Geografi].Members) ON 0 FROM [Økonomi]",
+            1033,
+        )
+        .fault
+        .expect("unknown function");
     assert!(f.1.contains("Frobnicate"), "{f:?}");
+}
+
+/// Population per kommune at the last month with data (the Antal borgere of the All time member).
+fn population_by_kommune(s: &Server) -> Vec<(i64, String, i64, f64)> {
+    let c = s.duck();
+    let sql = format!(
+        "WITH last AS (SELECT max(maaned_id) m FROM {b}) \
+         SELECT k.kommunekode, k.kommune_navn, k.regionskode, sum(b.antal_borgere)::DOUBLE \
+         FROM {b} b JOIN {k} k USING (kommunekode), last WHERE b.maaned_id = last.m \
+         GROUP BY ALL ORDER BY k.kommunekode",
+        b = s.table("befolkning", "bestand"),
+        k = s.table("faelles", "kommune")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+}
+
+fn key_of(unique_name: &str) -> i64 {
+    unique_name.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap()
+}
+
+#[test]
+fn population_by_region_then_drill_to_kommune() {
+    let s = server();
+    let pop = population_by_kommune(s);
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize(DrilldownMember({{DrilldownLevel({[Kommune].[Geografi].[All]},,,INCLUDE_CALC_MEMBERS)}}, \
+             {[Kommune].[Geografi].[Region].&[1082]},,,INCLUDE_CALC_MEMBERS)) DIMENSION PROPERTIES PARENT_UNIQUE_NAME,HIERARCHY_UNIQUE_NAME ON COLUMNS \
+             FROM [Befolkning] WHERE ([Measures].[Antal borgere]) CELL PROPERTIES VALUE, FORMAT_STRING",
+            1030,
+        )
+        .ok();
+    let axis = &a.axes[0];
+    let mut checked = 0;
+    for (i, t) in axis.iter().enumerate() {
+        let u = &t[0].0;
+        let expected: f64 = if u.contains("[Region].&[") {
+            let r = key_of(u);
+            pop.iter().filter(|p| p.2 == r).map(|p| p.3).sum()
+        } else if u.contains("[Kommune].&[") {
+            let k = key_of(u);
+            assert_eq!(pop.iter().find(|p| p.0 == k).unwrap().2, 1082, "only Midtjylland is drilled");
+            pop.iter().find(|p| p.0 == k).unwrap().3
+        } else {
+            pop.iter().map(|p| p.3).sum()
+        };
+        assert_eq!(a.value(i as u64), Some(expected), "{u}");
+        checked += 1;
+    }
+    let midt = pop.iter().filter(|p| p.2 == 1082).count();
+    assert_eq!(checked, 1 + 5 + midt, "All, 5 regions and the kommuner of Midtjylland");
+}
+
+#[test]
+fn crossjoin_with_koen() {
+    let s = server();
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY CrossJoin(Hierarchize({DrilldownLevel({[Kommune].[Geografi].[All]},,,INCLUDE_CALC_MEMBERS)}), \
+             Hierarchize({DrilldownLevel({[Køn].[Køn].[All]},,,INCLUDE_CALC_MEMBERS)})) ON COLUMNS FROM [Befolkning] WHERE ([Measures].[Antal borgere])",
+            1033,
+        )
+        .ok();
+    let c = s.duck();
+    let sql = format!(
+        "SELECT sum(b.antal_borgere)::DOUBLE FROM {b} b JOIN {k} k USING (kommunekode) \
+         WHERE b.maaned_id = (SELECT max(maaned_id) FROM {b}) AND (k.regionskode = ? OR ? IS NULL) AND (b.koen_kode = ? OR ? IS NULL)",
+        b = s.table("befolkning", "bestand"),
+        k = s.table("faelles", "kommune")
+    );
+    assert_eq!(a.axes[0].len(), 6 * 3, "(All + 5 regions) × (All + 2)");
+    for (i, t) in a.axes[0].iter().enumerate() {
+        let region: Option<i64> = t[0].0.contains("&[").then(|| key_of(&t[0].0));
+        let koen: Option<String> = t[1].0.contains("&[").then(|| t[1].0.rsplit("&[").next().unwrap().trim_end_matches(']').to_string());
+        let v: f64 = c.query_row(&sql, datakube_engine::duckdb::params![region, region, koen, koen], |r| r.get(0)).unwrap();
+        assert_eq!(a.value(i as u64), Some(v), "{:?}", t);
+    }
+}
+
+#[test]
+fn label_filter_and_top_10_in_subselects() {
+    let s = server();
+    let pop = population_by_kommune(s);
+    // Label filter: kommuner whose name begins with "H".
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize({[Kommune].[Geografi].[Kommune].Members}) ON COLUMNS \
+             FROM (SELECT Filter([Kommune].[Geografi].[Kommune].Members, Left([Kommune].[Geografi].CurrentMember.Member_Caption, 1) = \"H\") ON COLUMNS FROM [Befolkning]) \
+             WHERE ([Measures].[Antal borgere])",
+            1030,
+        )
+        .ok();
+    // Hierarchy order: by region, then kommune (both by key).
+    let mut expected: Vec<&(i64, String, i64, f64)> = pop.iter().filter(|p| p.1.starts_with('H')).collect();
+    expected.sort_by_key(|p| (p.2, p.0));
+    let got: Vec<i64> = a.axes[0].iter().map(|t| key_of(&t[0].0)).collect();
+    assert_eq!(got, expected.iter().map(|p| p.0).collect::<Vec<_>>());
+    for (i, p) in expected.iter().enumerate() {
+        assert_eq!(a.value(i as u64), Some(p.3), "{}", p.1);
+    }
+    // Top 10 kommuner by population, and the visual total of the All member.
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize({DrilldownLevel({[Kommune].[Geografi].[All]},,,INCLUDE_CALC_MEMBERS)}) ON COLUMNS \
+             FROM (SELECT TopCount([Kommune].[Geografi].[Kommune].Members, 10, [Measures].[Antal borgere]) ON COLUMNS FROM [Befolkning]) \
+             WHERE ([Measures].[Antal borgere])",
+            1030,
+        )
+        .ok();
+    let mut sorted = pop.clone();
+    sorted.sort_by(|a, b| b.3.partial_cmp(&a.3).unwrap());
+    let top: Vec<_> = sorted.into_iter().take(10).collect();
+    let total: f64 = top.iter().map(|p| p.3).sum();
+    assert_eq!(a.value(0), Some(total), "the All member shows the total of the 10 (visual totals)");
+    let regions: std::collections::BTreeSet<i64> = top.iter().map(|p| p.2).collect();
+    assert_eq!(a.axes[0].len(), 1 + regions.len(), "only regions holding a top-10 kommune");
 }

@@ -105,6 +105,14 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         }
     }
 
+    /// Restrict hierarchy `h` to the members `ids` (a subselect or a set slicer). Values
+    /// fetched before no longer hold, so the cache is emptied.
+    pub fn set_restriction(&mut self, h: HierIdx, ids: Vec<u32>) {
+        self.restrictions.insert(h, ids);
+        self.cache.clear();
+        self.pending.clear();
+    }
+
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }

@@ -1,9 +1,11 @@
 //! Evaluation of MDX expressions: sets over the member trees, scalars per cell.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use datakube_mdx::ast::{BinaryOp, Expr, IsTarget, Literal, UnaryOp};
 
+use crate::cells::CellFetcher;
 use crate::error::{QueryError, Result};
 use crate::space::{HierIdx, MEASURES, MemberRef, Object, QueryMeasureKind, Space, Tuple};
 
@@ -64,6 +66,12 @@ pub struct Env<'s, 'a> {
     pub named_sets: HashMap<String, Vec<Tuple>>,
     /// Per hierarchy, the members visible under the subselects (None = all).
     pub allowed: Vec<Option<HashSet<u32>>>,
+    /// Cell values for set functions that need them (Filter, TopCount, Order, NonEmpty …).
+    pub fetcher: Option<RefCell<CellFetcher<'s, 'a>>>,
+    /// Sets named inline with `AS` during evaluation, and the current tuple of each while
+    /// `Generate` iterates it.
+    aliases: RefCell<HashMap<String, Vec<Tuple>>>,
+    current: RefCell<HashMap<String, Tuple>>,
 }
 
 const MAX_CALC_DEPTH: usize = 64;
@@ -84,6 +92,9 @@ impl<'s, 'a> Env<'s, 'a> {
     pub fn new(space: &'s Space<'a>) -> Self {
         Env {
             space,
+            fetcher: None,
+            aliases: RefCell::new(HashMap::new()),
+            current: RefCell::new(HashMap::new()),
             named_sets: HashMap::new(),
             allowed: vec![None; space.hierarchy_count()],
         }
@@ -171,10 +182,14 @@ impl<'s, 'a> Env<'s, 'a> {
     pub fn eval(&self, e: &Expr, coord: Option<&[u32]>) -> Result<Val> {
         match e {
             Expr::Identifier(name) => {
-                if name.segments.len() == 1
-                    && let Some(set) = self.named_sets.get(&lc(&name.segments[0].text()))
-                {
-                    return Ok(Val::Set(set.clone()));
+                if name.segments.len() == 1 {
+                    let key = lc(&name.segments[0].text());
+                    if let Some(set) = self.named_sets.get(&key) {
+                        return Ok(Val::Set(set.clone()));
+                    }
+                    if let Some(set) = self.aliases.borrow().get(&key) {
+                        return Ok(Val::Set(set.clone()));
+                    }
                 }
                 Ok(match self.space.resolve(name)? {
                     Object::Member(m) => Val::Member(m),
@@ -329,6 +344,14 @@ impl<'s, 'a> Env<'s, 'a> {
         if self.is_member_function(&n) {
             return self.member_function(&n, std::slice::from_ref(object), coord, e);
         }
+        if n == "current" {
+            if let Expr::Identifier(o) = object
+                && let Some(t) = self.current.borrow().get(&lc(&o.segments[0].text()))
+            {
+                return Ok(if t.len() == 1 { Val::Member(t[0]) } else { Val::Tuple(t.clone()) });
+            }
+            return Err(QueryError::Type(format!("{name}: no iteration over this set is in progress")));
+        }
         let v = self.eval(object, coord)?;
         match (n.as_str(), v) {
             ("members" | "allmembers", Val::Level { h, number }) => Ok(Val::Set(self.level_members(h, number))),
@@ -443,7 +466,11 @@ impl<'s, 'a> Env<'s, 'a> {
                     )),
                 }
             }
-            Expr::Alias { expr, .. } => self.eval_set(expr, coord),
+            Expr::Alias { expr, alias, .. } => {
+                let set = self.eval_set(expr, coord)?;
+                self.aliases.borrow_mut().insert(lc(&alias.value), set.clone());
+                Ok(set)
+            }
             _ => match self.eval(e, coord)? {
                 Val::Set(s) => Ok(s),
                 Val::Member(m) => Ok(vec![vec![m]]),
@@ -516,20 +543,16 @@ impl<'s, 'a> Env<'s, 'a> {
                 Ok(out)
             }
             "except" => {
+                // Left first: it may name sets (AS) that the right side uses.
+                let l = self.arg_set(args, 0, coord, name)?;
                 let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(self
-                    .arg_set(args, 0, coord, name)?
-                    .into_iter()
-                    .filter(|t| !r.contains(t))
-                    .collect())
+                Ok(l.into_iter().filter(|t| !r.contains(t)).collect())
             }
             "intersect" => {
+                // Left first: it may name sets (AS) that the right side uses.
+                let l = self.arg_set(args, 0, coord, name)?;
                 let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(self
-                    .arg_set(args, 0, coord, name)?
-                    .into_iter()
-                    .filter(|t| r.contains(t))
-                    .collect())
+                Ok(l.into_iter().filter(|t| r.contains(t)).collect())
             }
             "head" | "tail" => {
                 let set = self.arg_set(args, 0, coord, name)?;
@@ -562,6 +585,86 @@ impl<'s, 'a> Env<'s, 'a> {
                 Ok(out)
             }
             "descendants" => self.descendants(args, coord, name),
+            "filter" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let cond = args.get(1).ok_or_else(|| QueryError::Type("Filter needs a condition".into()))?;
+                let vals = self.values_for(&set, Some(cond), coord)?;
+                Ok(set.into_iter().zip(vals).filter(|(_, v)| v.truthy()).map(|(t, _)| t).collect())
+            }
+            "nonempty" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let vals = self.values_for(&set, None, coord)?;
+                Ok(set.into_iter().zip(vals).filter(|(_, v)| *v != Scalar::Empty).map(|(t, _)| t).collect())
+            }
+            "topcount" | "bottomcount" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let count = match args.get(1).map(|a| self.eval(a, coord)).transpose()? {
+                    Some(Val::Scalar(s)) => s.as_num().unwrap_or(0.0).max(0.0) as usize,
+                    _ => return Err(QueryError::Type(format!("{name} needs a count"))),
+                };
+                let Some(expr) = args.get(2) else { return Ok(set.into_iter().take(count).collect()) };
+                let vals = self.values_for(&set, Some(expr), coord)?;
+                let mut idx: Vec<usize> = (0..set.len()).collect();
+                let key = |i: &usize| vals[*i].as_num().unwrap_or(f64::NEG_INFINITY);
+                if n == "topcount" {
+                    idx.sort_by(|a, b| key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal));
+                } else {
+                    idx.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
+                }
+                Ok(idx.into_iter().take(count).map(|i| set[i].clone()).collect())
+            }
+            "order" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let expr = args.get(1).ok_or_else(|| QueryError::Type("Order needs a value expression".into()))?;
+                let desc = Self::flag(args, "DESC") || Self::flag(args, "BDESC");
+                let vals = self.values_for(&set, Some(expr), coord)?;
+                let mut idx: Vec<usize> = (0..set.len()).collect();
+                let cmp = |a: &usize, b: &usize| match (&vals[*a], &vals[*b]) {
+                    (Scalar::Str(x), Scalar::Str(y)) => x.cmp(y),
+                    (x, y) => x
+                        .as_num()
+                        .unwrap_or(f64::NEG_INFINITY)
+                        .partial_cmp(&y.as_num().unwrap_or(f64::NEG_INFINITY))
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                };
+                if desc {
+                    idx.sort_by(|a, b| cmp(b, a));
+                } else {
+                    idx.sort_by(cmp);
+                }
+                Ok(idx.into_iter().map(|i| set[i].clone()).collect())
+            }
+            "generate" => {
+                let alias = match args.first() {
+                    Some(Expr::Alias { alias, .. }) => Some(lc(&alias.value)),
+                    Some(Expr::Identifier(o)) if o.segments.len() == 1 => Some(lc(&o.segments[0].text())),
+                    _ => None,
+                };
+                let set = self.arg_set(args, 0, coord, name)?;
+                let body = args.get(1).ok_or_else(|| QueryError::Type("Generate needs a second set".into()))?;
+                let all = Self::flag(args, "ALL");
+                let base = coord.map(<[u32]>::to_vec).unwrap_or_else(|| self.space.default_coordinate());
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                for t in set {
+                    let mut c = base.clone();
+                    for m in &t {
+                        c[m.h] = m.id;
+                    }
+                    if let Some(a) = &alias {
+                        self.current.borrow_mut().insert(a.clone(), t.clone());
+                    }
+                    for r in self.eval_set(body, Some(&c))? {
+                        if all || seen.insert(r.clone()) {
+                            out.push(r);
+                        }
+                    }
+                }
+                if let Some(a) = &alias {
+                    self.current.borrow_mut().remove(a);
+                }
+                Ok(out)
+            }
             "drilldownlevel" => self.drilldown_level(args, coord, name),
             "drilldownmember" => self.drilldown_member(args, coord, name),
             _ => Err(QueryError::Unsupported(format!(
@@ -570,6 +673,51 @@ impl<'s, 'a> Env<'s, 'a> {
                 e.span().column
             ))),
         }
+    }
+
+    /// Values of `expr` (or of the current measure) for each tuple of `set`, fetching what is
+    /// missing in batches: one round of SQL for all tuples, not one per tuple.
+    fn values_for(&self, set: &[Tuple], expr: Option<&Expr>, coord: Option<&[u32]>) -> Result<Vec<Scalar>> {
+        let fetcher = self
+            .fetcher
+            .as_ref()
+            .ok_or_else(|| QueryError::Unsupported("value-based set functions need cell data here".into()))?;
+        let mut f = fetcher
+            .try_borrow_mut()
+            .map_err(|_| QueryError::Unsupported("a value filter inside a calculated member is not supported yet".into()))?;
+        let base = coord.map(<[u32]>::to_vec).unwrap_or_else(|| self.space.default_coordinate());
+        let coords: Vec<Vec<u32>> = set
+            .iter()
+            .map(|t| {
+                let mut c = base.clone();
+                for m in t {
+                    c[m.h] = m.id;
+                }
+                c
+            })
+            .collect();
+        let mut out: Vec<Option<Scalar>> = vec![None; set.len()];
+        for _round in 0..16 {
+            let mut pending = false;
+            for (i, c) in coords.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                let r = match expr {
+                    Some(e) => self.scalar(e, c, &mut *f, 0)?,
+                    None => self.cell(c, &mut *f)?,
+                };
+                match r {
+                    CellResult::Ready(v) => out[i] = Some(v),
+                    CellResult::Pending => pending = true,
+                }
+            }
+            if !pending {
+                return Ok(out.into_iter().map(|v| v.unwrap_or(Scalar::Empty)).collect());
+            }
+            f.fetch_pending()?;
+        }
+        Err(QueryError::Execution("a value filter needs more than 16 rounds of data fetching".into()))
     }
 
     fn arg_member(&self, args: &[Expr], i: usize, coord: Option<&[u32]>, fname: &str) -> Result<MemberRef> {
@@ -948,6 +1096,13 @@ impl<'s, 'a> Env<'s, 'a> {
                             }),
                         }))
                     }
+                    "left" | "right" | "mid" | "len" | "instr" | "ucase" | "lcase" | "trim" | "cstr" => {
+                        let mut vals = Vec::with_capacity(args.len());
+                        for a in args {
+                            vals.push(get!(self.scalar(a, coord, src, depth)));
+                        }
+                        Ok(Ready(string_function(&n, &vals)?))
+                    }
                     "sum" | "aggregate" | "count" | "avg" | "min" | "max" => {
                         let set = self.arg_set(args, 0, Some(coord), &name.value)?;
                         if n == "count" {
@@ -1007,6 +1162,57 @@ impl<'s, 'a> Env<'s, 'a> {
             _ => Err(unsupported("this expression in a value context", e)),
         }
     }
+}
+
+fn text_of(v: &Scalar) -> String {
+    match v {
+        Scalar::Empty => String::new(),
+        Scalar::Num(n) => {
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                format!("{}", *n as i64)
+            } else {
+                n.to_string()
+            }
+        }
+        Scalar::Str(s) => s.clone(),
+        Scalar::Bool(b) => b.to_string(),
+    }
+}
+
+/// The VBA string functions Excel's filters use (Left, Right, Mid, Len, InStr, UCase, LCase,
+/// Trim, CStr); positions count characters, 1-based.
+fn string_function(name: &str, args: &[Scalar]) -> Result<Scalar> {
+    let arg = |i: usize| args.get(i).ok_or_else(|| QueryError::Type(format!("{name}: argument {} is missing", i + 1)));
+    let num = |i: usize| -> Result<usize> { Ok(arg(i)?.as_num().unwrap_or(0.0).max(0.0) as usize) };
+    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+    Ok(match name {
+        "left" => Scalar::Str(chars(&text_of(arg(0)?)).into_iter().take(num(1)?).collect()),
+        "right" => {
+            let c = chars(&text_of(arg(0)?));
+            let n = num(1)?.min(c.len());
+            Scalar::Str(c[c.len() - n..].iter().collect())
+        }
+        "mid" => {
+            let c = chars(&text_of(arg(0)?));
+            let start = num(1)?.max(1) - 1;
+            let len = if args.len() > 2 { num(2)? } else { c.len() };
+            Scalar::Str(c.iter().skip(start).take(len).collect())
+        }
+        "len" => Scalar::Num(text_of(arg(0)?).chars().count() as f64),
+        "ucase" => Scalar::Str(text_of(arg(0)?).to_uppercase()),
+        "lcase" => Scalar::Str(text_of(arg(0)?).to_lowercase()),
+        "trim" => Scalar::Str(text_of(arg(0)?).trim().to_string()),
+        "cstr" => Scalar::Str(text_of(arg(0)?)),
+        "instr" => {
+            // InStr([start,] haystack, needle): 1-based position or 0; case-insensitive as Excel's search box.
+            let (start, hay, needle) = if args.len() >= 3 { (num(0)?.max(1), text_of(arg(1)?), text_of(arg(2)?)) } else { (1, text_of(arg(0)?), text_of(arg(1)?)) };
+            let hay: Vec<char> = hay.to_lowercase().chars().collect();
+            let needle: Vec<char> = needle.to_lowercase().chars().collect();
+            let pos = (start - 1..=hay.len().saturating_sub(needle.len())).find(|&i| hay.len() >= needle.len() && hay[i..i + needle.len()] == needle[..]);
+            Scalar::Num(pos.map(|p| p + 1).unwrap_or(0) as f64)
+        }
+        _ => return Err(QueryError::Unsupported(format!("the function {name} is not supported yet"))),
+    })
 }
 
 /// MDX arithmetic and comparison with empty-cell semantics: empty acts as 0 in + and − and

@@ -120,6 +120,13 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
     }
     let mut env = Env::new(&space);
+    env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
+        &space,
+        ctx.engine,
+        ctx.data_dir,
+        ctx.scope.clone(),
+        Restrictions::new(),
+    )));
     for d in &sel.with {
         if let Definition::Set(s) = d {
             let tuples = env.eval_set(&s.expr, None)?;
@@ -135,9 +142,9 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
     }
 
-    // Subselects (outermost first) restrict the space: visible members and fact rows.
-    let mut restrictions: Restrictions = Restrictions::new();
-    for sub in &subselects {
+    // Subselects restrict the space (visible members and fact rows), innermost first: an
+    // outer subselect is evaluated inside the inner one's restriction.
+    for sub in subselects.iter().rev() {
         let mut sets: Vec<Vec<Tuple>> = Vec::new();
         for a in &sub.axes {
             sets.push(env.eval_set(&a.expr, None)?);
@@ -155,7 +162,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 }
             }
             for (h, ids) in per_h {
-                restrict(&mut env, &mut restrictions, h, ids);
+                restrict(&mut env, h, ids);
             }
         }
     }
@@ -194,7 +201,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 }
             }
             for (h, ids) in per_h {
-                restrict(&mut env, &mut restrictions, h, ids);
+                restrict(&mut env, h, ids);
             }
         }
     }
@@ -216,7 +223,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     let mut axis_hiers: Vec<Vec<HierIdx>> = Vec::new();
     let mut used: HashMap<HierIdx, usize> = HashMap::new();
     for (i, a) in axes_src.iter().enumerate() {
-        let tuples = env.eval_set(&a.expr, None)?;
+        let tuples = env.eval_set(&a.expr, Some(&base))?;
         let hiers: Vec<HierIdx> = tuples
             .first()
             .map(|t| t.iter().map(|m| m.h).collect())
@@ -271,7 +278,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         c
     };
-    let mut fetcher = CellFetcher::new(&space, ctx.engine, ctx.data_dir, ctx.scope.clone(), restrictions);
+    let fetcher_cell = env.fetcher.as_ref().expect("set above");
     let mut values: Vec<Option<Scalar>> = vec![None; total];
     let mut round = 0;
     loop {
@@ -280,7 +287,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             if v.is_some() {
                 continue;
             }
-            match env.cell(&coord_of(i), &mut fetcher)? {
+            match env.cell(&coord_of(i), &mut *fetcher_cell.borrow_mut())? {
                 CellResult::Ready(x) => *v = Some(x),
                 CellResult::Pending => pending = true,
             }
@@ -294,7 +301,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 "calculations need more than 16 rounds of data fetching".into(),
             ));
         }
-        fetcher.fetch_pending()?;
+        fetcher_cell.borrow_mut().fetch_pending()?;
     }
     let values: Vec<Scalar> = values.into_iter().map(|v| v.unwrap_or(Scalar::Empty)).collect();
 
@@ -381,7 +388,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             format_string: fmt.map(str::to_string),
         });
     }
-    tracing::debug!(statements = fetcher.executed.len(), cells = cells.len(), "MDX answered");
+    tracing::debug!(statements = fetcher_cell.borrow().executed.len(), cells = cells.len(), "MDX answered");
     Ok(CellSet {
         cube_name: cube.name.clone(),
         last_data_update: ctx.last_data_update.to_string(),
@@ -396,7 +403,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
 
 /// Restrict hierarchy `h` to `ids`: SQL filters on those members, and only they, their
 /// ancestors and their descendants stay visible to set functions.
-fn restrict(env: &mut Env, restrictions: &mut Restrictions, h: HierIdx, ids: Vec<u32>) {
+fn restrict(env: &mut Env, h: HierIdx, ids: Vec<u32>) {
     let hm = env.space.hier(h).members.clone();
     let mut visible: HashSet<u32> = HashSet::new();
     for &id in &ids {
@@ -416,7 +423,9 @@ fn restrict(env: &mut Env, restrictions: &mut Restrictions, h: HierIdx, ids: Vec
         None => visible,
     };
     env.allowed[h] = Some(merged);
-    restrictions.insert(h, ids);
+    if let Some(f) = env.fetcher.as_ref() {
+        f.borrow_mut().set_restriction(h, ids);
+    }
 }
 
 const INTRINSIC: &[&str] = &[
