@@ -5,12 +5,15 @@
 
 mod common;
 
-use common::{curl_post, Answer, Server};
+use common::{Answer, Server, curl_post};
 
 fn trace() -> Vec<serde_json::Value> {
     let path = common::repo_root().join("../shared/traces/excel365-session.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn rewrite(xml: &str) -> String {
@@ -18,7 +21,10 @@ fn rewrite(xml: &str) -> String {
         .replace("[Sales]", "[Økonomi]")
         .replace("<CUBE_NAME>Sales</CUBE_NAME>", "<CUBE_NAME>Økonomi</CUBE_NAME>")
         .replace("[Date].[Date].[Year]", "[Tid].[Kalender].[År]")
-        .replace("[Date].[Date].[Quarter].&amp;[1]", "[Tid].[Kalender].[Kvartal].&amp;[20211]")
+        .replace(
+            "[Date].[Date].[Quarter].&amp;[1]",
+            "[Tid].[Kalender].[Kvartal].&amp;[20211]",
+        )
         .replace("[Date].[Date]", "[Tid].[Kalender]")
         .replace("[Measures].[Revenue]", "[Measures].[Regnskab]")
 }
@@ -53,25 +59,45 @@ fn excel_365_session_replays_without_faults() {
             ids.push((recorded, ours));
         } else if req.contains("<Session ") || req.contains("<EndSession ") {
             let sent = session_id(&req).unwrap();
-            assert_eq!(session_id(&body).as_deref(), Some(sent.as_str()), "seq {seq}: the session id is echoed");
+            assert_eq!(
+                session_id(&body).as_deref(),
+                Some(sent.as_str()),
+                "seq {seq}: the session id is echoed"
+            );
         }
         if kind.starts_with("ExecuteEmpty") {
-            assert!(body.contains("xml-analysis:empty") && !body.contains("xsd:schema"), "seq {seq}: empty root without schema");
+            assert!(
+                body.contains("xml-analysis:empty") && !body.contains("xsd:schema"),
+                "seq {seq}: empty root without schema"
+            );
         } else if kind.starts_with("ExecuteStatement") {
-            assert!(body.contains("<OlapInfo>") && body.contains("<CellData>"), "seq {seq}: an MDDataSet");
+            assert!(
+                body.contains("<OlapInfo>") && body.contains("<CellData>"),
+                "seq {seq}: an MDDataSet"
+            );
             if !a.axes.is_empty() {
                 executes_with_axes += 1;
                 assert!(a.axes[0].len() > 1, "seq {seq}: the drilled axis has members");
             }
             assert!(!a.cells.is_empty(), "seq {seq}: cells");
         } else {
-            assert!(body.contains("<xsd:schema"), "seq {seq} ({kind}): Discover answers carry the rowset schema");
+            assert!(
+                body.contains("<xsd:schema"),
+                "seq {seq} ({kind}): Discover answers carry the rowset schema"
+            );
         }
         if kind.contains("\"Catalog\"") {
-            assert!(body.contains("<Value>FLIS</Value>"), "seq {seq}: DISCOVER_PROPERTIES Catalog is the current catalog");
+            assert!(
+                body.contains("<Value>FLIS</Value>"),
+                "seq {seq}: DISCOVER_PROPERTIES Catalog is the current catalog"
+            );
         }
         if kind.starts_with("MdschemaMembers") {
-            assert_eq!(body.matches("<row>").count(), 1, "seq {seq}: TREE_OP=8 answers the member itself");
+            assert_eq!(
+                body.matches("<row>").count(),
+                1,
+                "seq {seq}: TREE_OP=8 answers the member itself"
+            );
         }
     }
     assert_eq!(ids.len(), 2, "two sessions");
@@ -82,12 +108,29 @@ fn excel_365_session_replays_without_faults() {
 fn transport_headers_on_every_response() {
     let s = Server::start();
     let out = std::process::Command::new("curl")
-        .args(["-sk", "-D", "-", "-o", "/dev/null", "-H", "Content-Type: text/xml", "--data-binary", "not xml at all", &s.url()])
+        .args([
+            "-sk",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Content-Type: text/xml",
+            "--data-binary",
+            "not xml at all",
+            &s.url(),
+        ])
         .output()
         .unwrap();
     let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    assert!(headers.starts_with("http/1.1 200") || headers.starts_with("http/2 200"), "{headers}");
-    assert!(headers.contains("x-transport-caps-negotiation-flags: 0,0,0,0,0"), "{headers}");
+    assert!(
+        headers.starts_with("http/1.1 200") || headers.starts_with("http/2 200"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains("x-transport-caps-negotiation-flags: 0,0,0,0,0"),
+        "{headers}"
+    );
     assert!(headers.contains("content-type: text/xml; charset=utf-8"), "{headers}");
     let (body, _) = curl_post(&s.url(), "not xml at all", &[]);
     let a = Answer::parse(&body);

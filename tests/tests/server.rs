@@ -27,7 +27,15 @@ impl Drop for Running {
 fn start(data_dir: &std::path::Path) -> Running {
     let mut child = Command::new(datakube_bin())
         .current_dir(repo_root())
-        .args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--demo-scale", "0.002"])
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo-scale",
+            "0.002",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -54,11 +62,20 @@ fn start(data_dir: &std::path::Path) -> Running {
         }
         seen.push(line);
     };
-    Running { child, port, log: rx, seen }
+    Running {
+        child,
+        port,
+        log: rx,
+        seen,
+    }
 }
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sk", "--max-time", "20", "-w", "\n%{http_code}"]).args(args).output().expect("curl");
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
     (body.to_string(), code.to_string())
@@ -69,9 +86,16 @@ fn serve_generates_demo_data_and_answers_https() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = start(dir.path());
     // First start generated the demo data with visible progress and a certificate.
-    assert!(dir.path().join("datasets/oekonomi/CURRENT").exists(), "no Økonomi snapshot");
+    assert!(
+        dir.path().join("datasets/oekonomi/CURRENT").exists(),
+        "no Økonomi snapshot"
+    );
     assert!(dir.path().join("tls/cert.pem").exists(), "no self-signed certificate");
-    assert!(s.seen.iter().any(|l| l.contains("generat")), "no generation progress printed:\n{}", s.seen.join("\n"));
+    assert!(
+        s.seen.iter().any(|l| l.contains("generat")),
+        "no generation progress printed:\n{}",
+        s.seen.join("\n")
+    );
 
     let base = format!("https://127.0.0.1:{}", s.port);
     let (body, code) = curl(&[&format!("{base}/health")]);
@@ -85,19 +109,39 @@ fn serve_generates_demo_data_and_answers_https() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["catalog"], "FLIS");
     assert!(v["duckdb"].as_str().unwrap().starts_with("v1."), "{body}");
-    for cube in ["Befolkning", "Økonomi", "Personale", "Beskæftigelse", "Skole", "Benchmark"] {
-        assert!(v["cubes"].as_array().unwrap().iter().any(|c| c == cube), "cube {cube} missing: {body}");
+    for cube in [
+        "Befolkning",
+        "Økonomi",
+        "Personale",
+        "Beskæftigelse",
+        "Skole",
+        "Benchmark",
+    ] {
+        assert!(
+            v["cubes"].as_array().unwrap().iter().any(|c| c == cube),
+            "cube {cube} missing: {body}"
+        );
     }
 
     // The certificate is really self-signed for localhost: verification against it as CA passes.
     let cert = dir.path().join("tls/cert.pem");
-    let (_, code) = curl(&["--cacert", cert.to_str().unwrap(), &format!("https://localhost:{}/health", s.port)]);
+    let (_, code) = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("https://localhost:{}/health", s.port),
+    ]);
     assert_eq!(code, "200", "certificate does not verify for localhost");
 
     // Bodies over the limit are refused with 413 before they are read whole.
     let big = dir.path().join("big.xml");
     std::fs::write(&big, vec![b'x'; 5 * 1024 * 1024]).unwrap();
-    let (_, code) = curl(&["-X", "POST", "--data-binary", &format!("@{}", big.display()), &format!("{base}/xmla")]);
+    let (_, code) = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{base}/xmla"),
+    ]);
     assert_eq!(code, "413");
 
     // Graceful shutdown on SIGTERM: exit status 0, promptly.
@@ -119,7 +163,13 @@ fn serve_generates_demo_data_and_answers_https() {
     let pem = std::fs::read(&cert).unwrap();
     let snap = std::fs::read_to_string(dir.path().join("datasets/oekonomi/CURRENT")).unwrap();
     let s2 = start(dir.path());
-    assert!(!s2.seen.iter().any(|l| l.contains("first start")), "regenerated on second start");
+    assert!(
+        !s2.seen.iter().any(|l| l.contains("first start")),
+        "regenerated on second start"
+    );
     assert_eq!(pem, std::fs::read(&cert).unwrap());
-    assert_eq!(snap, std::fs::read_to_string(dir.path().join("datasets/oekonomi/CURRENT")).unwrap());
+    assert_eq!(
+        snap,
+        std::fs::read_to_string(dir.path().join("datasets/oekonomi/CURRENT")).unwrap()
+    );
 }

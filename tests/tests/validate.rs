@@ -16,7 +16,10 @@ use datakube_model::{
 };
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Tables and columns as documented in docs/datasets.md.
@@ -27,7 +30,9 @@ struct DatasetsDoc {
 impl DatasetsDoc {
     fn load() -> DatasetsDoc {
         let text = std::fs::read_to_string(repo_root().join("docs/datasets.md")).expect("docs/datasets.md");
-        DatasetsDoc { tables: parse_datasets_md(&text) }
+        DatasetsDoc {
+            tables: parse_datasets_md(&text),
+        }
     }
 }
 
@@ -47,9 +52,14 @@ fn parse_datasets_md(text: &str) -> BTreeMap<(String, String), Vec<(String, Stri
         if cells.len() < 4 || !cells[1].starts_with('`') {
             continue;
         }
-        let Some(table) = between(cells[1], '`', '`').map(str::to_string) else { continue };
+        let Some(table) = between(cells[1], '`', '`').map(str::to_string) else {
+            continue;
+        };
         let cell = cells[2];
-        let shared_type = ["(all VARCHAR)", "(VARCHAR)"].iter().find(|n| cell.contains(*n)).map(|_| "VARCHAR");
+        let shared_type = ["(all VARCHAR)", "(VARCHAR)"]
+            .iter()
+            .find(|n| cell.contains(*n))
+            .map(|_| "VARCHAR");
         let mut columns = Vec::new();
         let mut rest = cell;
         while let Some(start) = rest.find('`') {
@@ -61,7 +71,10 @@ fn parse_datasets_md(text: &str) -> BTreeMap<(String, String), Vec<(String, Stri
                 Some((n, t)) => (n.to_string(), t.to_string()),
                 None => (item.to_string(), shared_type.unwrap_or("UNKNOWN").to_string()),
             };
-            if name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 columns.push((name, ty));
             }
         }
@@ -93,7 +106,13 @@ impl SchemaProvider for DatasetsDoc {
     }
 
     fn known_sources(&self) -> Vec<Source> {
-        self.tables.keys().map(|(d, t)| Source::Dataset { dataset: d.clone(), table: t.clone() }).collect()
+        self.tables
+            .keys()
+            .map(|(d, t)| Source::Dataset {
+                dataset: d.clone(),
+                table: t.clone(),
+            })
+            .collect()
     }
 }
 
@@ -112,10 +131,19 @@ fn render(diags: &[Diagnostic]) -> String {
 fn datasets_contract_is_parsed() {
     let doc = DatasetsDoc::load();
     let konto = &doc.tables[&("oekonomi".to_string(), "konto".to_string())];
-    assert!(konto.contains(&("funktion_kode".to_string(), "VARCHAR".to_string())), "{konto:?}");
-    assert!(konto.contains(&("funktion_sort".to_string(), "INTEGER".to_string())), "{konto:?}");
+    assert!(
+        konto.contains(&("funktion_kode".to_string(), "VARCHAR".to_string())),
+        "{konto:?}"
+    );
+    assert!(
+        konto.contains(&("funktion_sort".to_string(), "INTEGER".to_string())),
+        "{konto:?}"
+    );
     let postering = &doc.tables[&("oekonomi".to_string(), "postering".to_string())];
-    assert!(postering.contains(&("beloeb".to_string(), "DECIMAL(18,2)".to_string())), "{postering:?}");
+    assert!(
+        postering.contains(&("beloeb".to_string(), "DECIMAL(18,2)".to_string())),
+        "{postering:?}"
+    );
     assert_eq!(doc.tables.len(), 27, "{:?}", doc.tables.keys().collect::<Vec<_>>());
 }
 
@@ -126,7 +154,17 @@ fn shipped_definitions_load_without_diagnostics() {
     assert!(catalog.warnings.is_empty(), "warnings:\n{}", render(&catalog.warnings));
 
     let names: Vec<&str> = catalog.cubes.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["Befolkning", "Benchmark", "Beskæftigelse", "Økonomi", "Personale", "Skole"]);
+    assert_eq!(
+        names,
+        [
+            "Befolkning",
+            "Benchmark",
+            "Beskæftigelse",
+            "Økonomi",
+            "Personale",
+            "Skole"
+        ]
+    );
     assert_eq!(catalog.name, "FLIS");
 
     // Shared dimensions resolved into the cubes, with the canonical unique names.
@@ -136,13 +174,27 @@ fn shipped_definitions_load_without_diagnostics() {
     assert_eq!(kommune.key_column, "kommunekode");
     assert_eq!(kommune.key_type.as_deref(), Some("INTEGER"));
     assert!(kommune.property("cvr").is_some() && kommune.property("Indbyggere").is_some());
-    assert_eq!(bef.dimension("Kommune").unwrap().foreign_key.as_deref(), Some("kommunekode"));
+    assert_eq!(
+        bef.dimension("Kommune").unwrap().foreign_key.as_deref(),
+        Some("kommunekode")
+    );
     let tid = bef.dimension("Tid").unwrap();
     assert_eq!(tid.kind, DimensionKind::Time);
     assert_eq!(tid.hierarchies.len(), 1, "Befolkning uses only [Tid].[Kalender]");
-    let levels: Vec<(&str, LevelType)> =
-        tid.default_hierarchy().levels.iter().map(|l| (l.name.as_str(), l.level_type)).collect();
-    assert_eq!(levels, [("År", LevelType::Years), ("Kvartal", LevelType::Quarters), ("Måned", LevelType::Months)]);
+    let levels: Vec<(&str, LevelType)> = tid
+        .default_hierarchy()
+        .levels
+        .iter()
+        .map(|l| (l.name.as_str(), l.level_type))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("År", LevelType::Years),
+            ("Kvartal", LevelType::Quarters),
+            ("Måned", LevelType::Months)
+        ]
+    );
     assert_eq!(tid.default_hierarchy().all_member.unique_name, "[Tid].[Kalender].[All]");
     let antal = bef.measure("Antal borgere").unwrap();
     assert_eq!(antal.unique_name, "[Measures].[Antal borgere]");
@@ -157,7 +209,10 @@ fn shipped_definitions_load_without_diagnostics() {
     assert_eq!(bef.drillthrough.as_ref().unwrap().columns[0], "person_id");
 
     let besk = catalog.cube("Beskæftigelse").unwrap();
-    assert_eq!(besk.dimension("Tid").unwrap().default_hierarchy().unique_name, "[Tid].[Uge]");
+    assert_eq!(
+        besk.dimension("Tid").unwrap().default_hierarchy().unique_name,
+        "[Tid].[Uge]"
+    );
     assert_eq!(besk.dimension("Tid").unwrap().default_hierarchy().primary_key, "uge_id");
 
     let oek = catalog.cube("Økonomi").unwrap();
@@ -165,7 +220,10 @@ fn shipped_definitions_load_without_diagnostics() {
         MeasureKind::Calculated(c) => assert_eq!(c.references, ["Budget", "Regnskab"]),
         other => panic!("{other:?}"),
     }
-    assert_eq!(oek.measure("Forbrugsprocent").unwrap().format_string.as_deref(), Some("0.0%"));
+    assert_eq!(
+        oek.measure("Forbrugsprocent").unwrap().format_string.as_deref(),
+        Some("0.0%")
+    );
     match &oek.measure("Regnskab").unwrap().kind {
         MeasureKind::Stored(s) => assert_eq!(s.filter.as_ref().unwrap().column, "beloebstype_kode"),
         other => panic!("{other:?}"),
@@ -198,7 +256,11 @@ fn shipped_definitions_load_without_schema_provider() {
     assert_eq!(catalog.cubes.len(), 6);
     assert!(catalog.warnings.is_empty(), "{}", render(&catalog.warnings));
     // Without a provider column types are unknown, everything else is the same.
-    let k = catalog.cube("Befolkning").unwrap().level("Kommune", "Geografi", "Kommune").unwrap();
+    let k = catalog
+        .cube("Befolkning")
+        .unwrap()
+        .level("Kommune", "Geografi", "Kommune")
+        .unwrap();
     assert_eq!(k.key_type, None);
 }
 
@@ -220,19 +282,36 @@ struct Expected {
 
 fn parse_expected(text: &str) -> Vec<Expected> {
     let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (main, hint) = match line.split_once(" || ") {
             Some((m, h)) => (m, Some(h.to_string())),
             None => (line, None),
         };
         let mut parts = main.splitn(5, ':');
-        let mut next = || parts.next().unwrap_or_else(|| panic!("bad expected line: {line}")).trim().to_string();
+        let mut next = || {
+            parts
+                .next()
+                .unwrap_or_else(|| panic!("bad expected line: {line}"))
+                .trim()
+                .to_string()
+        };
         let file = next();
         let line_no = next().parse().unwrap_or_else(|_| panic!("bad line number: {line}"));
         let column = next().parse().unwrap_or_else(|_| panic!("bad column: {line}"));
         let severity = next();
         let message = next();
-        out.push(Expected { file, line: line_no, column, severity, message, hint });
+        out.push(Expected {
+            file,
+            line: line_no,
+            column,
+            severity,
+            message,
+            hint,
+        });
     }
     out
 }
@@ -241,8 +320,11 @@ fn parse_expected(text: &str) -> Vec<Expected> {
 fn broken_definitions_report_exact_positions() {
     let doc = DatasetsDoc::load();
     let dir = repo_root().join("tests/fixtures/broken");
-    let mut cases: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 10, "only {} broken cases", cases.len());
     let mut failures = Vec::new();
@@ -251,7 +333,13 @@ fn broken_definitions_report_exact_positions() {
             failures.push(format!("{}:\n{msg}", case.file_name().unwrap().to_string_lossy()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn check_case(case: &Path, doc: &DatasetsDoc) -> Result<(), String> {
@@ -263,10 +351,19 @@ fn check_case(case: &Path, doc: &DatasetsDoc) -> Result<(), String> {
     };
     let got = render(&diags);
     if diags.len() != expected.len() {
-        return Err(format!("expected {} diagnostics, got {}:\n{got}", expected.len(), diags.len()));
+        return Err(format!(
+            "expected {} diagnostics, got {}:\n{got}",
+            expected.len(),
+            diags.len()
+        ));
     }
     for (e, d) in expected.iter().zip(&diags) {
-        let file = d.file.strip_prefix(case).unwrap_or(&d.file).to_string_lossy().replace('\\', "/");
+        let file = d
+            .file
+            .strip_prefix(case)
+            .unwrap_or(&d.file)
+            .to_string_lossy()
+            .replace('\\', "/");
         let hint_ok = match &e.hint {
             Some(h) => d.hint.as_deref().is_some_and(|dh| dh.contains(h.as_str())),
             None => true,

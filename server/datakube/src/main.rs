@@ -14,13 +14,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use datakube_engine::{Engine, EngineConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "datakube", version, about = "XMLA/MDX server for Danish municipal data cubes (FLIS)")]
+#[command(
+    name = "datakube",
+    version,
+    about = "XMLA/MDX server for Danish municipal data cubes (FLIS)"
+)]
 struct Cli {
     /// Where datasets, snapshots and the TLS certificate live.
     #[arg(long, global = true, env = "DATAKUBE_DATA_DIR", default_value = "datakube-data")]
     data_dir: PathBuf,
     /// Folder of cube definitions (YAML).
-    #[arg(long, global = true, env = "DATAKUBE_CUBE_DEFINITIONS", default_value = "cube-definitions")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATAKUBE_CUBE_DEFINITIONS",
+        default_value = "cube-definitions"
+    )]
     cube_definitions: PathBuf,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "DATAKUBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -92,7 +101,11 @@ impl Default for GenerateArgs {
             scale: datakube_datagen::DEFAULT_SCALE,
             seed: datakube_datagen::DEFAULT_SEED,
             datasets: None,
-            engine: EngineArgs { threads: 0, memory_limit: String::new(), pool_size: 8 },
+            engine: EngineArgs {
+                threads: 0,
+                memory_limit: String::new(),
+                pool_size: 8,
+            },
         }
     }
 }
@@ -208,7 +221,12 @@ fn generate(cli: &Cli, a: &GenerateArgs) -> anyhow::Result<datakube_datagen::Gen
         datasets: a.datasets.clone(),
     };
     let started = std::time::Instant::now();
-    tracing::info!(scale = a.scale, seed = a.seed, "generating synthetic datasets in {}", cli.data_dir.display());
+    tracing::info!(
+        scale = a.scale,
+        seed = a.seed,
+        "generating synthetic datasets in {}",
+        cli.data_dir.display()
+    );
     let report = datakube_datagen::generate(&opts, &datakube_datagen::progress::TerminalProgress::new())?;
     for d in &report.datasets {
         tracing::info!(dataset = %d.name, snapshot = %d.snapshot_id, rows = d.total_rows(), "dataset ready");
@@ -229,10 +247,16 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
         }
         None
     } else {
-        engine = Engine::open(&EngineConfig { pool_size: 1, ..Default::default() })?;
+        engine = Engine::open(&EngineConfig {
+            pool_size: 1,
+            ..Default::default()
+        })?;
         Some(schemas::ParquetSchemas::new(engine, cli.data_dir.clone()))
     };
-    match datakube_model::load_catalog(&path, provider.as_ref().map(|p| p as &dyn datakube_model::SchemaProvider)) {
+    match datakube_model::load_catalog(
+        &path,
+        provider.as_ref().map(|p| p as &dyn datakube_model::SchemaProvider),
+    ) {
         Ok(catalog) => {
             for w in &catalog.warnings {
                 println!("{w}");
@@ -250,8 +274,15 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
             for d in &diags {
                 println!("{d}");
             }
-            let errors = diags.iter().filter(|d| d.severity == datakube_model::Severity::Error).count();
-            println!("{}: {errors} error(s), {} warning(s)", path.display(), diags.len() - errors);
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == datakube_model::Severity::Error)
+                .count();
+            println!(
+                "{}: {errors} error(s), {} warning(s)",
+                path.display(),
+                diags.len() - errors
+            );
             Ok(ExitCode::from(if errors > 0 { 2 } else { 0 }))
         }
     }
@@ -263,8 +294,18 @@ fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
 
 fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     if !datakube_datagen::is_generated(&cli.data_dir) {
-        tracing::info!("first start: no datasets in {}; generating the demo data", cli.data_dir.display());
-        generate(cli, &GenerateArgs { scale: a.demo_scale, engine: a.engine.clone(), ..GenerateArgs::default() })?;
+        tracing::info!(
+            "first start: no datasets in {}; generating the demo data",
+            cli.data_dir.display()
+        );
+        generate(
+            cli,
+            &GenerateArgs {
+                scale: a.demo_scale,
+                engine: a.engine.clone(),
+                ..GenerateArgs::default()
+            },
+        )?;
     }
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
     let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
@@ -281,8 +322,13 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let tls_source = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files { cert: cert.clone(), key: key.clone() },
-        _ => datakube_http::tls::TlsSource::SelfSigned { dir: cli.data_dir.join("tls") },
+        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => datakube_http::tls::TlsSource::SelfSigned {
+            dir: cli.data_dir.join("tls"),
+        },
     };
     let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
     let info = datakube_http::ServerInfo {
@@ -297,7 +343,11 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         .connection()?
         .query_row("SELECT strftime(now(), '%Y-%m-%dT%H:%M:%S')", [], |r| r.get(0))
         .context("reading the clock")?;
-    let host = if a.listen.ip().is_loopback() { "localhost".to_string() } else { a.listen.ip().to_string() };
+    let host = if a.listen.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        a.listen.ip().to_string()
+    };
     let server_props = datakube_xmla::discover::ServerProps {
         data_source_url: format!("https://{host}:{}/xmla", a.listen.port()),
         ..Default::default()
@@ -311,7 +361,10 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let service = Arc::new(datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
-        Box::new(datakube_query::xmla::QueryExecutor { engine: engine.clone(), data_dir: cli.data_dir.clone() }),
+        Box::new(datakube_query::xmla::QueryExecutor {
+            engine: engine.clone(),
+            data_dir: cli.data_dir.clone(),
+        }),
     ));
     let server = datakube_http::Server {
         listen: a.listen,
@@ -330,10 +383,19 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog) {
-    let host = if addr.ip().is_loopback() { "localhost".to_string() } else { addr.ip().to_string() };
+    let host = if addr.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     let url = format!("https://{host}:{}/xmla", addr.port());
     eprintln!();
-    eprintln!("  datakube {} serving catalog {} ({} cubes)", env!("CARGO_PKG_VERSION"), catalog.name, catalog.cubes.len());
+    eprintln!(
+        "  datakube {} serving catalog {} ({} cubes)",
+        env!("CARGO_PKG_VERSION"),
+        catalog.name,
+        catalog.cubes.len()
+    );
     eprintln!("  Excel: Data > Get Data > From Database > From Analysis Services, server name:");
     eprintln!("      {url}");
     eprintln!("  Health: curl -k https://{host}:{}/health", addr.port());

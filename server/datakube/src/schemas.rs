@@ -20,6 +20,8 @@ impl ParquetSchemas {
 impl SchemaProvider for ParquetSchemas {
     fn columns(&self, source: &Source) -> Result<Vec<(String, String)>, String> {
         let glob = datakube_members::source_glob(&self.data_dir, source)?;
-        self.engine.parquet_schema(&glob).map_err(|e| format!("cannot read {}: {e}", glob.display()))
+        self.engine
+            .parquet_schema(&glob)
+            .map_err(|e| format!("cannot read {}: {e}", glob.display()))
     }
 }

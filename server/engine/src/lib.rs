@@ -29,7 +29,12 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { threads: 0, memory_limit: String::new(), pool_size: 8, temp_directory: None }
+        EngineConfig {
+            threads: 0,
+            memory_limit: String::new(),
+            pool_size: 8,
+            temp_directory: None,
+        }
     }
 }
 
@@ -40,7 +45,11 @@ pub enum EngineError {
     #[error("connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("invalid engine setting {name} = {value:?}: {reason}")]
-    Setting { name: &'static str, value: String, reason: String },
+    Setting {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Statements every connection runs first. Extension auto-install/auto-load are off so
@@ -54,7 +63,10 @@ fn safety_sql(cfg: &EngineConfig) -> Result<String, EngineError> {
         sql.push_str(&format!("SET threads = {};\n", cfg.threads));
     }
     if !cfg.memory_limit.is_empty() {
-        let ok = cfg.memory_limit.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ');
+        let ok = cfg
+            .memory_limit
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ');
         if !ok {
             return Err(EngineError::Setting {
                 name: "memory_limit",
@@ -65,7 +77,10 @@ fn safety_sql(cfg: &EngineConfig) -> Result<String, EngineError> {
         sql.push_str(&format!("SET memory_limit = '{}';\n", cfg.memory_limit));
     }
     if let Some(dir) = &cfg.temp_directory {
-        sql.push_str(&format!("SET temp_directory = {};\n", sql_string(&dir.to_string_lossy())));
+        sql.push_str(&format!(
+            "SET temp_directory = {};\n",
+            sql_string(&dir.to_string_lossy())
+        ));
     }
     Ok(sql)
 }
@@ -137,8 +152,14 @@ impl Engine {
             .max_size(cfg.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
-            .build(Manager { db: std::sync::Mutex::new(db), init })?;
-        Ok(Engine { pool: Arc::new(pool), version: version.into() })
+            .build(Manager {
+                db: std::sync::Mutex::new(db),
+                init,
+            })?;
+        Ok(Engine {
+            pool: Arc::new(pool),
+            version: version.into(),
+        })
     }
 
     /// A connection from the pool (blocks up to 30 s when all are busy).
@@ -177,14 +198,21 @@ mod tests {
     fn extensions_are_never_downloaded() {
         let conn = open_connection(&EngineConfig::default()).unwrap();
         let v: String = conn
-            .query_row("SELECT current_setting('autoinstall_known_extensions')::VARCHAR", [], |r| r.get(0))
+            .query_row(
+                "SELECT current_setting('autoinstall_known_extensions')::VARCHAR",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(v, "false");
         // Parquet is compiled in: writing and reading a file needs no extension download.
         let dir = tempfile_dir();
         let p = dir.join("t.parquet");
-        conn.execute_batch(&format!("COPY (SELECT 42 AS x) TO {} (FORMAT parquet)", sql_string(&p.to_string_lossy())))
-            .unwrap();
+        conn.execute_batch(&format!(
+            "COPY (SELECT 42 AS x) TO {} (FORMAT parquet)",
+            sql_string(&p.to_string_lossy())
+        ))
+        .unwrap();
         let schema = parquet_schema(&conn, &p).unwrap();
         assert_eq!(schema, vec![("x".to_string(), "INTEGER".to_string())]);
         std::fs::remove_dir_all(dir).ok();
@@ -192,13 +220,19 @@ mod tests {
 
     #[test]
     fn pool_serves_concurrent_queries() {
-        let engine = Engine::open(&EngineConfig { pool_size: 4, ..Default::default() }).unwrap();
+        let engine = Engine::open(&EngineConfig {
+            pool_size: 4,
+            ..Default::default()
+        })
+        .unwrap();
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let e = engine.clone();
                 std::thread::spawn(move || {
                     let c = e.connection().unwrap();
-                    let v: i64 = c.query_row("SELECT sum(range) FROM range(?)", [i * 1000], |r| r.get(0)).unwrap_or(0);
+                    let v: i64 = c
+                        .query_row("SELECT sum(range) FROM range(?)", [i * 1000], |r| r.get(0))
+                        .unwrap_or(0);
                     v
                 })
             })
@@ -212,7 +246,10 @@ mod tests {
 
     #[test]
     fn bad_memory_limit_is_refused() {
-        let cfg = EngineConfig { memory_limit: "1GB'; DROP".into(), ..Default::default() };
+        let cfg = EngineConfig {
+            memory_limit: "1GB'; DROP".into(),
+            ..Default::default()
+        };
         assert!(matches!(open_connection(&cfg), Err(EngineError::Setting { .. })));
     }
 

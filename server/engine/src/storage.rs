@@ -21,7 +21,11 @@ pub enum StorageError {
 
 fn check_name(s: &str) -> Result<(), StorageError> {
     let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok { Ok(()) } else { Err(StorageError::BadName(s.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::BadName(s.to_string()))
+    }
 }
 
 /// The folder of the current snapshot of `dataset`.
@@ -29,13 +33,20 @@ pub fn current_snapshot(data_dir: &Path, dataset: &str) -> Result<(String, PathB
     check_name(dataset)?;
     let ds = data_dir.join("datasets").join(dataset);
     let id = std::fs::read_to_string(ds.join("CURRENT"))
-        .map_err(|_| StorageError::NoSnapshot { dataset: dataset.into(), dir: ds.clone() })?
+        .map_err(|_| StorageError::NoSnapshot {
+            dataset: dataset.into(),
+            dir: ds.clone(),
+        })?
         .trim()
         .to_string();
     check_name(&id)?;
     let dir = ds.join("snapshots").join(&id);
     if !dir.is_dir() {
-        return Err(StorageError::MissingSnapshot { dataset: dataset.into(), id, dir: ds });
+        return Err(StorageError::MissingSnapshot {
+            dataset: dataset.into(),
+            id,
+            dir: ds,
+        });
     }
     Ok((id, dir))
 }
@@ -46,7 +57,11 @@ pub fn table_glob(data_dir: &Path, dataset: &str, table: &str) -> Result<PathBuf
     let (id, snap) = current_snapshot(data_dir, dataset)?;
     let t = snap.join(table);
     if !t.is_dir() {
-        return Err(StorageError::NoTable { dataset: dataset.into(), table: table.into(), id });
+        return Err(StorageError::NoTable {
+            dataset: dataset.into(),
+            table: table.into(),
+            id,
+        });
     }
     Ok(t.join("**").join("*.parquet"))
 }

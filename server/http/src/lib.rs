@@ -70,7 +70,10 @@ pub struct Server {
 pub fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     let mut r = Response::new(Full::new(Bytes::from(body.into())));
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().unwrap());
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().unwrap(),
+    );
     r
 }
 
@@ -79,7 +82,8 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> HttpResponse {
     let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
     r
 }
 
@@ -109,7 +113,11 @@ async fn route(
         _ => {
             let (parts, body) = req.into_parts();
             if let Some(len) = parts.headers.get(hyper::header::CONTENT_LENGTH) {
-                let too_big = len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY_BYTES as u64);
+                let too_big = len
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|n| n > MAX_BODY_BYTES as u64);
                 if too_big {
                     return Ok(too_large());
                 }
@@ -127,7 +135,10 @@ async fn route(
                     handler.handle(r).await
                 }
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => too_large(),
-                Err(e) => text(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}\n")),
+                Err(e) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}\n"),
+                ),
             }
         }
     };
@@ -162,7 +173,10 @@ impl Server {
         let handler = self.handler;
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {

@@ -65,8 +65,12 @@ pub fn ensure_self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         }
     }
     let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "datakube (self-signed, development)");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "datakube");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "datakube (self-signed, development)");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "datakube");
     let key_pair = rcgen::KeyPair::generate().context("generating a TLS key")?;
     let c = params.self_signed(&key_pair).context("self-signing the certificate")?;
     // Write to temporary names first so a crash never leaves one file without the other.
@@ -113,7 +117,11 @@ mod tests {
         let key = dir.path().join("k.pem");
         fs::write(&cert, "not a certificate").unwrap();
         fs::write(&key, "not a key").unwrap();
-        let err = server_config(&TlsSource::Files { cert: cert.clone(), key }).unwrap_err();
+        let err = server_config(&TlsSource::Files {
+            cert: cert.clone(),
+            key,
+        })
+        .unwrap_err();
         assert!(format!("{err:#}").contains("c.pem"), "{err:#}");
     }
 }

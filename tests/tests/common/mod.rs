@@ -17,12 +17,19 @@ pub fn datakube_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("datakube");
-    assert!(bin.exists(), "{} is missing: run `cargo build --release --workspace --bins` (scripts/test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --workspace --bins` (scripts/test does)",
+        bin.display()
+    );
     bin
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A running server. It is started through a small shell guard that kills it when this test
@@ -51,7 +58,10 @@ impl Server {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
-        let script = format!("{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null' EXIT; read _; kill -TERM $pid; wait $pid", quoted.join(" "));
+        let script = format!(
+            "{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null' EXIT; read _; kill -TERM $pid; wait $pid",
+            quoted.join(" ")
+        );
         let mut child = Command::new("bash")
             .args(["-c", &script])
             .current_dir(repo_root())
@@ -83,7 +93,15 @@ impl Server {
             }
             seen.push(line);
         };
-        Server { child, port, data_dir: data_dir.to_path_buf(), log: std::sync::Mutex::new(rx), startup_log: seen, _guard: guard, _tmp: tmp }
+        Server {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log: std::sync::Mutex::new(rx),
+            startup_log: seen,
+            _guard: guard,
+            _tmp: tmp,
+        }
     }
 
     /// A server on fresh demo data in a temporary directory.
@@ -123,8 +141,19 @@ impl Server {
     /// `read_parquet('<current snapshot>/<table>/**/*.parquet')` for hand-written SQL.
     pub fn table(&self, dataset: &str, table: &str) -> String {
         let id = std::fs::read_to_string(self.data_dir.join("datasets").join(dataset).join("CURRENT")).unwrap();
-        let glob = self.data_dir.join("datasets").join(dataset).join("snapshots").join(id.trim()).join(table).join("**").join("*.parquet");
-        format!("read_parquet({}, hive_partitioning = true)", datakube_engine::sql_string(&glob.to_string_lossy()))
+        let glob = self
+            .data_dir
+            .join("datasets")
+            .join(dataset)
+            .join("snapshots")
+            .join(id.trim())
+            .join(table)
+            .join("**")
+            .join("*.parquet");
+        format!(
+            "read_parquet({}, hive_partitioning = true)",
+            datakube_engine::sql_string(&glob.to_string_lossy())
+        )
     }
 }
 
@@ -135,7 +164,17 @@ pub fn xml_escape(s: &str) -> String {
 /// curl -k POST; returns (body, HTTP status).
 pub fn curl_post(url: &str, body: &str, extra: &[&str]) -> (String, String) {
     let mut c = Command::new("curl")
-        .args(["-sk", "--max-time", "60", "-w", "\n%{http_code}", "-H", "Content-Type: text/xml", "--data-binary", "@-"])
+        .args([
+            "-sk",
+            "--max-time",
+            "60",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: text/xml",
+            "--data-binary",
+            "@-",
+        ])
         .args(extra)
         .arg(url)
         .stdin(Stdio::piped())
@@ -162,7 +201,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn parse(xml: &str) -> Answer {
-        let mut a = Answer { raw: xml.to_string(), ..Default::default() };
+        let mut a = Answer {
+            raw: xml.to_string(),
+            ..Default::default()
+        };
         let mut r = quick_xml::Reader::from_str(xml);
         let mut path: Vec<String> = Vec::new();
         let mut text = String::new();
@@ -173,7 +215,10 @@ impl Answer {
         let mut value_type = String::new();
         let mut fault_code = String::new();
         loop {
-            match r.read_event().unwrap_or_else(|e| panic!("response is not well-formed XML: {e}\n{xml}")) {
+            match r
+                .read_event()
+                .unwrap_or_else(|e| panic!("response is not well-formed XML: {e}\n{xml}"))
+            {
                 Event::Start(e) => {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
                     match name.as_str() {
@@ -185,7 +230,14 @@ impl Answer {
                             }
                         }
                         "Tuple" => cur_tuple.clear(),
-                        "Cell" => cell = Some((attr(&e, "CellOrdinal").parse().unwrap(), String::new(), String::new(), None)),
+                        "Cell" => {
+                            cell = Some((
+                                attr(&e, "CellOrdinal").parse().unwrap(),
+                                String::new(),
+                                String::new(),
+                                None,
+                            ))
+                        }
                         "Value" => value_type = attr(&e, "xsi:type"),
                         "Error" => fault_code = attr(&e, "ErrorCode"),
                         _ => {}
@@ -217,7 +269,9 @@ impl Answer {
                         "UName" if in_axes => cur_member.0 = text.clone(),
                         "Caption" if in_axes => cur_member.1 = text.clone(),
                         "Member" if in_axes => cur_tuple.push(std::mem::take(&mut cur_member)),
-                        "Tuple" if in_axes && !axis_is_slicer => a.axes.last_mut().unwrap().push(std::mem::take(&mut cur_tuple)),
+                        "Tuple" if in_axes && !axis_is_slicer => {
+                            a.axes.last_mut().unwrap().push(std::mem::take(&mut cur_tuple))
+                        }
                         "Value" => {
                             if let Some(c) = cell.as_mut() {
                                 c.1 = text.clone();
