@@ -1,5 +1,7 @@
 # datakube image. Build: docker build -t datakube .   Run: docker run -p 8443:8443 datakube
 # (Not built in the project's CI: the CI machine has no Docker engine.)
+# Until an identity provider is configured, the server only offers its public development users,
+# which it refuses on a network address; for a demo add -e DATAKUBE_DEV_IDENTITY_ON_NETWORK=1.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -47,3 +47,157 @@ impl Principal {
         self.roles.iter().any(|r| r == "admin")
     }
 }
+
+/// The answer of an [`Authenticator`] for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Authenticated(Principal),
+    /// No or wrong credentials: answer 401 with a `WWW-Authenticate: Basic` challenge
+    /// (MSOLAP sends credentials only after one). The text says why, for the log.
+    Challenge(String),
+}
+
+/// Turns a request's credentials into a verified [`Principal`].
+pub trait Authenticator: Send + Sync {
+    /// `authorization` is the HTTP `Authorization` header, if any.
+    fn authenticate(&self, authorization: Option<&str>) -> AuthOutcome;
+    /// The realm named in the 401 challenge.
+    fn realm(&self) -> &str {
+        "datakube"
+    }
+}
+
+/// The built-in development identity: fixed users with fixed passwords, documented in the
+/// README, so that Excel can log in to a demo at once. Never for production; the server
+/// refuses it on a non-loopback address unless explicitly forced.
+pub struct DevAuthenticator {
+    users: Vec<(String, String, Principal)>,
+}
+
+/// (user, password, kommunekode or None for all, roles, display name)
+pub const DEV_USERS: &[(&str, &str, Option<u16>, &[&str], &str)] = &[
+    (
+        "aarhus",
+        "aarhus",
+        Some(751),
+        &["analytiker"],
+        "Analytiker, Aarhus Kommune (udvikling)",
+    ),
+    (
+        "laesoe",
+        "laesoe",
+        Some(825),
+        &["analytiker"],
+        "Analytiker, Læsø Kommune (udvikling)",
+    ),
+    (
+        "admin",
+        "admin",
+        None,
+        &["admin", "analytiker"],
+        "Administrator (udvikling)",
+    ),
+];
+
+impl Default for DevAuthenticator {
+    fn default() -> Self {
+        let users = DEV_USERS
+            .iter()
+            .map(|(u, p, k, roles, name)| {
+                (
+                    u.to_string(),
+                    p.to_string(),
+                    Principal {
+                        subject: format!("dev:{u}"),
+                        display_name: name.to_string(),
+                        scope: match k {
+                            Some(k) => RowScope::Municipalities(vec![Kommunekode(*k)]),
+                            None => RowScope::All,
+                        },
+                        roles: roles.iter().map(|r| r.to_string()).collect(),
+                        method: AuthMethod::Development,
+                    },
+                )
+            })
+            .collect();
+        DevAuthenticator { users }
+    }
+}
+
+/// Decode `Authorization: Basic base64(user:password)`.
+pub fn parse_basic(authorization: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Compare without leaking where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Authenticator for DevAuthenticator {
+    fn authenticate(&self, authorization: Option<&str>) -> AuthOutcome {
+        let Some(h) = authorization else {
+            return AuthOutcome::Challenge("no credentials".into());
+        };
+        let Some((user, password)) = parse_basic(h) else {
+            return AuthOutcome::Challenge("credentials are not HTTP Basic".into());
+        };
+        // MSOLAP may send DOMAIN\user; the domain carries no meaning here.
+        let user = user.rsplit('\\').next().unwrap_or(&user).to_ascii_lowercase();
+        for (u, p, principal) in &self.users {
+            if *u == user && constant_time_eq(p.as_bytes(), password.as_bytes()) {
+                return AuthOutcome::Authenticated(principal.clone());
+            }
+        }
+        AuthOutcome::Challenge("unknown user or wrong password".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn basic(u: &str, p: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    }
+
+    #[test]
+    fn dev_users_log_in_with_their_scope() {
+        let a = DevAuthenticator::default();
+        match a.authenticate(Some(&basic("aarhus", "aarhus"))) {
+            AuthOutcome::Authenticated(p) => assert_eq!(p.scope, RowScope::Municipalities(vec![Kommunekode(751)])),
+            other => panic!("{other:?}"),
+        }
+        match a.authenticate(Some(&basic("KOMMUNE\\Admin", "admin"))) {
+            AuthOutcome::Authenticated(p) => assert!(p.is_admin() && p.scope == RowScope::All),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_or_missing_credentials_are_challenged() {
+        let a = DevAuthenticator::default();
+        assert!(matches!(a.authenticate(None), AuthOutcome::Challenge(_)));
+        assert!(matches!(
+            a.authenticate(Some(&basic("aarhus", "wrong"))),
+            AuthOutcome::Challenge(_)
+        ));
+        assert!(matches!(a.authenticate(Some("Bearer xyz")), AuthOutcome::Challenge(_)));
+        assert!(matches!(a.authenticate(Some("Basic !!!")), AuthOutcome::Challenge(_)));
+    }
+}

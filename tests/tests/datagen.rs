@@ -27,7 +27,10 @@ const FACTS: &[(&str, &str)] = &[
 ];
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A scratch directory under the target dir, one per test process; directories of
@@ -39,10 +42,11 @@ fn scratch(name: &str) -> PathBuf {
     CLEANED.get_or_init(|| {
         for e in std::fs::read_dir(&base).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            if let Some(pid) = n.split('-').next().and_then(|p| p.parse::<u32>().ok()) {
-                if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+            if let Some(pid) = n.split('-').next().and_then(|p| p.parse::<u32>().ok())
+                && pid != std::process::id()
+                && !Path::new("/proc").join(pid.to_string()).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     });
@@ -82,16 +86,28 @@ fn snapshot_dir(data_dir: &Path, dataset: &str) -> PathBuf {
 /// `read_parquet(...)` over one table of the current snapshot.
 fn table(dataset: &str, table: &str) -> String {
     let dir = snapshot_dir(data(), dataset).join(table);
-    let glob = if dir.join("data_0.parquet").exists() { dir.join("data_0.parquet") } else { dir.join("*/*.parquet") };
-    format!("read_parquet({}, hive_partitioning = true)", sql_string(&glob.to_string_lossy()))
+    let glob = if dir.join("data_0.parquet").exists() {
+        dir.join("data_0.parquet")
+    } else {
+        dir.join("*/*.parquet")
+    };
+    format!(
+        "read_parquet({}, hive_partitioning = true)",
+        sql_string(&glob.to_string_lossy())
+    )
 }
 
 fn conn() -> Connection {
-    open_connection(&EngineConfig { threads: 2, ..Default::default() }).unwrap()
+    open_connection(&EngineConfig {
+        threads: 2,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn query_i64(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or_else(|e| panic!("{e}\n{sql}"))
+    c.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
 }
 
 fn query_rows(c: &Connection, sql: &str) -> Vec<Vec<String>> {
@@ -131,10 +147,17 @@ fn all_datasets_are_generated_with_manifests() {
         let manifest: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["dataset"].as_str(), Some(*ds));
-        assert_eq!(manifest["snapshot_id"].as_str(), Some(snap.file_name().unwrap().to_str().unwrap()));
+        assert_eq!(
+            manifest["snapshot_id"].as_str(),
+            Some(snap.file_name().unwrap().to_str().unwrap())
+        );
         assert_eq!(manifest["seed"].as_u64(), Some(SEED));
         assert_eq!(manifest["scale"].as_f64(), Some(SCALE));
-        assert!(manifest["generated_at"].as_str().is_some_and(|s| s.len() == 20 && s.ends_with('Z')));
+        assert!(
+            manifest["generated_at"]
+                .as_str()
+                .is_some_and(|s| s.len() == 20 && s.ends_with('Z'))
+        );
         assert!(manifest["known_issues"].is_array());
         assert!(manifest["period"]["from"].is_string() && manifest["period"]["to"].is_string());
         // rows in the manifest = rows in the files
@@ -143,20 +166,38 @@ fn all_datasets_are_generated_with_manifests() {
         assert!(!tables.is_empty());
         for (name, t) in tables {
             let rows = t["rows"].as_i64().unwrap();
-            assert_eq!(query_i64(&c, &format!("SELECT count(*) FROM {}", table(ds, name))), rows, "{ds}.{name}");
+            assert_eq!(
+                query_i64(&c, &format!("SELECT count(*) FROM {}", table(ds, name))),
+                rows,
+                "{ds}.{name}"
+            );
             let partitioned = FACTS.contains(&(*ds, name.as_str()));
-            assert_eq!(t["partitioned_by"].as_str(), partitioned.then_some("aar"), "{ds}.{name}");
-            assert_eq!(t["files"].as_i64(), Some(if partitioned { 10 } else { 1 }), "{ds}.{name}");
+            assert_eq!(
+                t["partitioned_by"].as_str(),
+                partitioned.then_some("aar"),
+                "{ds}.{name}"
+            );
+            assert_eq!(
+                t["files"].as_i64(),
+                Some(if partitioned { 10 } else { 1 }),
+                "{ds}.{name}"
+            );
         }
         // synthetic data is complete for every kommune
         let completeness = manifest["completeness"].as_object().unwrap();
         assert_eq!(completeness.len(), 98, "{ds}");
-        assert!(completeness.values().all(|v| v.as_f64() == Some(1.0)), "{ds}: {completeness:?}");
+        assert!(
+            completeness.values().all(|v| v.as_f64() == Some(1.0)),
+            "{ds}: {completeness:?}"
+        );
     }
     // no temporary snapshot directories are left behind
     for ds in dataset_names() {
         let snaps = dir.join("datasets").join(ds).join("snapshots");
-        let names: Vec<String> = std::fs::read_dir(snaps).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        let names: Vec<String> = std::fs::read_dir(snaps)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
         assert!(names.iter().all(|n| !n.starts_with('.')), "{ds}: {names:?}");
     }
 }
@@ -167,13 +208,22 @@ fn ninety_eight_municipalities_everywhere() {
     let c = conn();
     let kommune = table("faelles", "kommune");
     assert_eq!(query_i64(&c, &format!("SELECT count(*) FROM {kommune}")), 98);
-    assert_eq!(query_i64(&c, &format!("SELECT count(DISTINCT kommunekode) FROM {kommune}")), 98);
+    assert_eq!(
+        query_i64(&c, &format!("SELECT count(DISTINCT kommunekode) FROM {kommune}")),
+        98
+    );
     for (ds, t) in FACTS {
         let fact = table(ds, t);
-        assert_eq!(query_i64(&c, &format!("SELECT count(DISTINCT kommunekode) FROM {fact}")), 98, "{ds}.{t}");
+        assert_eq!(
+            query_i64(&c, &format!("SELECT count(DISTINCT kommunekode) FROM {fact}")),
+            98,
+            "{ds}.{t}"
+        );
         let unknown = query_i64(
             &c,
-            &format!("SELECT count(*) FROM (SELECT DISTINCT kommunekode FROM {fact}) f ANTI JOIN {kommune} k USING (kommunekode)"),
+            &format!(
+                "SELECT count(*) FROM (SELECT DISTINCT kommunekode FROM {fact}) f ANTI JOIN {kommune} k USING (kommunekode)"
+            ),
         );
         assert_eq!(unknown, 0, "{ds}.{t} has kommunekoder that are not in faelles.kommune");
     }
@@ -198,10 +248,17 @@ fn population_2020_matches_dst_times_scale() {
     for r in &rows {
         let expected: f64 = r[1].parse().unwrap();
         let n: f64 = r[2].parse().unwrap();
-        assert!((n - expected).abs() <= 0.05 * expected + 0.5, "kommune {}: {n} residents, expected ≈ {expected}", r[0]);
+        assert!(
+            (n - expected).abs() <= 0.05 * expected + 0.5,
+            "kommune {}: {n} residents, expected ≈ {expected}",
+            r[0]
+        );
     }
     // tiny Læsø is there too
-    assert!(rows.iter().any(|r| r[0] == "825" && r[2].parse::<f64>().unwrap() >= 5.0));
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "825" && r[2].parse::<f64>().unwrap() >= 5.0)
+    );
 }
 
 /// 3. Økonomi: monthly postings sum to the yearly totals exactly; all 120 months present.
@@ -230,10 +287,15 @@ fn oekonomi_postings_add_up_to_yearly_totals() {
     );
     assert_eq!(mismatches, 0);
     assert_eq!(query_i64(&c, &format!("SELECT count(*) FROM {total}")), 98 * 10 * 2);
-    let types: Vec<String> =
-        query_rows(&c, &format!("SELECT DISTINCT typeof(beloeb) FROM {post}")).into_iter().map(|r| r[0].clone()).collect();
+    let types: Vec<String> = query_rows(&c, &format!("SELECT DISTINCT typeof(beloeb) FROM {post}"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     assert_eq!(types, vec!["DECIMAL(18,2)".to_string()]);
-    assert_eq!(query_i64(&c, &format!("SELECT count(DISTINCT maaned_id) FROM {post}")), 120);
+    assert_eq!(
+        query_i64(&c, &format!("SELECT count(DISTINCT maaned_id) FROM {post}")),
+        120
+    );
     let incomplete = query_i64(
         &c,
         &format!(
@@ -241,7 +303,10 @@ fn oekonomi_postings_add_up_to_yearly_totals() {
                                    GROUP BY ALL) WHERE n <> 120"
         ),
     );
-    assert_eq!(incomplete, 0, "every kommune has Regnskab and Budget postings in all 120 months");
+    assert_eq!(
+        incomplete, 0,
+        "every kommune has Regnskab and Budget postings in all 120 months"
+    );
     // ≈ 100 million × scale rows
     let rows = query_i64(&c, &format!("SELECT count(*) FROM {post}"));
     assert!(rows as f64 >= 0.95e8 * SCALE, "{rows} rows");
@@ -254,10 +319,19 @@ fn oekonomi_postings_add_up_to_yearly_totals() {
             table("faelles", "kommune")
         ),
     );
-    assert!((52_000..=63_000).contains(&per_inhabitant), "{per_inhabitant} kr per inhabitant");
+    assert!(
+        (52_000..=63_000).contains(&per_inhabitant),
+        "{per_inhabitant} kr per inhabitant"
+    );
     // at least 40 real functions spanning hovedkonto 0–6
     assert!(query_i64(&c, &format!("SELECT count(DISTINCT funktion_kode) FROM {post}")) >= 40);
-    assert_eq!(query_i64(&c, &format!("SELECT count(DISTINCT left(funktion_kode, 1)) FROM {post}")), 7);
+    assert_eq!(
+        query_i64(
+            &c,
+            &format!("SELECT count(DISTINCT left(funktion_kode, 1)) FROM {post}")
+        ),
+        7
+    );
 }
 
 /// A CPR number's first six digits DDMMYY form a real calendar date for some century.
@@ -265,7 +339,7 @@ fn is_valid_cpr_date(ddmmyy: &str) -> bool {
     let d: u32 = ddmmyy[0..2].parse().unwrap();
     let m: u32 = ddmmyy[2..4].parse().unwrap();
     let y: u32 = ddmmyy[4..6].parse().unwrap();
-    let leap = |year: u32| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = |year: u32| (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
     [1800, 1900, 2000].iter().any(|c| {
         let year = c + y;
         let days = match m {
@@ -314,14 +388,20 @@ fn no_person_id_is_a_valid_cpr_number() {
     // person ids are unique in the resident table
     let person = table("befolkning", "person");
     assert_eq!(
-        query_i64(&c, &format!("SELECT count(*) - count(DISTINCT person_id) FROM {person}")),
+        query_i64(
+            &c,
+            &format!("SELECT count(*) - count(DISTINCT person_id) FROM {person}")
+        ),
         0,
         "duplicate person ids"
     );
     // employee ids are M + 7 digits
     let bad = query_i64(
         &c,
-        &format!("SELECT count(*) FROM {} WHERE NOT regexp_full_match(medarbejder_id, 'M[0-9]{{7}}')", table("personale", "fravaer")),
+        &format!(
+            "SELECT count(*) FROM {} WHERE NOT regexp_full_match(medarbejder_id, 'M[0-9]{{7}}')",
+            table("personale", "fravaer")
+        ),
     );
     assert_eq!(bad, 0);
 }
@@ -339,23 +419,43 @@ fn generation_is_deterministic() {
         let b = sha256_of_parquet_files(&snapshot_dir(&again, ds));
         assert!(!a.is_empty());
         assert_eq!(a, b, "{ds}: same seed gave different files");
-        assert_eq!(snapshot_dir(first, ds).file_name(), snapshot_dir(&again, ds).file_name());
+        assert_eq!(
+            snapshot_dir(first, ds).file_name(),
+            snapshot_dir(&again, ds).file_name()
+        );
         let o = sha256_of_parquet_files(&snapshot_dir(&other, ds));
-        assert_eq!(a.keys().collect::<Vec<_>>(), o.keys().collect::<Vec<_>>(), "{ds}: same files");
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            o.keys().collect::<Vec<_>>(),
+            "{ds}: same files"
+        );
         if *ds != "faelles" {
             // the shared dimensions do not depend on the seed; everything else does
             let differing = a.iter().filter(|(k, v)| o.get(*k) != Some(v)).count();
             assert!(differing > 0, "{ds}: a different seed gave identical files");
             for (dsx, t) in FACTS.iter().filter(|(d, _)| d == ds) {
-                let changed = a.iter().filter(|(k, v)| k.starts_with(&format!("{t}/")) && o.get(*k) != Some(v)).count();
+                let changed = a
+                    .iter()
+                    .filter(|(k, v)| k.starts_with(&format!("{t}/")) && o.get(*k) != Some(v))
+                    .count();
                 assert_eq!(changed, 10, "{dsx}.{t}: every year partition changes with the seed");
             }
         }
     }
     // generating again into the same directory reuses the snapshots
-    run_generate(&again, SEED);
-    for ds in dataset_names() {
-        let snaps = std::fs::read_dir(again.join("datasets").join(ds).join("snapshots")).unwrap().count();
+    let opts = GenerateOptions {
+        data_dir: again.clone(),
+        seed: SEED,
+        scale: SCALE,
+        engine: EngineConfig::default(),
+        datasets: Some(vec!["faelles".into(), "oekonomi".into()]),
+    };
+    let report = generate(&opts, &NoProgress).unwrap();
+    assert!(report.datasets.iter().all(|d| d.reused), "{report:?}");
+    for ds in ["faelles", "oekonomi"] {
+        let snaps = std::fs::read_dir(again.join("datasets").join(ds).join("snapshots"))
+            .unwrap()
+            .count();
         assert_eq!(snaps, 1, "{ds}: identical snapshot should be reused");
     }
     let _ = std::fs::remove_dir_all(&again);
@@ -379,8 +479,11 @@ fn population_stock_and_flows_agree() {
         table("befolkning", "bestand")
     );
     let r = query_rows(&c, &sql);
-    let (violations, checked, moves): (i64, i64, i64) =
-        (r[0][0].parse().unwrap(), r[0][1].parse().unwrap(), r[0][2].parse().unwrap());
+    let (violations, checked, moves): (i64, i64, i64) = (
+        r[0][0].parse().unwrap(),
+        r[0][1].parse().unwrap(),
+        r[0][2].parse().unwrap(),
+    );
     assert_eq!(checked, 98 * 119);
     assert_eq!(violations, 0);
     assert!(moves > 1000, "flows are not trivially zero: {moves}");
@@ -414,11 +517,16 @@ fn fact_partitions_hold_only_their_year() {
                 .unwrap_or_else(|| panic!("{ds}.{t}: unexpected entry {name}"))
                 .parse()
                 .unwrap();
-            let files: Vec<String> =
-                std::fs::read_dir(e.path()).unwrap().map(|f| f.unwrap().file_name().to_string_lossy().into()).collect();
+            let files: Vec<String> = std::fs::read_dir(e.path())
+                .unwrap()
+                .map(|f| f.unwrap().file_name().to_string_lossy().into())
+                .collect();
             assert_eq!(files, vec!["data_0.parquet".to_string()], "{ds}.{t} aar={year}");
             let file = sql_string(&e.path().join("data_0.parquet").to_string_lossy());
-            let in_file = query_rows(&c, &format!("SELECT DISTINCT aar::VARCHAR FROM read_parquet({file}, hive_partitioning = false)"));
+            let in_file = query_rows(
+                &c,
+                &format!("SELECT DISTINCT aar::VARCHAR FROM read_parquet({file}, hive_partitioning = false)"),
+            );
             assert_eq!(in_file, vec![vec![year.to_string()]], "{ds}.{t}: file under aar={year}");
             // the period columns agree with the partition
             let period_col = match *t {
@@ -429,7 +537,9 @@ fn fact_partitions_hold_only_their_year() {
             if let Some(col) = period_col {
                 let bad = query_i64(
                     &c,
-                    &format!("SELECT count(*) FROM read_parquet({file}, hive_partitioning = false) WHERE {col} // 100 <> {year}"),
+                    &format!(
+                        "SELECT count(*) FROM read_parquet({file}, hive_partitioning = false) WHERE {col} // 100 <> {year}"
+                    ),
                 );
                 assert_eq!(bad, 0, "{ds}.{t} aar={year}: rows of another year");
             }
@@ -466,11 +576,18 @@ fn tables_match_the_documented_contract() {
                 let mut parts = s.splitn(2, ' ');
                 (parts.next().unwrap().to_string(), parts.next().map(|t| t.to_string()))
             })
-            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .filter(|(n, _)| {
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
             .collect();
         let all_varchar = columns_text.contains("(all VARCHAR)") || columns_text.contains("(VARCHAR)");
         let dir = snapshot_dir(data(), &dataset).join(&name);
-        let glob = if dir.join("data_0.parquet").exists() { dir.join("data_0.parquet") } else { dir.join("*/*.parquet") };
+        let glob = if dir.join("data_0.parquet").exists() {
+            dir.join("data_0.parquet")
+        } else {
+            dir.join("*/*.parquet")
+        };
         let actual: Vec<Vec<String>> = query_rows(
             &c,
             &format!(

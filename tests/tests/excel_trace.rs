@@ -105,10 +105,10 @@ fn excel_365_session_replays_without_faults() {
 }
 
 #[test]
-fn transport_headers_on_every_response() {
+fn transport_headers_and_the_basic_challenge() {
     let s = Server::start();
-    let out = std::process::Command::new("curl")
-        .args([
+    let headers = |user: Option<&str>| {
+        let mut args = vec![
             "-sk",
             "-D",
             "-",
@@ -118,20 +118,31 @@ fn transport_headers_on_every_response() {
             "Content-Type: text/xml",
             "--data-binary",
             "not xml at all",
-            &s.url(),
-        ])
-        .output()
-        .unwrap();
-    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    assert!(
-        headers.starts_with("http/1.1 200") || headers.starts_with("http/2 200"),
-        "{headers}"
-    );
-    assert!(
-        headers.contains("x-transport-caps-negotiation-flags: 0,0,0,0,0"),
-        "{headers}"
-    );
-    assert!(headers.contains("content-type: text/xml; charset=utf-8"), "{headers}");
+        ];
+        if let Some(u) = user {
+            args.push("-u");
+            args.push(u);
+        }
+        let url = s.url();
+        args.push(&url);
+        let out = std::process::Command::new("curl").args(&args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    // Without credentials: 401 with a Basic challenge (MSOLAP sends credentials only then).
+    for h in [
+        headers(None),
+        headers(Some("admin:wrong")),
+        headers(Some("nobody:admin")),
+    ] {
+        assert!(h.starts_with("http/1.1 401") || h.starts_with("http/2 401"), "{h}");
+        assert!(h.contains("www-authenticate: basic realm=\"datakube\""), "{h}");
+        assert!(h.contains("x-transport-caps-negotiation-flags: 0,0,0,0,0"), "{h}");
+    }
+    // With credentials: 200 and a fault naming the problem.
+    let h = headers(Some("admin:admin"));
+    assert!(h.starts_with("http/1.1 200") || h.starts_with("http/2 200"), "{h}");
+    assert!(h.contains("x-transport-caps-negotiation-flags: 0,0,0,0,0"), "{h}");
+    assert!(h.contains("content-type: text/xml; charset=utf-8"), "{h}");
     let (body, _) = curl_post(&s.url(), "not xml at all", &[]);
     let a = Answer::parse(&body);
     let f = a.fault.expect("a fault for a body that is not XML");

@@ -275,11 +275,20 @@ fn population_by_kommune(s: &Server) -> Vec<(i64, String, i64, f64)> {
         k = s.table("faelles", "kommune")
     );
     let mut st = c.prepare(&sql).unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn key_of(unique_name: &str) -> i64 {
-    unique_name.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap()
+    unique_name
+        .rsplit("&[")
+        .next()
+        .unwrap()
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -303,7 +312,11 @@ fn population_by_region_then_drill_to_kommune() {
             pop.iter().filter(|p| p.2 == r).map(|p| p.3).sum()
         } else if u.contains("[Kommune].&[") {
             let k = key_of(u);
-            assert_eq!(pop.iter().find(|p| p.0 == k).unwrap().2, 1082, "only Midtjylland is drilled");
+            assert_eq!(
+                pop.iter().find(|p| p.0 == k).unwrap().2,
+                1082,
+                "only Midtjylland is drilled"
+            );
             pop.iter().find(|p| p.0 == k).unwrap().3
         } else {
             pop.iter().map(|p| p.3).sum()
@@ -335,8 +348,17 @@ fn crossjoin_with_koen() {
     assert_eq!(a.axes[0].len(), 6 * 3, "(All + 5 regions) × (All + 2)");
     for (i, t) in a.axes[0].iter().enumerate() {
         let region: Option<i64> = t[0].0.contains("&[").then(|| key_of(&t[0].0));
-        let koen: Option<String> = t[1].0.contains("&[").then(|| t[1].0.rsplit("&[").next().unwrap().trim_end_matches(']').to_string());
-        let v: f64 = c.query_row(&sql, datakube_engine::duckdb::params![region, region, koen, koen], |r| r.get(0)).unwrap();
+        let koen: Option<String> = t[1]
+            .0
+            .contains("&[")
+            .then(|| t[1].0.rsplit("&[").next().unwrap().trim_end_matches(']').to_string());
+        let v: f64 = c
+            .query_row(
+                &sql,
+                datakube_engine::duckdb::params![region, region, koen, koen],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(a.value(i as u64), Some(v), "{:?}", t);
     }
 }
@@ -375,7 +397,45 @@ fn label_filter_and_top_10_in_subselects() {
     sorted.sort_by(|a, b| b.3.partial_cmp(&a.3).unwrap());
     let top: Vec<_> = sorted.into_iter().take(10).collect();
     let total: f64 = top.iter().map(|p| p.3).sum();
-    assert_eq!(a.value(0), Some(total), "the All member shows the total of the 10 (visual totals)");
+    assert_eq!(
+        a.value(0),
+        Some(total),
+        "the All member shows the total of the 10 (visual totals)"
+    );
     let regions: std::collections::BTreeSet<i64> = top.iter().map(|p| p.2).collect();
-    assert_eq!(a.axes[0].len(), 1 + regions.len(), "only regions holding a top-10 kommune");
+    assert_eq!(
+        a.axes[0].len(),
+        1 + regions.len(),
+        "only regions holding a top-10 kommune"
+    );
+}
+
+#[test]
+fn row_scope_comes_from_the_login() {
+    let s = server();
+    let q = "SELECT [Kommune].[Geografi].[Region].Members ON 0 FROM [Økonomi] WHERE ([Measures].[Regnskab])";
+    let aarhus = s.mdx_as(q, 1033, ("aarhus", "aarhus")).ok();
+    let expected = sql_f64(
+        s,
+        &format!(
+            "SELECT sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = 'R' AND kommunekode = 751",
+            s.table("oekonomi", "postering")
+        ),
+    );
+    let values: Vec<f64> = aarhus.cells.values().map(|c| c.0.parse().unwrap()).collect();
+    assert_eq!(values.len(), 1, "only Midtjylland has rows Aarhus may see");
+    assert!(close(values[0], expected));
+    // Naming another kommune in the query cannot widen the scope.
+    let other = s
+        .mdx_as(
+            "SELECT FROM [Økonomi] WHERE ([Measures].[Regnskab], [Kommune].[Geografi].[Kommune].&[825])",
+            1033,
+            ("aarhus", "aarhus"),
+        )
+        .ok();
+    assert!(
+        other.cells.is_empty(),
+        "Læsø's rows are not visible to Aarhus: {:?}",
+        other.cells
+    );
 }

@@ -121,6 +121,10 @@ struct ServeArgs {
     /// PEM private key belonging to --tls-cert.
     #[arg(long, env = "DATAKUBE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Allow the built-in development identity on a non-loopback address (demos only: its
+    /// users and passwords are public).
+    #[arg(long, env = "DATAKUBE_DEV_IDENTITY_ON_NETWORK")]
+    allow_dev_identity_on_network: bool,
     /// Scale of the demo data generated on first start.
     #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
     demo_scale: f64,
@@ -135,6 +139,7 @@ impl Default for ServeArgs {
             tls_cert: None,
             tls_key: None,
             demo_scale: datakube_datagen::DEFAULT_SCALE,
+            allow_dev_identity_on_network: false,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -293,6 +298,15 @@ fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
 }
 
 fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    // No identity provider is configured yet: the development identity is in use. Its users
+    // and passwords are public, so it stays on loopback unless explicitly forced.
+    if !a.listen.ip().is_loopback() && !a.allow_dev_identity_on_network {
+        anyhow::bail!(
+            "refusing to serve the development identity (public demo passwords) on {}; listen on 127.0.0.1, \
+             configure an identity provider, or pass --allow-dev-identity-on-network for a demo",
+            a.listen
+        );
+    }
     if !datakube_datagen::is_generated(&cli.data_dir) {
         tracing::info!(
             "first start: no datasets in {}; generating the demo data",
@@ -370,7 +384,10 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         listen: a.listen,
         tls,
         info,
-        handler: Arc::new(datakube_xmla::service::XmlaHandler(service)),
+        handler: Arc::new(datakube_xmla::service::XmlaHandler {
+            service,
+            auth: Arc::new(datakube_auth::DevAuthenticator::default()),
+        }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -400,5 +417,12 @@ fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog
     eprintln!("      {url}");
     eprintln!("  Health: curl -k https://{host}:{}/health", addr.port());
     eprintln!("  TLS certificate: {}", cert.display());
+    eprintln!("  DEVELOPMENT IDENTITY (not for production) — user/password:");
+    for (u, p, k, _, name) in datakube_auth::DEV_USERS {
+        let scope = k
+            .map(|k| format!("kommune {k}"))
+            .unwrap_or_else(|| "all kommuner".into());
+        eprintln!("      {u} / {p}   {name}; {scope}");
+    }
     eprintln!();
 }

@@ -348,9 +348,15 @@ impl<'s, 'a> Env<'s, 'a> {
             if let Expr::Identifier(o) = object
                 && let Some(t) = self.current.borrow().get(&lc(&o.segments[0].text()))
             {
-                return Ok(if t.len() == 1 { Val::Member(t[0]) } else { Val::Tuple(t.clone()) });
+                return Ok(if t.len() == 1 {
+                    Val::Member(t[0])
+                } else {
+                    Val::Tuple(t.clone())
+                });
             }
-            return Err(QueryError::Type(format!("{name}: no iteration over this set is in progress")));
+            return Err(QueryError::Type(format!(
+                "{name}: no iteration over this set is in progress"
+            )));
         }
         let v = self.eval(object, coord)?;
         match (n.as_str(), v) {
@@ -587,14 +593,26 @@ impl<'s, 'a> Env<'s, 'a> {
             "descendants" => self.descendants(args, coord, name),
             "filter" => {
                 let set = self.arg_set(args, 0, coord, name)?;
-                let cond = args.get(1).ok_or_else(|| QueryError::Type("Filter needs a condition".into()))?;
+                let cond = args
+                    .get(1)
+                    .ok_or_else(|| QueryError::Type("Filter needs a condition".into()))?;
                 let vals = self.values_for(&set, Some(cond), coord)?;
-                Ok(set.into_iter().zip(vals).filter(|(_, v)| v.truthy()).map(|(t, _)| t).collect())
+                Ok(set
+                    .into_iter()
+                    .zip(vals)
+                    .filter(|(_, v)| v.truthy())
+                    .map(|(t, _)| t)
+                    .collect())
             }
             "nonempty" => {
                 let set = self.arg_set(args, 0, coord, name)?;
                 let vals = self.values_for(&set, None, coord)?;
-                Ok(set.into_iter().zip(vals).filter(|(_, v)| *v != Scalar::Empty).map(|(t, _)| t).collect())
+                Ok(set
+                    .into_iter()
+                    .zip(vals)
+                    .filter(|(_, v)| *v != Scalar::Empty)
+                    .map(|(t, _)| t)
+                    .collect())
             }
             "topcount" | "bottomcount" => {
                 let set = self.arg_set(args, 0, coord, name)?;
@@ -602,7 +620,9 @@ impl<'s, 'a> Env<'s, 'a> {
                     Some(Val::Scalar(s)) => s.as_num().unwrap_or(0.0).max(0.0) as usize,
                     _ => return Err(QueryError::Type(format!("{name} needs a count"))),
                 };
-                let Some(expr) = args.get(2) else { return Ok(set.into_iter().take(count).collect()) };
+                let Some(expr) = args.get(2) else {
+                    return Ok(set.into_iter().take(count).collect());
+                };
                 let vals = self.values_for(&set, Some(expr), coord)?;
                 let mut idx: Vec<usize> = (0..set.len()).collect();
                 let key = |i: &usize| vals[*i].as_num().unwrap_or(f64::NEG_INFINITY);
@@ -615,7 +635,9 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             "order" => {
                 let set = self.arg_set(args, 0, coord, name)?;
-                let expr = args.get(1).ok_or_else(|| QueryError::Type("Order needs a value expression".into()))?;
+                let expr = args
+                    .get(1)
+                    .ok_or_else(|| QueryError::Type("Order needs a value expression".into()))?;
                 let desc = Self::flag(args, "DESC") || Self::flag(args, "BDESC");
                 let vals = self.values_for(&set, Some(expr), coord)?;
                 let mut idx: Vec<usize> = (0..set.len()).collect();
@@ -641,9 +663,13 @@ impl<'s, 'a> Env<'s, 'a> {
                     _ => None,
                 };
                 let set = self.arg_set(args, 0, coord, name)?;
-                let body = args.get(1).ok_or_else(|| QueryError::Type("Generate needs a second set".into()))?;
+                let body = args
+                    .get(1)
+                    .ok_or_else(|| QueryError::Type("Generate needs a second set".into()))?;
                 let all = Self::flag(args, "ALL");
-                let base = coord.map(<[u32]>::to_vec).unwrap_or_else(|| self.space.default_coordinate());
+                let base = coord
+                    .map(<[u32]>::to_vec)
+                    .unwrap_or_else(|| self.space.default_coordinate());
                 let mut out = Vec::new();
                 let mut seen = HashSet::new();
                 for t in set {
@@ -682,10 +708,12 @@ impl<'s, 'a> Env<'s, 'a> {
             .fetcher
             .as_ref()
             .ok_or_else(|| QueryError::Unsupported("value-based set functions need cell data here".into()))?;
-        let mut f = fetcher
-            .try_borrow_mut()
-            .map_err(|_| QueryError::Unsupported("a value filter inside a calculated member is not supported yet".into()))?;
-        let base = coord.map(<[u32]>::to_vec).unwrap_or_else(|| self.space.default_coordinate());
+        let mut f = fetcher.try_borrow_mut().map_err(|_| {
+            QueryError::Unsupported("a value filter inside a calculated member is not supported yet".into())
+        })?;
+        let base = coord
+            .map(<[u32]>::to_vec)
+            .unwrap_or_else(|| self.space.default_coordinate());
         let coords: Vec<Vec<u32>> = set
             .iter()
             .map(|t| {
@@ -717,7 +745,9 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             f.fetch_pending()?;
         }
-        Err(QueryError::Execution("a value filter needs more than 16 rounds of data fetching".into()))
+        Err(QueryError::Execution(
+            "a value filter needs more than 16 rounds of data fetching".into(),
+        ))
     }
 
     fn arg_member(&self, args: &[Expr], i: usize, coord: Option<&[u32]>, fname: &str) -> Result<MemberRef> {
@@ -1182,7 +1212,10 @@ fn text_of(v: &Scalar) -> String {
 /// The VBA string functions Excel's filters use (Left, Right, Mid, Len, InStr, UCase, LCase,
 /// Trim, CStr); positions count characters, 1-based.
 fn string_function(name: &str, args: &[Scalar]) -> Result<Scalar> {
-    let arg = |i: usize| args.get(i).ok_or_else(|| QueryError::Type(format!("{name}: argument {} is missing", i + 1)));
+    let arg = |i: usize| {
+        args.get(i)
+            .ok_or_else(|| QueryError::Type(format!("{name}: argument {} is missing", i + 1)))
+    };
     let num = |i: usize| -> Result<usize> { Ok(arg(i)?.as_num().unwrap_or(0.0).max(0.0) as usize) };
     let chars = |s: &str| s.chars().collect::<Vec<char>>();
     Ok(match name {
@@ -1205,13 +1238,22 @@ fn string_function(name: &str, args: &[Scalar]) -> Result<Scalar> {
         "cstr" => Scalar::Str(text_of(arg(0)?)),
         "instr" => {
             // InStr([start,] haystack, needle): 1-based position or 0; case-insensitive as Excel's search box.
-            let (start, hay, needle) = if args.len() >= 3 { (num(0)?.max(1), text_of(arg(1)?), text_of(arg(2)?)) } else { (1, text_of(arg(0)?), text_of(arg(1)?)) };
+            let (start, hay, needle) = if args.len() >= 3 {
+                (num(0)?.max(1), text_of(arg(1)?), text_of(arg(2)?))
+            } else {
+                (1, text_of(arg(0)?), text_of(arg(1)?))
+            };
             let hay: Vec<char> = hay.to_lowercase().chars().collect();
             let needle: Vec<char> = needle.to_lowercase().chars().collect();
-            let pos = (start - 1..=hay.len().saturating_sub(needle.len())).find(|&i| hay.len() >= needle.len() && hay[i..i + needle.len()] == needle[..]);
+            let pos = (start - 1..=hay.len().saturating_sub(needle.len()))
+                .find(|&i| hay.len() >= needle.len() && hay[i..i + needle.len()] == needle[..]);
             Scalar::Num(pos.map(|p| p + 1).unwrap_or(0) as f64)
         }
-        _ => return Err(QueryError::Unsupported(format!("the function {name} is not supported yet"))),
+        _ => {
+            return Err(QueryError::Unsupported(format!(
+                "the function {name} is not supported yet"
+            )));
+        }
     })
 }
 

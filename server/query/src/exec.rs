@@ -388,7 +388,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             format_string: fmt.map(str::to_string),
         });
     }
-    tracing::debug!(statements = fetcher_cell.borrow().executed.len(), cells = cells.len(), "MDX answered");
+    tracing::debug!(
+        statements = fetcher_cell.borrow().executed.len(),
+        cells = cells.len(),
+        "MDX answered"
+    );
     Ok(CellSet {
         cube_name: cube.name.clone(),
         last_data_update: ctx.last_data_update.to_string(),

@@ -10,6 +10,8 @@ use datakube_xmla::service::{Executor, Runtime};
 use datakube_xmla::session::SessionState;
 use datakube_xmla::soap::Properties;
 
+use datakube_auth::{Principal, RowScope as PrincipalScope};
+
 use crate::cells::RowScope;
 use crate::exec::{QueryContext, execute};
 
@@ -22,6 +24,7 @@ impl Executor for QueryExecutor {
     fn execute(
         &self,
         runtime: &Runtime,
+        principal: &Principal,
         _session: &SessionState,
         statement: &str,
         props: &Properties,
@@ -57,8 +60,7 @@ impl Executor for QueryExecutor {
             data_dir: &self.data_dir,
             lang,
             lcid,
-            // Identity and row scope arrive with the security issue; until then all rows.
-            scope: RowScope::All,
+            scope: row_scope(principal),
             last_data_update: &runtime.data_updated,
             last_schema_update: &runtime.schema_updated,
             default_cube: props.get("Cube"),
@@ -67,5 +69,14 @@ impl Executor for QueryExecutor {
             Ok(cs) => Ok(datakube_xmla::mddataset::write_mddataset(&cs, with_schema)),
             Err(e) => Err(Fault::new(e.code(), e.to_string())),
         }
+    }
+}
+
+/// The SQL row scope of a verified principal. (Benchmark cubes get their own rules with the
+/// disclosure-control work; until then every cube uses the principal's scope.)
+pub fn row_scope(principal: &Principal) -> RowScope {
+    match &principal.scope {
+        PrincipalScope::All => RowScope::All,
+        PrincipalScope::Municipalities(k) => RowScope::Kommuner(k.iter().map(|k| i64::from(k.0)).collect()),
     }
 }

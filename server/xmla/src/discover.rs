@@ -68,6 +68,13 @@ type Rows = Vec<Vec<Value>>;
 
 /// Answer a Discover with a rowset `<root>`.
 pub fn discover(req: &Discover, ctx: &Context) -> Result<String, Fault> {
+    let (def, rows) = rows(req, ctx)?;
+    Ok(write_rowset(def.columns, &rows))
+}
+
+/// The rowset a Discover names and its rows, restrictions applied, before they are written
+/// (DMV statements filter, sort and project them further: `dmv.rs`).
+pub(crate) fn rows(req: &Discover, ctx: &Context) -> Result<(&'static RowsetDef, Vec<Vec<Value>>), Fault> {
     let def = rowsets::find(&req.request_type).ok_or_else(|| {
         Fault::new(
             codes::UNSUPPORTED_ROWSET,
@@ -125,8 +132,7 @@ pub fn discover(req: &Discover, ctx: &Context) -> Result<String, Fault> {
             ));
         }
     };
-    let rows = filter(def, req, rows);
-    Ok(write_rowset(def.columns, &rows))
+    Ok((def, filter(def, req, rows)))
 }
 
 /// Keep rows matching every restriction that names a column of the rowset.

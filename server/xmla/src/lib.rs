@@ -3,6 +3,7 @@
 
 pub mod cellset;
 pub mod discover;
+pub mod dmv;
 pub mod mddataset;
 pub mod response;
 pub mod rowset;
@@ -22,6 +23,8 @@ pub fn format_double(d: f64) -> String {
     }
 }
 
+#[cfg(test)]
+mod dmv_tests;
 #[cfg(test)]
 mod mddataset_tests;
 #[cfg(test)]

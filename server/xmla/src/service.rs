@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use datakube_auth::{AuthOutcome, Authenticator, Principal};
 use datakube_http::{BoxFuture, HttpRequest, HttpResponse};
 use datakube_members::MemberStore;
 use datakube_model::{Catalog, Lang};
@@ -30,36 +31,17 @@ pub struct Runtime {
 
 /// Executes MDX statements (provided by the query engine).
 pub trait Executor: Send + Sync {
-    /// Answer `statement` with an MDDataSet or rowset `<root>`, or a fault.
+    /// Answer `statement` for `principal` with an MDDataSet or rowset `<root>`, or a fault.
+    /// The row scope comes from the principal only.
     fn execute(
         &self,
         runtime: &Runtime,
+        principal: &Principal,
         session: &SessionState,
         statement: &str,
         props: &soap::Properties,
         lang: Lang,
     ) -> Result<String, Fault>;
-}
-
-/// Until the query engine is wired in: every MDX statement gets a fault naming the feature.
-pub struct NoExecutor;
-impl Executor for NoExecutor {
-    fn execute(
-        &self,
-        _: &Runtime,
-        _: &SessionState,
-        statement: &str,
-        _: &soap::Properties,
-        _: Lang,
-    ) -> Result<String, Fault> {
-        match datakube_mdx::parse_statement(statement) {
-            Err(e) => Err(Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}"))),
-            Ok(_) => Err(Fault::new(
-                codes::MDX_UNSUPPORTED,
-                "executing MDX statements is not available in this build",
-            )),
-        }
-    }
 }
 
 pub struct XmlaService {
@@ -103,8 +85,9 @@ impl XmlaService {
         self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Handle one XMLA request body for `owner` (the verified identity); returns the SOAP text.
-    pub fn handle_soap(&self, body: &[u8], owner: &str) -> String {
+    /// Handle one XMLA request body for `principal` (the verified identity); returns the SOAP text.
+    pub fn handle_soap(&self, body: &[u8], principal: &Principal) -> String {
+        let owner = principal.subject.as_str();
         let req = match soap::parse_request(body) {
             Ok(r) => r,
             Err(e) => return response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None),
@@ -167,10 +150,22 @@ impl XmlaService {
             soap::Method::Execute(e) => {
                 if e.statement.trim().is_empty() {
                     Ok((Kind::Execute, response::empty_root()))
+                } else if crate::dmv::is_dmv(&e.statement) {
+                    // DMV (`SELECT … FROM $SYSTEM.<rowset>`, Power Query): a schema rowset.
+                    let ctx = Context {
+                        catalog: &runtime.catalog,
+                        members: &runtime.members,
+                        lang,
+                        current_catalog: current_catalog.as_deref(),
+                        server: &self.server,
+                        schema_updated: &runtime.schema_updated,
+                        data_updated: &runtime.data_updated,
+                    };
+                    crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root))
                 } else {
                     let state = session.clone().unwrap_or_default();
                     self.executor
-                        .execute(&runtime, &state, &e.statement, &e.properties, lang)
+                        .execute(&runtime, principal, &state, &e.statement, &e.properties, lang)
                         .map(|root| (Kind::Execute, root))
                 }
             }
@@ -188,19 +183,50 @@ impl XmlaService {
     }
 }
 
-/// The HTTP side: routes `POST /xmla` and `POST /` to XMLA.
-pub struct XmlaHandler(pub Arc<XmlaService>);
+/// The HTTP side: routes `POST /xmla` and `POST /` to XMLA, after authentication.
+pub struct XmlaHandler {
+    pub service: Arc<XmlaService>,
+    pub auth: Arc<dyn Authenticator>,
+}
+
+/// 401 with a Basic challenge: MSOLAP (Excel, Power BI, TARGIT) sends credentials only then.
+fn challenge(realm: &str) -> HttpResponse {
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"authentication required: log in with your user name and password or a personal access token\n",
+    )));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("static header"),
+    );
+    if let Ok(v) = format!("Basic realm=\"{realm}\", charset=\"UTF-8\"").parse() {
+        h.insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    h.insert(CAPS_HEADER.0, CAPS_HEADER.1.parse().expect("static header"));
+    r
+}
 
 impl datakube_http::Handler for XmlaHandler {
     fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
-        let svc = self.0.clone();
+        let svc = self.service.clone();
+        let auth = self.auth.clone();
         Box::pin(async move {
             match (&req.method, req.path.as_str()) {
                 (&Method::POST, "/xmla" | "/" | "/xmla/") => {
-                    // Identity arrives with the security issue; until then every caller is the
-                    // development user (the server listens on loopback by default).
+                    let authorization = req
+                        .headers
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    let principal = match auth.authenticate(authorization) {
+                        AuthOutcome::Authenticated(p) => p,
+                        AuthOutcome::Challenge(why) => {
+                            tracing::info!(peer = %req.peer, "XMLA request challenged: {why}");
+                            return challenge(auth.realm());
+                        }
+                    };
                     let body = req.body.clone();
-                    let text = tokio::task::spawn_blocking(move || svc.handle_soap(&body, "dev"))
+                    let text = tokio::task::spawn_blocking(move || svc.handle_soap(&body, &principal))
                         .await
                         .unwrap_or_else(|e| response::fault(codes::INTERNAL, &format!("internal error: {e}"), None));
                     xml_response(text)

@@ -122,15 +122,22 @@ impl Server {
         b
     }
 
-    /// Execute an MDX statement.
+    /// Execute an MDX statement as the development administrator.
     pub fn mdx(&self, mdx: &str, lcid: u32) -> Answer {
+        self.mdx_as(mdx, lcid, ADMIN)
+    }
+
+    /// Execute an MDX statement as `user` (user, password).
+    pub fn mdx_as(&self, mdx: &str, lcid: u32, user: (&str, &str)) -> Answer {
         let body = format!(
             "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><Execute xmlns=\"urn:schemas-microsoft-com:xml-analysis\">\
 <Command><Statement>{}</Statement></Command><Properties><PropertyList><Catalog>FLIS</Catalog><LocaleIdentifier>{lcid}</LocaleIdentifier>\
 <Format>Native</Format></PropertyList></Properties></Execute></soap:Body></soap:Envelope>",
             xml_escape(mdx)
         );
-        Answer::parse(&self.post(&body))
+        let (b, code) = curl_post_as(&self.url(), &body, Some(user), &[]);
+        assert_eq!(code, "200", "XMLA answers HTTP 200 (also for faults): {b}");
+        Answer::parse(&b)
     }
 
     /// DuckDB connection for hand-written expected values.
@@ -161,8 +168,21 @@ pub fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// curl -k POST; returns (body, HTTP status).
+/// The development administrator of the built-in identity (see README).
+pub const ADMIN: (&str, &str) = ("admin", "admin");
+
+/// curl -k POST as the development administrator; returns (body, HTTP status).
 pub fn curl_post(url: &str, body: &str, extra: &[&str]) -> (String, String) {
+    curl_post_as(url, body, Some(ADMIN), extra)
+}
+
+/// curl -k POST with HTTP Basic credentials (or none); returns (body, HTTP status).
+pub fn curl_post_as(url: &str, body: &str, user: Option<(&str, &str)>, extra: &[&str]) -> (String, String) {
+    let credentials = user.map(|(u, p)| format!("{u}:{p}"));
+    let auth: Vec<&str> = match &credentials {
+        Some(c) => vec!["-u", c.as_str()],
+        None => vec![],
+    };
     let mut c = Command::new("curl")
         .args([
             "-sk",
@@ -175,6 +195,7 @@ pub fn curl_post(url: &str, body: &str, extra: &[&str]) -> (String, String) {
             "--data-binary",
             "@-",
         ])
+        .args(&auth)
         .args(extra)
         .arg(url)
         .stdin(Stdio::piped())
