@@ -439,3 +439,144 @@ fn row_scope_comes_from_the_login() {
         other.cells
     );
 }
+
+/// Rows of a rowset answer: each row's children as (element, text).
+fn rowset_rows(xml: &str) -> Vec<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut row: Option<Vec<(String, String)>> = None;
+    let mut current = String::new();
+    let mut text = String::new();
+    loop {
+        match r.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) => {
+                let n = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                if n == "row" {
+                    row = Some(Vec::new());
+                } else {
+                    current = n;
+                }
+                text.clear();
+            }
+            quick_xml::events::Event::Text(t) => text.push_str(&t.decode().unwrap()),
+            quick_xml::events::Event::End(e) => {
+                let n = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                if n == "row" {
+                    out.push(row.take().unwrap());
+                } else if let Some(rw) = row.as_mut() {
+                    if n == current {
+                        rw.push((n, text.clone()));
+                    }
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn execute_raw(s: &Server, statement: &str, user: (&str, &str)) -> String {
+    let body = format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><Execute xmlns=\"urn:schemas-microsoft-com:xml-analysis\">\
+<Command><Statement>{}</Statement></Command><Properties><PropertyList><Catalog>FLIS</Catalog><Format>Tabular</Format></PropertyList></Properties>\
+<Parameters><Parameter><Name>CubeName</Name><Value>Økonomi</Value></Parameter></Parameters></Execute></soap:Body></soap:Envelope>",
+        common::xml_escape(statement)
+    );
+    let (b, code) = common::curl_post_as(&s.url(), &body, Some(user), &[]);
+    assert_eq!(code, "200");
+    b
+}
+
+#[test]
+fn drillthrough_shows_the_persons_behind_a_cell_within_the_row_scope() {
+    let s = server();
+    let q = "DRILLTHROUGH MAXROWS 1000 SELECT FROM [Befolkning] WHERE ([Measures].[Antal borgere], [Kommune].[Geografi].[Kommune].&[825])";
+    let xml = execute_raw(s, q, common::ADMIN);
+    assert!(!xml.contains("<faultstring>"), "{xml}");
+    assert!(xml.contains("type=\"xsd:"), "every drillthrough column is typed");
+    let rows = rowset_rows(&xml);
+    let c = s.duck();
+    let mut st = c
+        .prepare(&format!(
+            "SELECT person_id FROM {} WHERE kommunekode = 825 ORDER BY ALL LIMIT 1000",
+            s.table("befolkning", "person")
+        ))
+        .unwrap();
+    let expected: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| r.iter().find(|(n, _)| n == "person_id").unwrap().1.clone())
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut exp_sorted = expected.clone();
+    exp_sorted.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(got_sorted, exp_sorted);
+    // Aarhus may not see Læsø's residents, and without a kommune only sees its own.
+    let denied = rowset_rows(&execute_raw(s, q, ("aarhus", "aarhus")));
+    assert!(denied.is_empty(), "{denied:?}");
+    let own = rowset_rows(&execute_raw(
+        s,
+        "DRILLTHROUGH MAXROWS 50 SELECT FROM [Befolkning] WHERE ([Measures].[Antal borgere])",
+        ("aarhus", "aarhus"),
+    ));
+    assert_eq!(own.len(), 50);
+    assert!(
+        own.iter()
+            .all(|r| r.iter().any(|(n, v)| n == "kommunekode" && v == "751"))
+    );
+    // Benchmark cubes never show details.
+    let xml = execute_raw(s, "DRILLTHROUGH SELECT FROM [Benchmark]", common::ADMIN);
+    assert!(xml.contains("benchmark") && xml.contains("<faultstring>"), "{xml}");
+}
+
+#[test]
+fn power_bi_dmv_statement_with_a_parameter() {
+    let s = server();
+    let xml = execute_raw(
+        s,
+        "select [MEASURE_UNIQUE_NAME], [MEASURE_CAPTION] from $system.mdschema_measures where [CUBE_NAME] = @CubeName and [MEASURE_IS_VISIBLE]",
+        common::ADMIN,
+    );
+    let rows = rowset_rows(&xml);
+    let names: Vec<&str> = rows.iter().map(|r| r[0].1.as_str()).collect();
+    // The visible measures of Økonomi as the YAML file declares them.
+    let yaml = std::fs::read_to_string(common::repo_root().join("cube-definitions/okonomi.yaml")).unwrap();
+    for m in ["Regnskab", "Budget", "Afvigelse", "Forbrugsprocent"] {
+        assert!(yaml.contains(&format!("name: {m}")), "{m} in okonomi.yaml");
+        assert!(names.contains(&format!("[Measures].[{m}]").as_str()), "{m}: {names:?}");
+    }
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 2 && r[0].0 == "MEASURE_UNIQUE_NAME" && r[1].0 == "MEASURE_CAPTION")
+    );
+}
+
+#[test]
+fn tabular_format_flattens_rows_and_columns() {
+    let s = server();
+    let xml = execute_raw(
+        s,
+        "SELECT {[Measures].[Regnskab], [Measures].[Budget]} ON 0, [Kommune].[Geografi].[Region].Members ON 1 FROM [Økonomi]",
+        common::ADMIN,
+    );
+    assert!(!xml.contains("<faultstring>"), "{xml}");
+    let rows = rowset_rows(&xml);
+    assert_eq!(rows.len(), 5);
+    let expected = sql_rows(
+        s,
+        &format!(
+            "SELECT k.region_navn, sum(p.beloeb) FILTER (WHERE beloebstype_kode = 'B')::DOUBLE FROM {} p JOIN {} k USING (kommunekode) \
+             GROUP BY k.regionskode, k.region_navn ORDER BY k.regionskode",
+            s.table("oekonomi", "postering"),
+            s.table("faelles", "kommune")
+        ),
+    );
+    for (row, (name, budget)) in rows.iter().zip(&expected) {
+        assert_eq!(row.len(), 3, "caption + two measures: {row:?}");
+        assert_eq!(&row[0].1, name);
+        assert!(close(row[2].1.parse().unwrap(), *budget));
+    }
+}

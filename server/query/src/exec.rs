@@ -49,7 +49,7 @@ pub fn execute(ctx: &QueryContext, statement: &str) -> Result<CellSet> {
 }
 
 /// The cube a FROM clause names, and the subselects from outermost to innermost.
-fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
+pub(crate) fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
     let mut subs = Vec::new();
     let mut from = &sel.from;
     loop {

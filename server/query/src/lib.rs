@@ -12,11 +12,13 @@
 //! 4. [`exec`]: puts it together into a `CellSet` for the MDDataSet writer.
 
 pub mod cells;
+pub mod drillthrough;
 pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod format;
 pub mod space;
+pub mod tabular;
 pub mod xmla;
 
 pub use error::QueryError;

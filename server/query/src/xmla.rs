@@ -35,20 +35,6 @@ impl Executor for QueryExecutor {
         if upper.starts_with("REFRESH CUBE") {
             return Ok(empty_root());
         }
-        if upper.starts_with("SELECT") && trimmed.to_ascii_uppercase().contains("$SYSTEM.") {
-            return Err(Fault::new(
-                codes::MDX_UNSUPPORTED,
-                "DMV queries ($SYSTEM.…) are not supported yet",
-            ));
-        }
-        let format = props.get("Format").unwrap_or("Native");
-        if format.eq_ignore_ascii_case("Tabular") {
-            return Err(Fault::new(
-                codes::MDX_UNSUPPORTED,
-                "Format=Tabular results for MDX are not supported yet; use Multidimensional or Native",
-            ));
-        }
-        let with_schema = !props.get("Content").is_some_and(|c| c.eq_ignore_ascii_case("Data"));
         let lcid = match lang {
             Lang::Da => 1030,
             Lang::En => 1033,
@@ -65,7 +51,20 @@ impl Executor for QueryExecutor {
             last_schema_update: &runtime.schema_updated,
             default_cube: props.get("Cube"),
         };
+        if upper.starts_with("DRILLTHROUGH") {
+            let stmt = datakube_mdx::parse_statement(statement)
+                .map_err(|e| Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}")))?;
+            let datakube_mdx::ast::Statement::Drillthrough(d) = stmt else {
+                return Err(Fault::new(codes::MDX_SYNTAX, "expected a DRILLTHROUGH statement"));
+            };
+            return crate::drillthrough::execute_drillthrough(&ctx, &d)
+                .map_err(|e| Fault::new(e.code(), e.to_string()));
+        }
+        let format = props.get("Format").unwrap_or("Native");
+        let tabular = format.eq_ignore_ascii_case("Tabular");
+        let with_schema = !props.get("Content").is_some_and(|c| c.eq_ignore_ascii_case("Data"));
         match execute(&ctx, statement) {
+            Ok(cs) if tabular => crate::tabular::flatten(&cs).map_err(|e| Fault::new(e.code(), e.to_string())),
             Ok(cs) => Ok(datakube_xmla::mddataset::write_mddataset(&cs, with_schema)),
             Err(e) => Err(Fault::new(e.code(), e.to_string())),
         }

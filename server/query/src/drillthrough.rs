@@ -1,0 +1,197 @@
+//! DRILLTHROUGH ("Show Details"): the rows behind one cell, from the cube's drillthrough
+//! source, restricted by the cell's members and always by the caller's row scope.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use datakube_engine::duckdb::types::ValueRef;
+use datakube_engine::{sql_ident, sql_string};
+use datakube_mdx::ast::Drillthrough;
+use datakube_xmla::rowset::{Column, Value, XsdType, write_rowset};
+
+use crate::cells::RowScope;
+use crate::error::{QueryError, Result};
+use crate::eval::{Env, Val};
+use crate::exec::QueryContext;
+use crate::space::{MEASURES, Space};
+
+/// Most rows a drillthrough returns when the statement gives no MAXROWS.
+pub const DEFAULT_MAX_ROWS: u64 = 10_000;
+/// Most rows a drillthrough may return at all.
+pub const MAX_ROWS: u64 = 1_000_000;
+
+/// Column names come from the cube definitions (a small, fixed set); the rowset writer wants
+/// `'static` names, so each distinct name is stored once.
+pub(crate) fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = set.get(name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+fn xsd_of(duck_type: &str) -> XsdType {
+    let t = duck_type.to_ascii_uppercase();
+    if t.contains("INT") {
+        XsdType::Long
+    } else if t.starts_with("DOUBLE") || t.starts_with("FLOAT") || t.starts_with("DECIMAL") || t.starts_with("REAL") {
+        XsdType::Double
+    } else if t == "BOOLEAN" {
+        XsdType::Boolean
+    } else {
+        XsdType::String
+    }
+}
+
+pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<String> {
+    let (cube_name, _) = crate::exec::cube_and_subselects(&d.select);
+    let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
+    let cube = ctx
+        .catalog
+        .cube(&cname)
+        .ok_or_else(|| QueryError::Name(format!("the cube [{cname}] does not exist")))?;
+    if cube.is_benchmark() {
+        return Err(QueryError::Unsupported(format!(
+            "drillthrough is not allowed on the benchmark cube [{}]: it holds aggregated figures only",
+            cube.name
+        )));
+    }
+    let dt = cube.drillthrough.as_ref().ok_or_else(|| {
+        QueryError::Unsupported(format!(
+            "the cube [{}] has no drillthrough (Show Details) defined",
+            cube.name
+        ))
+    })?;
+    let space = Space::new(cube, ctx.members, ctx.lang)?;
+    let env = Env::new(&space);
+    let glob = datakube_members::source_glob(ctx.data_dir, &dt.source).map_err(QueryError::Execution)?;
+    let from = format!(
+        "read_parquet({}, hive_partitioning = true)",
+        sql_string(&glob.to_string_lossy())
+    );
+    let conn = ctx
+        .engine
+        .connection()
+        .map_err(|e| QueryError::Execution(e.to_string()))?;
+    // The source's columns, to know which member filters apply to it.
+    let described: Vec<(String, String)> =
+        datakube_engine::parquet_schema(&conn, &glob).map_err(|e| QueryError::Execution(e.to_string()))?;
+    let has = |c: &str| described.iter().any(|(n, _)| n == c);
+
+    let mut filters: Vec<String> = Vec::new();
+    match &ctx.scope {
+        RowScope::All => {}
+        RowScope::Kommuner(k) => {
+            let col = &cube.security.row_scope_column;
+            if !has(col) {
+                return Err(QueryError::Execution(format!(
+                    "the drillthrough source of [{}] has no row-scope column {col}; refusing to show rows",
+                    cube.name
+                )));
+            }
+            let list: Vec<String> = k.iter().map(i64::to_string).collect();
+            filters.push(format!(
+                "{} IN ({})",
+                sql_ident(col),
+                if list.is_empty() {
+                    "NULL".into()
+                } else {
+                    list.join(", ")
+                }
+            ));
+        }
+    }
+    if let Some(w) = &d.select.where_clause {
+        let tuple = match env.eval(w, None)? {
+            Val::Member(m) => vec![m],
+            Val::Tuple(t) => t,
+            Val::Set(s) if s.len() == 1 => s[0].clone(),
+            _ => {
+                return Err(QueryError::Type(
+                    "DRILLTHROUGH needs a single cell: a tuple in the WHERE clause".into(),
+                ));
+            }
+        };
+        for m in tuple {
+            if m.h == MEASURES {
+                continue;
+            }
+            let hc = space.hier(m.h);
+            let mem = hc.members.get(m.id);
+            if mem.level == 0 {
+                continue;
+            }
+            // The member's level key column, or the leaf key (foreign key name) for leaves.
+            let hier = hc.hierarchy;
+            let leaf = mem.level as usize == hier.levels.len();
+            let col = if leaf {
+                hc.dim
+                    .foreign_key
+                    .clone()
+                    .unwrap_or_else(|| hier.levels[mem.level as usize - 1].key_column.clone())
+            } else {
+                hier.levels[mem.level as usize - 1].key_column.clone()
+            };
+            if has(&col) {
+                filters.push(format!("{} = {}", sql_ident(&col), mem.key.sql_literal()));
+            } else {
+                tracing::debug!(
+                    "drillthrough: {} does not apply to the detail rows (no column {col})",
+                    hier.unique_name
+                );
+            }
+        }
+    }
+    let columns: Vec<&String> = dt.columns.iter().filter(|c| has(c)).collect();
+    let max = d.max_rows.unwrap_or(DEFAULT_MAX_ROWS).min(MAX_ROWS);
+    let skip = d.first_rowset.unwrap_or(0);
+    let sql = format!(
+        "SELECT {} FROM {from}{} ORDER BY ALL LIMIT {max} OFFSET {skip}",
+        columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", "),
+        if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filters.join(" AND "))
+        }
+    );
+    tracing::debug!(target: "datakube::sql", "drillthrough: {sql}");
+    let cols: Vec<Column> = columns
+        .iter()
+        .map(|c| {
+            let ty = described
+                .iter()
+                .find(|(n, _)| n == *c)
+                .map(|(_, t)| xsd_of(t))
+                .unwrap_or(XsdType::String);
+            datakube_xmla::rowset::opt(intern(&datakube_xmla::mddataset::xml_encode_name(c)), ty)
+        })
+        .collect();
+    let mut stmt = conn.prepare(&sql).map_err(|e| QueryError::Execution(e.to_string()))?;
+    let mut rows = stmt.query([]).map_err(|e| QueryError::Execution(e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(|e| QueryError::Execution(e.to_string()))? {
+        let mut row = Vec::with_capacity(cols.len());
+        for i in 0..cols.len() {
+            row.push(match r.get_ref(i).map_err(|e| QueryError::Execution(e.to_string()))? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Boolean(b) => Value::Bool(b),
+                ValueRef::TinyInt(x) => Value::Int(x.into()),
+                ValueRef::SmallInt(x) => Value::Int(x.into()),
+                ValueRef::Int(x) => Value::Int(x.into()),
+                ValueRef::BigInt(x) => Value::Int(x),
+                ValueRef::Double(x) => Value::Double(x),
+                ValueRef::Float(x) => Value::Double(x.into()),
+                ValueRef::Text(t) => Value::Str(String::from_utf8_lossy(t).into_owned()),
+                other => Value::Str(crate::cells::key_text(other)),
+            });
+        }
+        out.push(row);
+    }
+    Ok(write_rowset(&cols, &out))
+}
