@@ -259,3 +259,89 @@ mod tests {
         d
     }
 }
+
+/// Cancels a command: every DuckDB query registered with the token is interrupted, and code
+/// that checks [`CancelToken::is_cancelled`] stops before starting more work.
+#[derive(Default)]
+pub struct CancelToken {
+    cancelled: std::sync::atomic::AtomicBool,
+    running: std::sync::Mutex<Vec<(u64, Arc<duckdb::InterruptHandle>)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Keeps a query registered with a [`CancelToken`] until dropped.
+pub struct Running<'t> {
+    token: &'t CancelToken,
+    id: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.token
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Register `conn`'s running query; interrupting happens through its handle.
+    pub fn register(&self, conn: &Connection) -> Running<'_> {
+        use std::sync::atomic::Ordering;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let handle = conn.interrupt_handle();
+        if self.is_cancelled() {
+            handle.interrupt();
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, handle));
+        Running { token: self, id }
+    }
+    pub fn cancel(&self) {
+        self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+        for (_, h) in self.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            h.interrupt();
+        }
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    #[test]
+    fn cancel_interrupts_a_running_query() {
+        let engine = Engine::open(&EngineConfig {
+            pool_size: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let token = Arc::new(CancelToken::new());
+        let (t2, e2) = (token.clone(), engine.clone());
+        let worker = std::thread::spawn(move || {
+            let conn = e2.connection().unwrap();
+            let _running = t2.register(&conn);
+            // Would run for hours unless interrupted.
+            conn.query_row(
+                "SELECT count(*) FROM range(1000000000000) a WHERE hash(a.range) = 7",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        token.cancel();
+        let result = worker.join().unwrap();
+        let err = result.expect_err("the query was interrupted");
+        assert!(err.to_string().to_lowercase().contains("interrupt"), "{err}");
+        assert!(token.is_cancelled());
+    }
+}

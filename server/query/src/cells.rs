@@ -83,6 +83,7 @@ pub struct CellFetcher<'s, 'a> {
     pending: HashSet<(u32, Coord)>,
     /// Every statement run, in order (for logs and tests).
     pub executed: Vec<CellQuery>,
+    cancel: Option<&'s datakube_engine::CancelToken>,
 }
 
 impl<'s, 'a> CellFetcher<'s, 'a> {
@@ -92,6 +93,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         data_dir: &'s Path,
         scope: RowScope,
         restrictions: Restrictions,
+        cancel: Option<&'s datakube_engine::CancelToken>,
     ) -> Self {
         CellFetcher {
             space,
@@ -102,6 +104,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             cache: HashMap::new(),
             pending: HashSet::new(),
             executed: Vec::new(),
+            cancel,
         }
     }
 
@@ -349,15 +352,26 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         tracing::debug!(target: "datakube::sql", "{plan}");
 
         // Run and map rows back to coordinates.
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Err(QueryError::Cancelled);
+        }
         let conn = self
             .engine
             .connection()
             .map_err(|e| QueryError::Execution(e.to_string()))?;
-        let mut stmt = conn.prepare(&sql).map_err(|e| QueryError::Execution(format!("{e}")))?;
-        let mut rows = stmt.query([]).map_err(|e| QueryError::Execution(format!("{e}")))?;
+        let _running = self.cancel.map(|c| c.register(&conn));
+        let failed = |e: datakube_engine::duckdb::Error| {
+            if self.cancel.is_some_and(|c| c.is_cancelled()) {
+                QueryError::Cancelled
+            } else {
+                QueryError::Execution(e.to_string())
+            }
+        };
+        let mut stmt = conn.prepare(&sql).map_err(failed)?;
+        let mut rows = stmt.query([]).map_err(failed)?;
         let template: Vec<u32> = cells[0].1.clone();
         let mut got: HashMap<Coord, Vec<Option<f64>>> = HashMap::new();
-        while let Some(r) = rows.next().map_err(|e| QueryError::Execution(format!("{e}")))? {
+        while let Some(r) = rows.next().map_err(failed)? {
             let mut coord = template.clone();
             let mut ok = true;
             for (gi, (h, level, _)) in group_exprs.iter().enumerate() {

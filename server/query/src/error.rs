@@ -13,6 +13,8 @@ pub enum QueryError {
     Type(String),
     #[error("query failed: {0}")]
     Execution(String),
+    #[error("the command was cancelled by the client")]
+    Cancelled,
 }
 
 impl QueryError {
@@ -22,6 +24,7 @@ impl QueryError {
             QueryError::Name(_) => codes::MDX_NAME,
             QueryError::Unsupported(_) | QueryError::Type(_) => codes::MDX_UNSUPPORTED,
             QueryError::Execution(_) => codes::QUERY_FAILED,
+            QueryError::Cancelled => codes::CANCELLED,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct QueryContext<'a> {
     pub last_schema_update: &'a str,
     /// The cube to use when a statement omits it (MSOLAP does on refresh).
     pub default_cube: Option<&'a str>,
+    /// Set when the client sends Cancel for this command.
+    pub cancel: Option<&'a datakube_engine::CancelToken>,
 }
 
 /// Parse and execute one MDX SELECT.
@@ -126,6 +128,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         ctx.data_dir,
         ctx.scope.clone(),
         Restrictions::new(),
+        ctx.cancel,
     )));
     for d in &sel.with {
         if let Definition::Set(s) = d {

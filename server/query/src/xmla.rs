@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use datakube_engine::Engine;
+use datakube_engine::{CancelToken, Engine};
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
 use datakube_xmla::response::{codes, empty_root};
@@ -29,6 +29,7 @@ impl Executor for QueryExecutor {
         statement: &str,
         props: &Properties,
         lang: Lang,
+        cancel: &CancelToken,
     ) -> Result<String, Fault> {
         let trimmed = statement.trim_start();
         let upper: String = trimmed.chars().take(64).collect::<String>().to_ascii_uppercase();
@@ -50,6 +51,7 @@ impl Executor for QueryExecutor {
             last_data_update: &runtime.data_updated,
             last_schema_update: &runtime.schema_updated,
             default_cube: props.get("Cube"),
+            cancel: Some(cancel),
         };
         if upper.starts_with("DRILLTHROUGH") {
             let stmt = datakube_mdx::parse_statement(statement)

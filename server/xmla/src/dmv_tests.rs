@@ -1110,6 +1110,7 @@ impl crate::service::Executor for NotMdx {
         statement: &str,
         _: &crate::soap::Properties,
         _: Lang,
+        _: &datakube_engine::CancelToken,
     ) -> Result<String, Fault> {
         Err(Fault::new(
             codes::MDX_UNSUPPORTED,

@@ -29,3 +29,6 @@ mod dmv_tests;
 mod mddataset_tests;
 #[cfg(test)]
 mod soap_tests;
+
+#[cfg(test)]
+mod cancel_tests;

@@ -4,7 +4,10 @@
 //! XML with HTTP 200 — faults included — and `X-Transport-Caps-Negotiation-Flags` with binary
 //! XML and compression off.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use datakube_engine::CancelToken;
 
 use datakube_auth::{AuthOutcome, Authenticator, Principal};
 use datakube_http::{BoxFuture, HttpRequest, HttpResponse};
@@ -41,10 +44,15 @@ pub trait Executor: Send + Sync {
         statement: &str,
         props: &soap::Properties,
         lang: Lang,
+        cancel: &CancelToken,
     ) -> Result<String, Fault>;
 }
 
+/// Commands running per session: (owner, token), for `Cancel`.
+type RunningCommands = HashMap<String, (String, Arc<CancelToken>)>;
+
 pub struct XmlaService {
+    running: Mutex<RunningCommands>,
     pub runtime: RwLock<Arc<Runtime>>,
     pub sessions: Sessions,
     pub server: ServerProps,
@@ -74,6 +82,7 @@ fn xml_response(body: String) -> HttpResponse {
 impl XmlaService {
     pub fn new(runtime: Runtime, server: ServerProps, executor: Box<dyn Executor>) -> Self {
         XmlaService {
+            running: Mutex::new(HashMap::new()),
             runtime: RwLock::new(Arc::new(runtime)),
             sessions: Sessions::new(),
             server,
@@ -83,6 +92,32 @@ impl XmlaService {
 
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn running_map(&self) -> std::sync::MutexGuard<'_, RunningCommands> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cancel the running command of `session` (owned by `owner`). Nothing running is fine.
+    fn cancel(&self, session: Option<&str>, owner: &str) -> Result<(), Fault> {
+        let Some(id) = session else {
+            return Err(Fault::new(
+                codes::SESSION,
+                "Cancel needs a session: send it in a session or name its SessionID",
+            ));
+        };
+        match self.running_map().get(id) {
+            Some((o, _)) if o != owner => Err(Fault::new(
+                codes::SESSION,
+                format!("session {id} belongs to another user"),
+            )),
+            Some((_, token)) => {
+                tracing::info!(session = id, "command cancelled by the client");
+                token.cancel();
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Handle one XMLA request body for `principal` (the verified identity); returns the SOAP text.
@@ -148,7 +183,11 @@ impl XmlaService {
                 discover::discover(d, &ctx).map(|root| (Kind::Discover, root))
             }
             soap::Method::Execute(e) => {
-                if e.statement.trim().is_empty() {
+                if let Some(c) = &e.cancel {
+                    let target = c.session_id.clone().or_else(|| session_id.clone());
+                    self.cancel(target.as_deref(), owner)
+                        .map(|()| (Kind::Execute, response::empty_root()))
+                } else if e.statement.trim().is_empty() {
                     Ok((Kind::Execute, response::empty_root()))
                 } else if crate::dmv::is_dmv(&e.statement) {
                     // DMV (`SELECT … FROM $SYSTEM.<rowset>`, Power Query): a schema rowset.
@@ -164,9 +203,20 @@ impl XmlaService {
                     crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root))
                 } else {
                     let state = session.clone().unwrap_or_default();
-                    self.executor
-                        .execute(&runtime, principal, &state, &e.statement, &e.properties, lang)
-                        .map(|root| (Kind::Execute, root))
+                    let token = Arc::new(CancelToken::new());
+                    let key = session_id.clone().unwrap_or_default();
+                    if !key.is_empty() {
+                        self.running_map()
+                            .insert(key.clone(), (owner.to_string(), token.clone()));
+                    }
+                    let result = self
+                        .executor
+                        .execute(&runtime, principal, &state, &e.statement, &e.properties, lang, &token)
+                        .map(|root| (Kind::Execute, root));
+                    if !key.is_empty() {
+                        self.running_map().remove(&key);
+                    }
+                    result
                 }
             }
         };

@@ -69,9 +69,16 @@ impl Discover {
     }
 }
 
+/// `<Command><Cancel>`: stop the running command of a session (this one when no id is given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    pub session_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execute {
     pub statement: String,
+    pub cancel: Option<Cancel>,
     pub properties: Properties,
     pub parameters: Vec<(String, String)>,
 }
@@ -130,6 +137,8 @@ enum Ctx {
     Parameter,
     ParameterName,
     ParameterValue,
+    Cancel,
+    CancelSession,
 }
 
 /// The whole body, and where the XML starts in it, for error positions.
@@ -179,6 +188,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
     let mut param_name = String::new();
     let mut param_value = String::new();
     let mut saw_envelope = false;
+    let mut cancel: Option<Cancel> = None;
 
     loop {
         let pos = reader.buffer_position() as usize;
@@ -271,6 +281,11 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                         statement = Some(String::new());
                         Ctx::Statement
                     }
+                    (Some(Ctx::Command), "Cancel") => {
+                        cancel = Some(Cancel { session_id: None });
+                        Ctx::Cancel
+                    }
+                    (Some(Ctx::Cancel), "SessionID") => Ctx::CancelSession,
                     (Some(Ctx::Method), "Parameters") => Ctx::Parameters,
                     (Some(Ctx::Parameters), "Parameter") => {
                         if parameters.len() >= MAX_ENTRIES {
@@ -286,6 +301,11 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 };
                 text.clear();
                 if is_empty {
+                    if ctx == Ctx::CancelSession {
+                        if let Some(c) = cancel.as_mut() {
+                            c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
+                        }
+                    }
                     close(
                         ctx,
                         &mut text,
@@ -340,6 +360,11 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
             }
             Event::End(_) => {
                 let ctx = stack.pop().unwrap_or(Ctx::Other);
+                if ctx == Ctx::CancelSession {
+                    if let Some(c) = cancel.as_mut() {
+                        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
+                    }
+                }
                 close(
                     ctx,
                     &mut text,
@@ -374,6 +399,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
         }
         Some(_) => Method::Execute(Execute {
             statement: statement.unwrap_or_default(),
+            cancel,
             properties,
             parameters,
         }),
@@ -424,7 +450,8 @@ fn append_text(text: &mut String, s: &str, stack: &[Ctx], p: &Parser, pos: usize
             | Ctx::Property
             | Ctx::Statement
             | Ctx::ParameterName
-            | Ctx::ParameterValue,
+            | Ctx::ParameterValue
+            | Ctx::CancelSession,
         ) => {
             text.push_str(s);
             Ok(())
