@@ -74,47 +74,56 @@ pub struct DevAuthenticator {
     users: Vec<(String, String, Principal)>,
 }
 
-/// (user, password, kommunekode or None for all, roles, display name)
-pub const DEV_USERS: &[(&str, &str, Option<u16>, &[&str], &str)] = &[
-    (
-        "aarhus",
-        "aarhus",
-        Some(751),
-        &["analytiker"],
-        "Analytiker, Aarhus Kommune (udvikling)",
-    ),
-    (
-        "laesoe",
-        "laesoe",
-        Some(825),
-        &["analytiker"],
-        "Analytiker, Læsø Kommune (udvikling)",
-    ),
-    (
-        "admin",
-        "admin",
-        None,
-        &["admin", "analytiker"],
-        "Administrator (udvikling)",
-    ),
+/// A user of the development identity.
+pub struct DevUser {
+    pub user: &'static str,
+    pub password: &'static str,
+    /// The kommune the user belongs to; `None` = all kommuner.
+    pub kommune: Option<u16>,
+    pub roles: &'static [&'static str],
+    pub name: &'static str,
+}
+
+pub const DEV_USERS: &[DevUser] = &[
+    DevUser {
+        user: "aarhus",
+        password: "aarhus",
+        kommune: Some(751),
+        roles: &["analytiker"],
+        name: "Analytiker, Aarhus Kommune (udvikling)",
+    },
+    DevUser {
+        user: "laesoe",
+        password: "laesoe",
+        kommune: Some(825),
+        roles: &["analytiker"],
+        name: "Analytiker, Læsø Kommune (udvikling)",
+    },
+    DevUser {
+        user: "admin",
+        password: "admin",
+        kommune: None,
+        roles: &["admin", "analytiker"],
+        name: "Administrator (udvikling)",
+    },
 ];
 
 impl Default for DevAuthenticator {
     fn default() -> Self {
         let users = DEV_USERS
             .iter()
-            .map(|(u, p, k, roles, name)| {
+            .map(|d| {
                 (
-                    u.to_string(),
-                    p.to_string(),
+                    d.user.to_string(),
+                    d.password.to_string(),
                     Principal {
-                        subject: format!("dev:{u}"),
-                        display_name: name.to_string(),
-                        scope: match k {
-                            Some(k) => RowScope::Municipalities(vec![Kommunekode(*k)]),
+                        subject: format!("dev:{}", d.user),
+                        display_name: d.name.to_string(),
+                        scope: match d.kommune {
+                            Some(k) => RowScope::Municipalities(vec![Kommunekode(k)]),
                             None => RowScope::All,
                         },
-                        roles: roles.iter().map(|r| r.to_string()).collect(),
+                        roles: d.roles.iter().map(|r| r.to_string()).collect(),
                         method: AuthMethod::Development,
                     },
                 )

@@ -418,11 +418,12 @@ fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog
     eprintln!("  Health: curl -k https://{host}:{}/health", addr.port());
     eprintln!("  TLS certificate: {}", cert.display());
     eprintln!("  DEVELOPMENT IDENTITY (not for production) — user/password:");
-    for (u, p, k, _, name) in datakube_auth::DEV_USERS {
-        let scope = k
+    for d in datakube_auth::DEV_USERS {
+        let scope = d
+            .kommune
             .map(|k| format!("kommune {k}"))
             .unwrap_or_else(|| "all kommuner".into());
-        eprintln!("      {u} / {p}   {name}; {scope}");
+        eprintln!("      {} / {}   {}; {scope}", d.user, d.password, d.name);
     }
     eprintln!();
 }

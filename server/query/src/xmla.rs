@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 
-use datakube_engine::{CancelToken, Engine};
+use datakube_engine::Engine;
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
 use datakube_xmla::response::{codes, empty_root};
-use datakube_xmla::service::{Executor, Runtime};
-use datakube_xmla::session::SessionState;
-use datakube_xmla::soap::Properties;
+use datakube_xmla::service::{ExecuteRequest, Executor};
 
 use datakube_auth::{Principal, RowScope as PrincipalScope};
 
@@ -21,16 +19,15 @@ pub struct QueryExecutor {
 }
 
 impl Executor for QueryExecutor {
-    fn execute(
-        &self,
-        runtime: &Runtime,
-        principal: &Principal,
-        _session: &SessionState,
-        statement: &str,
-        props: &Properties,
-        lang: Lang,
-        cancel: &CancelToken,
-    ) -> Result<String, Fault> {
+    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault> {
+        let (runtime, principal, statement, props, lang, cancel) = (
+            req.runtime,
+            req.principal,
+            req.statement,
+            req.props,
+            req.lang,
+            req.cancel,
+        );
         let trimmed = statement.trim_start();
         let upper: String = trimmed.chars().take(64).collect::<String>().to_ascii_uppercase();
         if upper.starts_with("REFRESH CUBE") {

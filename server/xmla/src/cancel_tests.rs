@@ -7,28 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datakube_auth::{AuthMethod, Principal, RowScope};
-use datakube_engine::CancelToken;
 use datakube_members::MemberStore;
-use datakube_model::Lang;
 
 use crate::discover::{Fault, ServerProps};
 use crate::response::codes;
-use crate::service::{Executor, Runtime, XmlaService};
-use crate::session::SessionState;
-use crate::soap::Properties;
+use crate::service::{ExecuteRequest, Executor, Runtime, XmlaService};
 
 struct Forever;
 impl Executor for Forever {
-    fn execute(
-        &self,
-        _: &Runtime,
-        _: &Principal,
-        _: &SessionState,
-        _: &str,
-        _: &Properties,
-        _: Lang,
-        cancel: &CancelToken,
-    ) -> Result<String, Fault> {
+    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault> {
+        let cancel = req.cancel;
         let start = Instant::now();
         while !cancel.is_cancelled() {
             if start.elapsed() > Duration::from_secs(30) {

@@ -1102,16 +1102,8 @@ fn comments_and_semicolon_are_accepted() {
 /// Stands in for the MDX engine: a DMV must never reach it.
 struct NotMdx;
 impl crate::service::Executor for NotMdx {
-    fn execute(
-        &self,
-        _: &crate::service::Runtime,
-        _: &datakube_auth::Principal,
-        _: &crate::session::SessionState,
-        statement: &str,
-        _: &crate::soap::Properties,
-        _: Lang,
-        _: &datakube_engine::CancelToken,
-    ) -> Result<String, Fault> {
+    fn execute(&self, req: &crate::service::ExecuteRequest) -> Result<String, Fault> {
+        let statement = req.statement;
         Err(Fault::new(
             codes::MDX_UNSUPPORTED,
             format!("sent to the MDX engine: {statement}"),

@@ -32,20 +32,23 @@ pub struct Runtime {
     pub data_updated: String,
 }
 
+/// One statement to execute, with everything the executor may use.
+pub struct ExecuteRequest<'a> {
+    pub runtime: &'a Runtime,
+    /// The verified identity: the only source of the row scope.
+    pub principal: &'a Principal,
+    pub session: &'a SessionState,
+    pub statement: &'a str,
+    pub props: &'a soap::Properties,
+    pub lang: Lang,
+    /// Cancelled when the client sends `Cancel` for this session.
+    pub cancel: &'a CancelToken,
+}
+
 /// Executes MDX statements (provided by the query engine).
 pub trait Executor: Send + Sync {
-    /// Answer `statement` for `principal` with an MDDataSet or rowset `<root>`, or a fault.
-    /// The row scope comes from the principal only.
-    fn execute(
-        &self,
-        runtime: &Runtime,
-        principal: &Principal,
-        session: &SessionState,
-        statement: &str,
-        props: &soap::Properties,
-        lang: Lang,
-        cancel: &CancelToken,
-    ) -> Result<String, Fault>;
+    /// Answer the statement with an MDDataSet or rowset `<root>`, or a fault.
+    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault>;
 }
 
 /// Commands running per session: (owner, token), for `Cancel`.
@@ -211,7 +214,15 @@ impl XmlaService {
                     }
                     let result = self
                         .executor
-                        .execute(&runtime, principal, &state, &e.statement, &e.properties, lang, &token)
+                        .execute(&ExecuteRequest {
+                            runtime: &runtime,
+                            principal,
+                            session: &state,
+                            statement: &e.statement,
+                            props: &e.properties,
+                            lang,
+                            cancel: &token,
+                        })
                         .map(|root| (Kind::Execute, root));
                     if !key.is_empty() {
                         self.running_map().remove(&key);

@@ -301,10 +301,10 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 };
                 text.clear();
                 if is_empty {
-                    if ctx == Ctx::CancelSession {
-                        if let Some(c) = cancel.as_mut() {
-                            c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
-                        }
+                    if ctx == Ctx::CancelSession
+                        && let Some(c) = cancel.as_mut()
+                    {
+                        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
                     }
                     close(
                         ctx,
@@ -360,10 +360,10 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
             }
             Event::End(_) => {
                 let ctx = stack.pop().unwrap_or(Ctx::Other);
-                if ctx == Ctx::CancelSession {
-                    if let Some(c) = cancel.as_mut() {
-                        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
-                    }
+                if ctx == Ctx::CancelSession
+                    && let Some(c) = cancel.as_mut()
+                {
+                    c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
                 }
                 close(
                     ctx,
