@@ -395,6 +395,16 @@ fn no_person_id_is_a_valid_cpr_number() {
         0,
         "duplicate person ids"
     );
+    // DREAM-like: one benefit code per person per week
+    let ydelse = table("beskaeftigelse", "ydelse_uge");
+    assert_eq!(
+        query_i64(
+            &c,
+            &format!("SELECT count(*) - count(DISTINCT (uge_id, person_id)) FROM {ydelse}")
+        ),
+        0,
+        "a person has two benefits in the same week"
+    );
     // employee ids are M + 7 digits
     let bad = query_i64(
         &c,
@@ -559,6 +569,10 @@ fn tables_match_the_documented_contract() {
     for line in doc.lines() {
         if let Some(rest) = line.strip_prefix("### `") {
             dataset = rest.split('`').next().unwrap().to_string();
+            continue;
+        }
+        if line.starts_with("## ") {
+            dataset.clear();
             continue;
         }
         if !line.starts_with("| `") || dataset.is_empty() {

@@ -9,6 +9,9 @@
 //! * kind 1: persons who leave between 2016-01 and 2020-01.
 //! * kind 2: persons who arrive (born or move in) between 2020-02 and 2025-12.
 //!
+//! One core person per kommune is pinned (born June 2010, resident throughout) so that every
+//! kommune has a pupil in every school year even at tiny scales.
+//!
 //! A person is in the stock of month m when entry ≤ m < exit; flows are counted in the
 //! month they happen, so stock(m) − stock(m−1) = tilflyttede + fødte − fraflyttede − døde.
 
@@ -40,13 +43,22 @@ fn age_weight(a: i32) -> i64 {
 const ADJ_PRE: f64 = 0.975;
 const ADJ_POST: f64 = 1.09;
 
+/// Bit fields of the packed bestand counts: stock in bits 0–19, then 8 bits per flow.
+const IND: u64 = 1 << 20;
+const BORN: u64 = 1 << 28;
+const UD: u64 = 1 << 36;
+const DIED: u64 = 1 << 44;
+
 /// Build the in-memory `persons` table (shared by befolkning, beskaeftigelse, skole and
 /// benchmark).
 pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
     if !g.first_time("persons") {
         return Ok(());
     }
-    let weights = (0..=100).map(|a| format!("({a}, {})", age_weight(a))).collect::<Vec<_>>().join(", ");
+    let weights = (0..=100)
+        .map(|a| format!("({a}, {})", age_weight(a)))
+        .collect::<Vec<_>>()
+        .join(", ");
     g.exec(&format!(
         "CREATE TEMP TABLE agew AS
          SELECT alder, w,
@@ -88,17 +100,21 @@ pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
          k0a AS (
              SELECT *, kommunekode::BIGINT * 1000000000 + n AS pkey FROM k0
          ),
+         -- One core person per kommune (at the ≈ 10 % age quantile) is pinned: born June 2010,
+         -- resident throughout, so every kommune has a pupil in every school year even at
+         -- tiny scales.
          core AS (
-             SELECT k.pkey, k.kommunekode, k.regionskode, k.indbyggere_2020, 0 AS kind, c.alder AS age_a,
-                    {MREF}::BIGINT AS anchor
-             FROM (SELECT *, (n + ru(pkey, 1)) / cnt AS ua FROM k0a) k ASOF JOIN cdf_age c ON k.ua >= c.lo
+             SELECT k.pkey, k.kommunekode, k.regionskode, k.indbyggere_2020, 0 AS kind,
+                    CASE WHEN k.pinned THEN 9 ELSE c.alder END AS age_a, {MREF}::BIGINT AS anchor, k.pinned
+             FROM (SELECT *, (n + ru(pkey, 1)) / cnt AS ua, n = floor(cnt * 0.105) AS pinned FROM k0a) k
+             ASOF JOIN cdf_age c ON k.ua >= c.lo
          ),
          k1 AS (
              SELECT kommunekode, regionskode, indbyggere_2020, n1 AS cnt, unnest(range(n1)) AS n FROM counts
          ),
          pre AS (
              SELECT k.pkey, k.kommunekode, k.regionskode, k.indbyggere_2020, 1 AS kind, c.alder AS age_a,
-                    ({M0} + floor(ru(k.pkey, 20) * {pre_months}))::BIGINT AS anchor
+                    ({M0} + floor(ru(k.pkey, 20) * {pre_months}))::BIGINT AS anchor, false AS pinned
              FROM (SELECT *, kommunekode::BIGINT * 1000000000 + 100000000 + n AS pkey,
                           (n + ru(kommunekode::BIGINT * 1000000000 + 100000000 + n, 1)) / cnt AS ua FROM k1) k
              ASOF JOIN cdf_exit c ON k.ua >= c.lo
@@ -113,13 +129,14 @@ pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
          post AS (
              SELECT k.pkey, k.kommunekode, k.regionskode, k.indbyggere_2020, 2 AS kind,
                     CASE WHEN ru(k.pkey, 21) < k.pb THEN 0 ELSE c.alder END AS age_a,
-                    ({MREF} + 1 + floor(ru(k.pkey, 20) * {post_months}))::BIGINT AS anchor
+                    ({MREF} + 1 + floor(ru(k.pkey, 20) * {post_months}))::BIGINT AS anchor, false AS pinned
              FROM (SELECT *, (n + ru(pkey, 1)) / cnt AS ua FROM k2a) k ASOF JOIN cdf_in c ON k.ua >= c.lo
          ),
          allp AS (SELECT * FROM core UNION ALL SELECT * FROM pre UNION ALL SELECT * FROM post),
          timed AS (
              SELECT a.*, h.hd, h.ho, h.hi,
-                    CASE WHEN kind = 2 AND age_a = 0 THEN anchor
+                    CASE WHEN pinned THEN 2010 * 12 + 5
+                         WHEN kind = 2 AND age_a = 0 THEN anchor
                          ELSE anchor - age_a * 12 - floor(ru(pkey, 2) * 12)::BIGINT END AS birth_mi
              FROM allp a JOIN agew h ON h.alder = a.age_a
          ),
@@ -138,9 +155,10 @@ pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
          entered AS (
              SELECT *,
                     CASE WHEN kind = 2 THEN anchor
-                         WHEN anchor - floor(rexp(pkey, 3) / hi * 12)::BIGINT <= birth_mi THEN birth_mi
+                         WHEN pinned OR anchor - floor(rexp(pkey, 3) / hi * 12)::BIGINT <= birth_mi THEN birth_mi
                          ELSE anchor - floor(rexp(pkey, 3) / hi * 12)::BIGINT END AS entry_mi,
                     CASE WHEN kind = 1 THEN anchor
+                         WHEN pinned THEN NULL
                          WHEN anchor + floor(least(t_death, t_move) * 12)::BIGINT + 1 <= {M1}
                          THEN anchor + floor(least(t_death, t_move) * 12)::BIGINT + 1 END AS exit_mi,
                     CASE WHEN kind = 1 THEN ru(pkey, 5) < hd / (hd + ho) ELSE t_death < t_move END AS dies
@@ -179,6 +197,12 @@ pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
                 CASE herkomst_kode WHEN 'D' THEN 0 WHEN 'E' THEN 1 ELSE 2 END AS herk_i,
                 CASE entry_reason WHEN 'initial' THEN 0 WHEN 'foedsel' THEN 1 ELSE 2 END AS entry_r,
                 CASE exit_reason WHEN 'fraflytning' THEN 1 WHEN 'doed' THEN 2 END AS exit_r,
+                -- the parts of a bestand cell key and count that do not depend on the month
+                distrikt_id::BIGINT * 4096 + CASE koen_kode WHEN 'K' THEN 0 ELSE 16 END
+                  + CASE herkomst_kode WHEN 'D' THEN 0 WHEN 'E' THEN 4 ELSE 8 END AS kstat,
+                CASE entry_reason WHEN 'tilflytning' THEN {IND} WHEN 'foedsel' THEN {BORN} ELSE 0 END AS v_entry,
+                CASE exit_reason WHEN 'fraflytning' THEN {UD} WHEN 'doed' THEN {DIED} ELSE 1 END AS v_exit,
+                coalesce(exit_mi, 999999) AS exit_c,
                 '00' || lpad((birth_mi % 12 + 1 + 12 * (seq // 10000))::VARCHAR, 2, '0')
                      || lpad(((birth_mi // 12) % 100)::VARCHAR, 2, '0')
                      || '-' || lpad((seq % 10000)::VARCHAR, 4, '0') AS person_id,
@@ -189,9 +213,6 @@ pub(crate) fn ensure_persons(g: &mut Gen) -> Result<()> {
          CREATE MACRO civ(a, m, d, w) AS CASE WHEN a < m THEN 'U' WHEN a >= d THEN 'F' WHEN a >= w THEN 'E' ELSE 'G' END;
          CREATE MACRO civ_i(a, m, d, w) AS CASE WHEN a < m THEN 3 WHEN a >= d THEN 1 WHEN a >= w THEN 0 ELSE 2 END;"
     ))?;
-    if let Ok(p) = std::env::var("DATAGEN_DUMP_PERSONS") {
-        g.exec(&format!("COPY persons TO '{p}' (FORMAT parquet)"))?;
-    }
     let max_seq = g.query_i64("SELECT coalesce(max(seq), 0) FROM persons")?;
     if max_seq >= 80000 {
         bail!("scale {} is too large for the synthetic person-id scheme", g.scale);
@@ -212,41 +233,29 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
         // strings and five filtered counts.
         g.exec(&format!(
             "CREATE OR REPLACE TEMP TABLE cur_best AS
-             SELECT ((((((mi - {M0}) * 100000 + distrikt_id) * 128 + (mi - birth_mi) // 12) * 2
-                      + koen_i) * 4 + herk_i) * 4
-                      + civ_i((mi - birth_mi) // 12, m_age, div_age, wid_age)) AS k,
-                    sum(((exit_mi IS NULL OR exit_mi > mi)::INTEGER
-                         + CASE WHEN entry_mi = mi THEN CASE entry_r WHEN 2 THEN {IND} WHEN 1 THEN {BORN} ELSE 0 END
-                                ELSE 0 END
-                         + CASE WHEN exit_mi = mi THEN CASE exit_r WHEN 1 THEN {UD} ELSE {DIED} END ELSE 0 END
-                        )::DOUBLE)::BIGINT AS s
-             FROM (SELECT *, unnest(range(greatest(entry_mi, {a}), least(coalesce(exit_mi, 999999), {b}) + 1)) AS mi
-                   FROM persons WHERE entry_mi <= {b} AND coalesce(exit_mi, 999999) >= {a})
+             SELECT (mi - {M0}) * 409600000 + kstat + age * 32 + civ_i(age, m_age, div_age, wid_age) AS k,
+                    sum((CASE WHEN mi = exit_c THEN v_exit ELSE 1 END
+                         + CASE WHEN mi = entry_mi THEN v_entry ELSE 0 END)::DOUBLE)::BIGINT AS s
+             FROM (SELECT mi, (mi - birth_mi) // 12 AS age, kstat, m_age, div_age, wid_age, exit_c, v_exit, entry_mi, v_entry
+                   FROM (SELECT *, unnest(range(greatest(entry_mi, {a}), least(exit_c, {b}) + 1)) AS mi
+                         FROM persons WHERE entry_mi <= {b} AND exit_c >= {a}))
              GROUP BY k;
              INSERT INTO bef_km
              SELECT k // 409600000 + {M0}, (k // 4096) % 100000 // 100, sum(s % {IND}),
                     sum(s % {IND}) FILTER (WHERE (k // 32) % 128 BETWEEN 16 AND 66)
              FROM cur_best GROUP BY ALL;",
-            IND = 1u64 << 20,
-            BORN = 1u64 << 28,
-            UD = 1u64 << 36,
-            DIED = 1u64 << 44,
         ))?;
         let sql = format!(
             "SELECT {y}::INTEGER AS aar, mi_id(k // 409600000 + {M0}) AS maaned_id,
                     ((k // 4096) % 100000 // 100)::INTEGER AS kommunekode,
                     ((k // 4096) % 100000)::INTEGER AS distrikt_id,
                     ((k // 32) % 128)::INTEGER AS alder,
-                    ['K', 'M'][(k // 16) % 2 + 1] AS koen_kode,
-                    ['D', 'E', 'I'][(k // 4) % 4 + 1] AS herkomst_kode,
-                    ['E', 'F', 'G', 'U'][k % 4 + 1] AS civilstand_kode,
+                    CASE WHEN (k // 16) % 2 = 0 THEN 'K' ELSE 'M' END AS koen_kode,
+                    CASE (k // 4) % 4 WHEN 0 THEN 'D' WHEN 1 THEN 'E' ELSE 'I' END AS herkomst_kode,
+                    CASE k % 4 WHEN 0 THEN 'E' WHEN 1 THEN 'F' WHEN 2 THEN 'G' ELSE 'U' END AS civilstand_kode,
                     s % {IND} AS antal_borgere, s // {IND} % 256 AS tilflyttede, s // {UD} % 256 AS fraflyttede,
                     s // {BORN} % 256 AS foedte, s // {DIED} % 256 AS doede
              FROM (SELECT * FROM cur_best ORDER BY k)",
-            IND = 1u64 << 20,
-            BORN = 1u64 << 28,
-            UD = 1u64 << 36,
-            DIED = 1u64 << 44,
         );
         // already ordered by the subquery (sorting two BIGINTs is cheaper than sorting rows)
         g.write_part("bestand", y, &sql, "")?;

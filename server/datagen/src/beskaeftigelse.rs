@@ -2,12 +2,13 @@
 //! week.
 //!
 //! Recipients are synthetic residents aged 18–66 while resident. Each person has a
-//! benefit propensity (high / medium / low) that sets the mean gap between spells; up to
-//! eight consecutive, non-overlapping spells per person, each with a benefit drawn by age
-//! band and sex and a type-specific length (sygedagpenge weeks, fleksjob years,
-//! førtidspension until 67). Calibrated to ≈ 12 % of the population on some benefit in an
-//! average week. Every kommune has at least one long-term recipient so no kommune-week is
-//! empty even at tiny scales.
+//! benefit propensity (high / medium / low) that sets the mean gap between spells and the
+//! number of spells (16 / 6 / 2); the spells are consecutive and never overlap, each with a
+//! benefit drawn by age band and sex and a type-specific length (sygedagpenge weeks,
+//! fleksjob years). Førtidspension is a person attribute (12 % get it at some age 30–64, until
+//! 67) that ends the other spells. Calibrated to ≈ 11–12 % of the population on some benefit
+//! in an average week. Every kommune has one long-term recipient so no kommune-week is empty
+//! even at tiny scales.
 
 use anyhow::Result;
 
@@ -15,25 +16,167 @@ use crate::befolkning::ensure_persons;
 use crate::{Gen, M0, M1, ManifestExtra, YEARS, q, values};
 
 /// (code, name, English name, group, group name, group English name, mean weeks, min, max).
-type Ydelse = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, f64, i64, i64);
+type Ydelse = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    i64,
+    i64,
+);
 const YDELSER: &[Ydelse] = &[
-    ("111", "Arbejdsløshedsdagpenge", "Unemployment benefit", "ADAG", "A-dagpenge", "Unemployment insurance benefit", 18.0, 2, 104),
-    ("314", "Ledighedsydelse", "Flexi-job unemployment allowance", "LED", "Ledighedsydelse", "Flexi-job unemployment allowance", 20.0, 2, 100),
-    ("317", "Uddannelseshjælp", "Education assistance", "UDH", "Uddannelseshjælp", "Education assistance", 40.0, 4, 200),
-    ("318", "Kontanthjælp", "Cash benefit", "KTH", "Kontanthjælp", "Cash benefit", 50.0, 4, 260),
-    ("319", "Integrationsydelse", "Integration benefit", "INT", "Integrationsydelse", "Integration benefit", 70.0, 8, 260),
-    ("320", "Revalidering", "Vocational rehabilitation", "REV", "Revalidering", "Vocational rehabilitation", 50.0, 10, 150),
-    ("321", "Ressourceforløb", "Resource programme", "RFL", "Ressourceforløb", "Resource programme", 90.0, 26, 260),
-    ("322", "Jobafklaringsforløb", "Job clarification programme", "JAF", "Jobafklaring", "Job clarification", 50.0, 10, 150),
-    ("351", "Fleksløntilskud", "Flexi-job wage subsidy", "FLX", "Fleksjob", "Flexi-job", 250.0, 52, 1000),
-    ("411", "Førtidspension", "Disability pension", "FTP", "Førtidspension", "Disability pension", 2000.0, 2000, 2000),
-    ("651", "SU", "State education grant", "SU", "SU", "State education grant", 100.0, 26, 300),
-    ("881", "Barselsdagpenge", "Maternity/paternity benefit", "BAR", "Barsel", "Parental leave", 26.0, 14, 46),
-    ("890", "Sygedagpenge", "Sickness benefit", "SDP", "Sygedagpenge", "Sickness benefit", 9.0, 1, 52),
+    (
+        "111",
+        "Arbejdsløshedsdagpenge",
+        "Unemployment benefit",
+        "ADAG",
+        "A-dagpenge",
+        "Unemployment insurance benefit",
+        18.0,
+        2,
+        104,
+    ),
+    (
+        "314",
+        "Ledighedsydelse",
+        "Flexi-job unemployment allowance",
+        "LED",
+        "Ledighedsydelse",
+        "Flexi-job unemployment allowance",
+        20.0,
+        2,
+        100,
+    ),
+    (
+        "317",
+        "Uddannelseshjælp",
+        "Education assistance",
+        "UDH",
+        "Uddannelseshjælp",
+        "Education assistance",
+        40.0,
+        4,
+        200,
+    ),
+    (
+        "318",
+        "Kontanthjælp",
+        "Cash benefit",
+        "KTH",
+        "Kontanthjælp",
+        "Cash benefit",
+        50.0,
+        4,
+        260,
+    ),
+    (
+        "319",
+        "Integrationsydelse",
+        "Integration benefit",
+        "INT",
+        "Integrationsydelse",
+        "Integration benefit",
+        70.0,
+        8,
+        260,
+    ),
+    (
+        "320",
+        "Revalidering",
+        "Vocational rehabilitation",
+        "REV",
+        "Revalidering",
+        "Vocational rehabilitation",
+        50.0,
+        10,
+        150,
+    ),
+    (
+        "321",
+        "Ressourceforløb",
+        "Resource programme",
+        "RFL",
+        "Ressourceforløb",
+        "Resource programme",
+        90.0,
+        26,
+        260,
+    ),
+    (
+        "322",
+        "Jobafklaringsforløb",
+        "Job clarification programme",
+        "JAF",
+        "Jobafklaring",
+        "Job clarification",
+        50.0,
+        10,
+        150,
+    ),
+    (
+        "351",
+        "Fleksløntilskud",
+        "Flexi-job wage subsidy",
+        "FLX",
+        "Fleksjob",
+        "Flexi-job",
+        250.0,
+        52,
+        1000,
+    ),
+    (
+        "411",
+        "Førtidspension",
+        "Disability pension",
+        "FTP",
+        "Førtidspension",
+        "Disability pension",
+        2000.0,
+        2000,
+        2000,
+    ),
+    (
+        "651",
+        "SU",
+        "State education grant",
+        "SU",
+        "SU",
+        "State education grant",
+        100.0,
+        26,
+        300,
+    ),
+    (
+        "881",
+        "Barselsdagpenge",
+        "Maternity/paternity benefit",
+        "BAR",
+        "Barsel",
+        "Parental leave",
+        26.0,
+        14,
+        46,
+    ),
+    (
+        "890",
+        "Sygedagpenge",
+        "Sickness benefit",
+        "SDP",
+        "Sygedagpenge",
+        "Sickness benefit",
+        9.0,
+        1,
+        52,
+    ),
 ];
 
 /// Benefit mix by age band at 2020 ('Y' < 30, 'A' 30–49, 'S' 50+) and sex: (code, weight K, weight M).
-const MIX: &[(&str, &[(&str, f64, f64)])] = &[
+/// (code, weight for women, weight for men).
+type MixPart = (&'static str, f64, f64);
+const MIX: &[(&str, &[MixPart])] = &[
     (
         "Y",
         &[
@@ -101,11 +244,14 @@ fn ensure_spells(g: &mut Gen) -> Result<()> {
     if !g.first_time("spells") {
         return Ok(());
     }
-    let params = YDELSER.iter().map(|y| vec![q(y.0), format!("{}", y.6), y.7.to_string(), y.8.to_string()]);
+    let seed = g.seed;
+    let params = YDELSER
+        .iter()
+        .map(|y| vec![q(y.0), format!("{}", y.6), y.7.to_string(), y.8.to_string()]);
     let mut cdf = Vec::new();
     for (band, parts) in MIX {
         for (sex, col) in [("K", 1), ("M", 2)] {
-            let w = |p: &(&str, f64, f64)| if col == 1 { p.1 } else { p.2 };
+            let w = |p: &MixPart| if col == 1 { p.1 } else { p.2 };
             let total: f64 = parts.iter().map(w).sum();
             let mut cum = 0.0;
             for p in parts.iter() {
@@ -119,6 +265,11 @@ fn ensure_spells(g: &mut Gen) -> Result<()> {
          INSERT INTO yd_param VALUES {};
          CREATE TEMP TABLE yd_cdf(band VARCHAR, koen_kode VARCHAR, kode VARCHAR, lo DOUBLE);
          INSERT INTO yd_cdf VALUES {};
+         -- lookup table: a hash bucket (1/4096) picks the benefit by age band and sex
+         CREATE TEMP TABLE yd_lut AS
+         SELECT r.band, r.koen_kode, r.b, c.kode
+         FROM (SELECT * FROM (SELECT DISTINCT band, koen_kode FROM yd_cdf), range(4096) t(b)) r
+         ASOF JOIN yd_cdf c ON r.band = c.band AND r.koen_kode = c.koen_kode AND (r.b + 0.5) / 4096 >= c.lo;
          CREATE MACRO wk_of(mi) AS ceil(date_diff('day', DATE '2016-01-04', mi_date(mi)) / 7.0)::BIGINT;
          CREATE TEMP TABLE spells AS
          WITH elig AS (
@@ -136,19 +287,19 @@ fn ensure_spells(g: &mut Gen) -> Result<()> {
          el AS (
              SELECT * EXCLUDE (ftp_start),
                     -- one long-term recipient per kommune (førtidspension through the whole period)
-                    CASE WHEN forceable AND row_number() OVER (PARTITION BY kommunekode, forceable
-                                                               ORDER BY ru(pkey, 299), pkey) = 1 THEN w_lo
+                    CASE WHEN pkey IN (SELECT arg_min(pkey, (ru(pkey, 299), pkey)) FROM elig WHERE forceable
+                                       GROUP BY kommunekode) THEN w_lo
                          WHEN ftp_start <= w_hi THEN greatest(w_lo, ftp_start) END AS ftp_w
              FROM elig WHERE w_lo <= w_hi
          ),
          slots AS (
-             SELECT el.*, coalesce(ftp_w - 1, w_hi) AS w_end, j, ru2(pkey, j, 202) AS ut
+             SELECT el.*, coalesce(ftp_w - 1, w_hi) AS w_end, j, hash(pkey, j, 202, {seed}::UBIGINT) % 4096 AS ub
              FROM (SELECT *, unnest(range(CASE gap_mean WHEN {GAP_HIGH} THEN {SLOTS_HIGH} WHEN {GAP_MEDIUM} THEN {SLOTS_MEDIUM}
                                                ELSE {SLOTS_LOW} END)) AS j FROM el) el
          ),
          typed AS (
              SELECT s.*, c.kode
-             FROM slots s ASOF JOIN yd_cdf c ON s.band = c.band AND s.koen_kode = c.koen_kode AND s.ut >= c.lo
+             FROM slots s JOIN yd_lut c ON s.band = c.band AND s.koen_kode = c.koen_kode AND s.ub = c.b
          ),
          sized AS (
              SELECT t.*,
@@ -162,8 +313,8 @@ fn ensure_spells(g: &mut Gen) -> Result<()> {
                     (-- persons eligible from the start of 2016 begin somewhere in a gap-spell cycle
                      -- before it, so the weekly stock is stationary from the first week
                      CASE WHEN w_lo = 0 THEN -floor(ru(pkey, 205) * (gap_mean + 60))::BIGINT ELSE w_lo END
-                     + sum(gap) OVER (PARTITION BY pkey ORDER BY j ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-                     + coalesce(sum(len) OVER (PARTITION BY pkey ORDER BY j ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                      + sum(gap + len) OVER (PARTITION BY pkey ORDER BY j ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                     - len
                     )::BIGINT AS s
              FROM sized
          )
@@ -201,7 +352,9 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
         g.exec(&format!(
             "CREATE OR REPLACE TEMP TABLE cur_yd AS
              SELECT wk.aar, wk.uge_id, s.kommunekode, s.person_id, s.ydelse_kode, s.fuldtid::DOUBLE AS fuldtid,
-                    ((wk.mi - s.birth_mi) // 12)::INTEGER AS alder, s.koen_kode, wk.mi, wk.w
+                    ((wk.mi - s.birth_mi) // 12)::INTEGER AS alder, s.koen_kode, wk.mi, wk.w,
+                    -- sort key: week, kommune, person (pkey order = person order, cheaper than text)
+                    (wk.w * 1024 + s.kommunekode) * 536870912 + s.pkey % 1000000000 AS __k
              FROM (SELECT *, unnest(range(greatest(w_from, {w0}), least(w_to, {w1}) + 1)) AS w FROM spells
                    WHERE w_from <= {w1} AND w_to >= {w0}) s
              JOIN wk USING (w);
@@ -212,8 +365,8 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
         g.write_part(
             "ydelse_uge",
             y,
-            "SELECT aar, uge_id, kommunekode, person_id, ydelse_kode, fuldtid, alder, koen_kode FROM cur_yd",
-            "uge_id, kommunekode, person_id",
+            "SELECT aar, uge_id, kommunekode, person_id, ydelse_kode, fuldtid, alder, koen_kode, __k FROM cur_yd",
+            "__k",
         )?;
     }
     g.exec("DROP TABLE cur_yd")?;
@@ -230,7 +383,9 @@ pub(crate) fn ensure_summary(g: &mut Gen) -> Result<()> {
 
 pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
     facts(g)?;
-    let yd = YDELSER.iter().map(|y| vec![q(y.0), q(y.1), q(y.2), q(y.3), q(y.4), q(y.5)]);
+    let yd = YDELSER
+        .iter()
+        .map(|y| vec![q(y.0), q(y.1), q(y.2), q(y.3), q(y.4), q(y.5)]);
     g.write_dim(
         "ydelse",
         &format!(

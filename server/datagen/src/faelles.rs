@@ -6,8 +6,15 @@ use anyhow::Result;
 
 use crate::{Gen, ManifestExtra};
 
-pub(crate) const ALDERSGRUPPER: &[(i32, i32, &str)] =
-    &[(0, 5, "0-5"), (6, 16, "6-16"), (17, 24, "17-24"), (25, 44, "25-44"), (45, 64, "45-64"), (65, 79, "65-79"), (80, 110, "80+")];
+pub(crate) const ALDERSGRUPPER: &[(i32, i32, &str)] = &[
+    (0, 5, "0-5"),
+    (6, 16, "6-16"),
+    (17, 24, "17-24"),
+    (25, 44, "25-44"),
+    (45, 64, "45-64"),
+    (65, 79, "65-79"),
+    (80, 110, "80+"),
+];
 
 pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
     g.write_dim(
@@ -45,7 +52,12 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
     let groups = ALDERSGRUPPER
         .iter()
         .enumerate()
-        .map(|(i, (lo, hi, name))| format!("WHEN alder BETWEEN {lo} AND {hi} THEN {{'g': '{name}', 's': {}}}", i + 1))
+        .map(|(i, (lo, hi, name))| {
+            format!(
+                "WHEN alder BETWEEN {lo} AND {hi} THEN {{'g': '{name}', 's': {}}}",
+                i + 1
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ");
     g.write_dim(
@@ -61,7 +73,10 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
         "SELECT * FROM (VALUES ('M', 'Mand', 'Male'), ('K', 'Kvinde', 'Female')) t(koen_kode, koen_navn, koen_navn_en)",
         "koen_kode DESC",
     )?;
-    let completeness: BTreeMap<String, f64> =
-        g.completeness("SELECT kommunekode, 1 AS period FROM kom", 1)?;
-    Ok(ManifestExtra { period: ("2016-01".into(), "2025-12".into()), completeness, known_issues: vec![] })
+    let completeness: BTreeMap<String, f64> = g.completeness("SELECT kommunekode, 1 AS period FROM kom", 1)?;
+    Ok(ManifestExtra {
+        period: ("2016-01".into(), "2025-12".into()),
+        completeness,
+        known_issues: vec![],
+    })
 }

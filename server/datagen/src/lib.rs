@@ -42,7 +42,15 @@ pub const DEFAULT_SEED: u64 = 20240101;
 /// Version written into every manifest.
 pub const GENERATOR_VERSION: &str = concat!("datakube-datagen ", env!("CARGO_PKG_VERSION"));
 
-const DATASETS: &[&str] = &["faelles", "befolkning", "oekonomi", "personale", "beskaeftigelse", "skole", "benchmark"];
+const DATASETS: &[&str] = &[
+    "faelles",
+    "befolkning",
+    "oekonomi",
+    "personale",
+    "beskaeftigelse",
+    "skole",
+    "benchmark",
+];
 
 /// First and last month of all data: 2016-01 … 2025-12, as month index `year * 12 + month - 1`.
 pub(crate) const M0: i64 = 2016 * 12;
@@ -145,32 +153,42 @@ pub fn generate(opts: &GenerateOptions, progress: &dyn Progress) -> Result<Gener
                     bail!("unknown dataset {name:?}; known: {}", DATASETS.join(", "));
                 }
             }
-            DATASETS.iter().copied().filter(|d| list.iter().any(|n| n == d)).collect()
+            DATASETS
+                .iter()
+                .copied()
+                .filter(|d| list.iter().any(|n| n == d))
+                .collect()
         }
     };
     fs::create_dir_all(opts.data_dir.join("datasets"))
         .with_context(|| format!("creating {}", opts.data_dir.join("datasets").display()))?;
 
     let mut engine = opts.engine.clone();
-    let spill_dir = opts.data_dir.join("datasets").join(format!(".duckdb-tmp-{}", std::process::id()));
+    // DuckDB spills large sorts here (not into the working directory); removed at the end
+    // (and by the next run if this one is killed).
+    remove_stale_dirs(&opts.data_dir, ".duckdb-tmp-");
+    let spill_dir = opts.data_dir.join(format!(".duckdb-tmp-{}", std::process::id()));
     if engine.temp_directory.is_none() {
         engine.temp_directory = Some(spill_dir.clone());
     }
-    let conn = datakube_engine::open_connection(&engine).context("opening DuckDB")?;
-    let mut g = Gen::new(&conn, opts.seed, opts.scale, progress)?;
-
-    let total: u64 = selected.iter().map(|d| g.steps_for(d, &selected)).sum();
-    progress.begin("generate", total);
     let result = (|| {
+        let conn = datakube_engine::open_connection(&engine).context("opening DuckDB")?;
+        let mut g = Gen::new(&conn, opts.seed, opts.scale, progress)?;
+        let total: u64 = selected.iter().map(|d| g.steps_for(d, &selected)).sum();
+        progress.begin("generate", total);
         let mut reports = Vec::new();
         for ds in &selected {
-            reports.push(g.dataset(&opts.data_dir, ds)?);
+            match g.dataset(&opts.data_dir, ds) {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    progress.finish();
+                    return Err(e);
+                }
+            }
         }
+        progress.finish();
         Ok(GenerateReport { datasets: reports })
     })();
-    progress.finish();
-    drop(g);
-    drop(conn);
     let _ = fs::remove_dir_all(&spill_dir);
     result
 }
@@ -219,7 +237,9 @@ impl<'a> Gen<'a> {
 
     /// Run SQL statements.
     pub fn exec(&self, sql: &str) -> Result<()> {
-        self.conn.execute_batch(sql).with_context(|| format!("SQL failed:\n{}", abbreviate(sql)))
+        self.conn
+            .execute_batch(sql)
+            .with_context(|| format!("SQL failed:\n{}", abbreviate(sql)))
     }
 
     pub fn query_i64(&self, sql: &str) -> Result<i64> {
@@ -247,7 +267,14 @@ impl<'a> Gen<'a> {
         let rel = format!("{table}/data_0.parquet");
         let rows = self.copy(&rel, select, order_by)?;
         if let Some(s) = &mut self.snap {
-            s.tables.insert(table.to_string(), TableInfo { rows, files: 1, partitioned_by: None });
+            s.tables.insert(
+                table.to_string(),
+                TableInfo {
+                    rows,
+                    files: 1,
+                    partitioned_by: None,
+                },
+            );
         }
         self.step(table);
         Ok(rows)
@@ -276,14 +303,24 @@ impl<'a> Gen<'a> {
         fs::create_dir_all(path.parent().expect("file has a parent"))?;
         // `__k` is a packed sort key that is not written; an empty `order_by` means the
         // select is ordered already.
-        let cols = if order_by.starts_with("__k") { "* EXCLUDE (__k)" } else { "*" };
+        let cols = if order_by.starts_with("__k") {
+            "* EXCLUDE (__k)"
+        } else {
+            "*"
+        };
         let query = if order_by.is_empty() {
             select.to_string()
         } else {
             format!("SELECT {cols} FROM ({select}) ORDER BY {order_by}")
         };
-        let sql = format!("COPY ({query}) TO {} (FORMAT parquet)", sql_string(&path.to_string_lossy()));
-        let n = self.conn.execute(&sql, []).with_context(|| format!("writing {rel}:\n{}", abbreviate(&sql)))?;
+        let sql = format!(
+            "COPY ({query}) TO {} (FORMAT parquet)",
+            sql_string(&path.to_string_lossy())
+        );
+        let n = self
+            .conn
+            .execute(&sql, [])
+            .with_context(|| format!("writing {rel}:\n{}", abbreviate(&sql)))?;
         Ok(n as u64)
     }
 
@@ -322,11 +359,17 @@ impl<'a> Gen<'a> {
         let snapshots = base.join("snapshots");
         fs::create_dir_all(&snapshots)?;
         remove_stale_tmp_dirs(&snapshots);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let tmp = snapshots.join(format!(".tmp-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&tmp)?;
         self.dataset = name;
-        self.snap = Some(Snapshot { root: tmp.clone(), tables: BTreeMap::new() });
+        self.snap = Some(Snapshot {
+            root: tmp.clone(),
+            tables: BTreeMap::new(),
+        });
 
         let result = self.run_dataset(name).and_then(|extra| {
             let snap = self.snap.take().expect("snapshot in progress");
@@ -409,7 +452,10 @@ impl<'a> Gen<'a> {
             scale: self.scale,
             generated_at: rfc3339_now(),
             tables: snap.tables.clone(),
-            period: Period { from: extra.period.0, to: extra.period.1 },
+            period: Period {
+                from: extra.period.0,
+                to: extra.period.1,
+            },
             completeness: extra.completeness,
             known_issues: extra.known_issues,
         };
@@ -418,16 +464,23 @@ impl<'a> Gen<'a> {
         sync_tree(&snap.root)?;
 
         let final_dir = base.join("snapshots").join(&id);
-        let reused = final_dir.join("manifest.json").is_file();
+        let mut reused = final_dir.join("manifest.json").is_file();
         if reused {
             fs::remove_dir_all(&snap.root)?;
         } else {
             if final_dir.exists() {
-                // A directory without a manifest is left over from a crash; replace it.
+                // Not a complete snapshot (no manifest; copied in by hand?): replace it.
                 fs::remove_dir_all(&final_dir)?;
             }
-            fs::rename(&snap.root, &final_dir)
-                .with_context(|| format!("renaming {} to {}", snap.root.display(), final_dir.display()))?;
+            if let Err(e) = fs::rename(&snap.root, &final_dir) {
+                // Another run may have renamed an identical snapshot into place meanwhile.
+                if !final_dir.join("manifest.json").is_file() {
+                    return Err(e)
+                        .with_context(|| format!("renaming {} to {}", snap.root.display(), final_dir.display()));
+                }
+                fs::remove_dir_all(&snap.root)?;
+                reused = true;
+            }
             sync_dir(&base.join("snapshots"));
         }
         let tmp = base.join("CURRENT.tmp");
@@ -449,6 +502,8 @@ impl<'a> Gen<'a> {
              CREATE MACRO rn(k, s) AS sqrt(-2.0 * ln(ru(k, s))) * cos(2.0 * pi() * ru(k, s + 7919));
              CREATE MACRO rn2(k1, k2, s) AS sqrt(-2.0 * ln(ru2(k1, k2, s))) * cos(2.0 * pi() * ru2(k1, k2, s + 7919));
              CREATE MACRO rexp(k, s) AS -ln(ru(k, s));
+             -- the k-th (0–3) 16-bit uniform in (0, 1) from a 64-bit hash
+             CREATE MACRO u16(h, k) AS ((h >> (16 * k)) & 65535)::DOUBLE / 65536.0 + 1.0 / 131072.0;
              CREATE MACRO rexp2(k1, k2, s) AS -ln(ru2(k1, k2, s));
              CREATE MACRO mi_id(mi) AS ((mi // 12) * 100 + mi % 12 + 1)::INTEGER;
              CREATE MACRO mi_date(mi) AS make_date((mi // 12)::BIGINT, (mi % 12 + 1)::BIGINT, 1);"
@@ -562,7 +617,11 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> R
         if entry.file_type()?.is_dir() {
             collect_files(root, &path, out)?;
         } else {
-            let rel = path.strip_prefix(root)?.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>();
+            let rel = path
+                .strip_prefix(root)?
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>();
             out.push((rel.join("/"), path));
         }
     }
@@ -599,13 +658,20 @@ fn sync_dir(dir: &Path) {
 /// Remove `.tmp-<pid>-*` snapshot directories whose process is gone (Linux; elsewhere
 /// nothing is removed).
 fn remove_stale_tmp_dirs(snapshots: &Path) {
+    remove_stale_dirs(snapshots, ".tmp-");
+}
+
+/// Remove directories `<prefix><pid>…` in `dir` whose process is gone (Linux only).
+fn remove_stale_dirs(dir: &Path, prefix: &str) {
     if !Path::new("/proc/self").exists() {
         return;
     }
-    let Ok(entries) = fs::read_dir(snapshots) else { return };
+    let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(".tmp-") else { continue };
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let Some(pid) = rest.split('-').next() else { continue };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
             let _ = fs::remove_dir_all(e.path());
@@ -614,7 +680,10 @@ fn remove_stale_tmp_dirs(snapshots: &Path) {
 }
 
 fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -627,7 +696,12 @@ fn rfc3339_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn abbreviate(sql: &str) -> String {
@@ -644,7 +718,10 @@ fn abbreviate(sql: &str) -> String {
 
 /// A SQL `VALUES` list from rows of already-quoted SQL literals.
 pub(crate) fn values(rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    rows.into_iter().map(|r| format!("({})", r.join(", "))).collect::<Vec<_>>().join(",\n")
+    rows.into_iter()
+        .map(|r| format!("({})", r.join(", ")))
+        .collect::<Vec<_>>()
+        .join(",\n")
 }
 
 /// Quote a string literal.
@@ -666,7 +743,14 @@ mod tests {
 
     #[test]
     fn embedded_csv_has_98_municipalities() {
-        assert_eq!(MUNICIPALITIES_CSV.lines().skip(1).filter(|l| !l.trim().is_empty()).count(), 98);
+        assert_eq!(
+            MUNICIPALITIES_CSV
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .count(),
+            98
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::{Gen, M0, ManifestExtra, YEARS, q, values};
 
 /// Rows of `postering` at scale 1.
 pub(crate) const LINES_AT_SCALE_1: f64 = 100_000_000.0;
+/// Buckets of the combination lookup table.
+const LUT: u64 = 65536;
 /// Net operating spending per inhabitant per year, 2020 prices.
 const NET_DRIFT_PER_INHABITANT: f64 = 57_500.0;
 
@@ -32,9 +34,19 @@ fn combos() -> Vec<Combo> {
     for f in FUNKTIONER {
         let mut add = |parts: &[(i32, &'static str, f64)], gross: f64, anlaeg: bool| {
             let pos: f64 = parts.iter().filter(|p| p.2 > 0.0).map(|p| p.2).sum();
-            let norm = if pos > 0.0 { pos } else { parts.iter().map(|p| p.2.abs()).sum() };
+            let norm = if pos > 0.0 {
+                pos
+            } else {
+                parts.iter().map(|p| p.2.abs()).sum()
+            };
             for &(dranst, art, frac) in parts {
-                out.push(Combo { funktion: f.kode, dranst, art, share: gross * frac / norm, anlaeg });
+                out.push(Combo {
+                    funktion: f.kode,
+                    dranst,
+                    art,
+                    share: gross * frac / norm,
+                    anlaeg,
+                });
             }
         };
         add(&f.template.parts(), f.drift, false);
@@ -60,7 +72,11 @@ fn setup(g: &mut Gen) -> Result<()> {
     let art_factor = |art: &str| ARTER.iter().find(|a| a.0 == art).map(|a| a.4).unwrap_or(1.0);
     // Total share per (group, sign), computed here so no floating-point sum happens in SQL.
     let group_total = |anlaeg: bool, pos: bool| -> f64 {
-        combos.iter().filter(|c| c.anlaeg == anlaeg && (c.share > 0.0) == pos).map(|c| c.share).sum()
+        combos
+            .iter()
+            .filter(|c| c.anlaeg == anlaeg && (c.share > 0.0) == pos)
+            .map(|c| c.share)
+            .sum()
     };
     let mut weights = Vec::new();
     let rows = combos.iter().enumerate().map(|(i, c)| {
@@ -96,6 +112,9 @@ fn setup(g: &mut Gen) -> Result<()> {
          INSERT INTO combo VALUES {};
          CREATE TEMP TABLE combo_cdf(cid INTEGER, lo DOUBLE);
          INSERT INTO combo_cdf VALUES {};
+         -- lookup table: a hash bucket of a line picks the account combination (resolution 1/65536)
+         CREATE TEMP TABLE combo_lut AS
+         SELECT r.b, c.cid FROM range({LUT}) r(b) ASOF JOIN combo_cdf c ON (r.b + 0.5) / {LUT} >= c.lo;
          CREATE TEMP TABLE oek_aarstotal(aar INTEGER, kommunekode INTEGER, beloebstype_kode VARCHAR, beloeb DECIMAL(18,2));
          CREATE TEMP TABLE oek_km(maaned_id INTEGER, kommunekode INTEGER, netto DECIMAL(18,2));",
         values(rows),
@@ -108,7 +127,7 @@ fn setup(g: &mut Gen) -> Result<()> {
 /// and the summaries `oek_aarstotal` and `oek_km` (net operating spending per kommune-month).
 pub(crate) fn facts(g: &mut Gen) -> Result<()> {
     setup(g)?;
-    let scale = g.scale;
+    let (scale, seed) = (g.scale, g.seed);
     for y in YEARS {
         let (a, b) = (y as i64 * 12, y as i64 * 12 + 11);
         g.exec(&format!(
@@ -127,17 +146,19 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
                  SELECT *, ((kommunekode::BIGINT * 1000 + (mi - {M0})) * 2 + (typ = 'B')::INTEGER) * 10000000 + i AS lkey
                  FROM lines
              ),
-             picked AS (
-                 SELECT l.*, c.cid FROM (SELECT *, ru(lkey, 101) AS u FROM keyed) l ASOF JOIN combo_cdf c ON l.u >= c.lo
-             ),
-             raw AS (
-                 SELECT p.kommunekode, p.popsyn, p.mi, p.typ, c.cid, c.dranst_kode, c.grp, c.pos, c.grp_total,
+             raw AS MATERIALIZED (
+                 SELECT l.kommunekode, l.popsyn, l.mi, l.typ, c.cid, c.dranst_kode, c.grp, c.pos, c.grp_total,
                         -- integer raw amounts: their sums are exact whatever the thread order
-                        greatest(1, round(abs(c.share) / c.q * exp(rn(p.lkey, 102)) * 100))::BIGINT AS raw
-                 FROM picked p JOIN combo c USING (cid)
+                        greatest(1, round(abs(c.share) / c.q * exp(rn(l.lkey, 102)) * 100))::BIGINT AS raw
+                 FROM keyed l
+                 JOIN combo_lut b ON b.b = hash(l.lkey, 101, {seed}::UBIGINT) % {LUT}
+                 JOIN combo c ON c.cid = b.cid
+             ),
+             sums AS (
+                 SELECT kommunekode, mi, typ, grp, pos, sum(raw) AS raw_sum FROM raw GROUP BY ALL
              ),
              summed AS (
-                 SELECT *, sum(raw) OVER (PARTITION BY kommunekode, mi, typ, grp, pos) AS raw_sum FROM raw
+                 SELECT * FROM raw JOIN sums USING (kommunekode, mi, typ, grp, pos)
              ),
              target AS (
                  SELECT *,
@@ -163,12 +184,10 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
         g.write_part(
             "postering",
             y,
-            &format!(
-                "SELECT p.aar, p.maaned_id, p.kommunekode, c.funktion_kode, c.dranst_kode, c.art_kode,
-                        p.typ AS beloebstype_kode, p.beloeb,
-                        ((p.maaned_id::BIGINT * 1000 + p.kommunekode) * 1000 + p.cid) * 2 + (p.typ = 'R')::INTEGER AS __k
-                 FROM cur_post p JOIN combo c USING (cid)"
-            ),
+            "SELECT p.aar, p.maaned_id, p.kommunekode, c.funktion_kode, c.dranst_kode, c.art_kode,
+                    p.typ AS beloebstype_kode, p.beloeb,
+                    ((p.maaned_id::BIGINT * 1000 + p.kommunekode) * 1000 + p.cid) * 2 + (p.typ = 'R')::INTEGER AS __k
+             FROM cur_post p JOIN combo c USING (cid)",
             "__k, beloeb",
         )?;
     }
@@ -187,15 +206,36 @@ pub(crate) fn ensure_summary(g: &mut Gen) -> Result<()> {
 
 pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
     facts(g)?;
-    g.write_dim("aarstotal", "SELECT * FROM oek_aarstotal", "aar, kommunekode, beloebstype_kode")?;
+    g.write_dim(
+        "aarstotal",
+        "SELECT * FROM oek_aarstotal",
+        "aar, kommunekode, beloebstype_kode",
+    )?;
 
-    let hf = |code: &str| HOVEDFUNKTIONER.iter().find(|h| h.0 == code).copied().unwrap_or(("", "", ""));
+    let hf = |code: &str| {
+        HOVEDFUNKTIONER
+            .iter()
+            .find(|h| h.0 == code)
+            .copied()
+            .unwrap_or(("", "", ""))
+    };
     let hk = |code: &str| HOVEDKONTI.iter().find(|h| h.0 == code).copied().unwrap_or(("", "", ""));
     let konto = FUNKTIONER.iter().map(|f| {
         let h = hf(&f.kode[..4]);
         let k = hk(&f.kode[..1]);
         let sort: i32 = f.kode.replace('.', "").parse().unwrap_or(0);
-        vec![q(f.kode), q(f.navn), q(f.navn_en), q(h.0), q(h.1), q(h.2), q(k.0), q(k.1), q(k.2), sort.to_string()]
+        vec![
+            q(f.kode),
+            q(f.navn),
+            q(f.navn_en),
+            q(h.0),
+            q(h.1),
+            q(h.2),
+            q(k.0),
+            q(k.1),
+            q(k.2),
+            sort.to_string(),
+        ]
     });
     g.write_dim(
         "konto",
@@ -210,7 +250,10 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
     let dranst = DRANST.iter().map(|d| vec![d.0.to_string(), q(d.1), q(d.2)]);
     g.write_dim(
         "dranst",
-        &format!("SELECT * FROM (VALUES {}) t(dranst_kode, dranst_navn, dranst_navn_en)", values(dranst)),
+        &format!(
+            "SELECT * FROM (VALUES {}) t(dranst_kode, dranst_navn, dranst_navn_en)",
+            values(dranst)
+        ),
         "dranst_kode",
     )?;
     let art = ARTER.iter().map(|a| {

@@ -78,17 +78,62 @@ const FORVALTNINGER: &[(&str, usize, &[Afdeling])] = &[
 ];
 
 const STEDER: &[&str] = &[
-    "Nord", "Syd", "Øst", "Vest", "Centrum", "Midt", "Bakken", "Engen", "Skoven", "Søen", "Parken", "Åen", "Heden",
-    "Fjorden", "Stranden", "Lunden", "Kilden", "Møllen", "Vangen", "Toften", "Højen", "Dalen", "Bækken", "Mosen",
-    "Lyngen", "Agerbo", "Solgården", "Rosenhaven", "Kastanjen", "Egely",
+    "Nord",
+    "Syd",
+    "Øst",
+    "Vest",
+    "Centrum",
+    "Midt",
+    "Bakken",
+    "Engen",
+    "Skoven",
+    "Søen",
+    "Parken",
+    "Åen",
+    "Heden",
+    "Fjorden",
+    "Stranden",
+    "Lunden",
+    "Kilden",
+    "Møllen",
+    "Vangen",
+    "Toften",
+    "Højen",
+    "Dalen",
+    "Bækken",
+    "Mosen",
+    "Lyngen",
+    "Agerbo",
+    "Solgården",
+    "Rosenhaven",
+    "Kastanjen",
+    "Egely",
 ];
 
 /// Staff mix → (personalegruppe, weight).
 const MIX: &[(&str, &[(&str, f64)])] = &[
-    ("skole", &[("LAER", 70.0), ("PAED", 15.0), ("LED", 5.0), ("ADM", 5.0), ("TEK", 5.0)]),
-    ("dagtilbud", &[("PAED", 55.0), ("PMH", 35.0), ("LED", 5.0), ("ADM", 2.0), ("TEK", 3.0)]),
-    ("pleje", &[("SSH", 45.0), ("SSA", 33.0), ("SYG", 12.0), ("LED", 5.0), ("ADM", 5.0)]),
-    ("social", &[("AKA", 35.0), ("PAED", 35.0), ("SSA", 10.0), ("LED", 7.0), ("ADM", 13.0)]),
+    (
+        "skole",
+        &[("LAER", 70.0), ("PAED", 15.0), ("LED", 5.0), ("ADM", 5.0), ("TEK", 5.0)],
+    ),
+    (
+        "dagtilbud",
+        &[("PAED", 55.0), ("PMH", 35.0), ("LED", 5.0), ("ADM", 2.0), ("TEK", 3.0)],
+    ),
+    (
+        "pleje",
+        &[("SSH", 45.0), ("SSA", 33.0), ("SYG", 12.0), ("LED", 5.0), ("ADM", 5.0)],
+    ),
+    (
+        "social",
+        &[
+            ("AKA", 35.0),
+            ("PAED", 35.0),
+            ("SSA", 10.0),
+            ("LED", 7.0),
+            ("ADM", 13.0),
+        ],
+    ),
     ("adm", &[("ADM", 55.0), ("AKA", 35.0), ("LED", 10.0)]),
     ("teknik", &[("TEK", 65.0), ("ADM", 15.0), ("AKA", 12.0), ("LED", 8.0)]),
     ("kultur", &[("ADM", 35.0), ("AKA", 35.0), ("TEK", 20.0), ("LED", 10.0)]),
@@ -101,10 +146,18 @@ const PERSONALEGRUPPER: &[(&str, &str, &str)] = &[
     ("LED", "Ledere", "Managers"),
     ("PAED", "Pædagoger", "Pedagogues"),
     ("PMH", "Pædagogmedhjælpere", "Pedagogical assistants"),
-    ("SSA", "Social- og sundhedsassistenter", "Social and health care assistants"),
+    (
+        "SSA",
+        "Social- og sundhedsassistenter",
+        "Social and health care assistants",
+    ),
     ("SSH", "Social- og sundhedshjælpere", "Social and health care helpers"),
     ("SYG", "Sygeplejersker", "Nurses"),
-    ("TEK", "Teknisk service og håndværkere", "Technical service and craftsmen"),
+    (
+        "TEK",
+        "Teknisk service og håndværkere",
+        "Technical service and craftsmen",
+    ),
 ];
 
 pub(crate) const FRAVAERSAARSAGER: &[(&str, &str, &str)] = &[
@@ -205,14 +258,16 @@ fn setup(g: &mut Gen) -> Result<()> {
                     floor(rexp2(pk, j, 405) * 1.5)::BIGINT AS gap
              FROM (SELECT *, kommunekode::BIGINT * 10000000 + n AS pk, unnest(range(6)) AS j FROM pos_grp)
          ),
-         started AS (
+         started0 AS (
              SELECT *,
                     {M0} - floor(ru(pk, 406) * first_value(len) OVER (PARTITION BY pk ORDER BY j))::BIGINT
                       + coalesce(sum(len + gap) OVER (PARTITION BY pk ORDER BY j
-                                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start_mi
+                                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start_mi0
              FROM spells
-         )
+         ),
+         started AS (SELECT * EXCLUDE (start_mi0), start_mi0::BIGINT AS start_mi FROM started0)
          SELECT 'M' || lpad((row_number() OVER (ORDER BY kommunekode, n, j))::VARCHAR, 7, '0') AS medarbejder_id,
+                row_number() OVER (ORDER BY kommunekode, n, j) AS eseq,
                 kommunekode, n, j, org_enhed_id, personalegruppe_kode, start_mi, start_mi + len - 1 AS end_mi,
                 [1.0, 1.0, 1.0, 1.0, 1.0, 0.875, 0.875, 0.75, 0.625, 0.5][1 + floor(ru2(pk, j, 407) * 10)::INTEGER] AS aarsvaerk,
                 exp(1.2 * rn2(pk, j, 408) - 0.72) AS frailty
@@ -229,45 +284,51 @@ fn setup(g: &mut Gen) -> Result<()> {
 pub(crate) fn facts(g: &mut Gen) -> Result<()> {
     crate::skole::ensure_schools(g)?;
     setup(g)?;
+    let seed = g.seed;
     for y in YEARS {
         let (a, b) = (y as i64 * 12, y as i64 * 12 + 11);
         g.exec(&format!(
             "CREATE OR REPLACE TEMP TABLE cur_fr AS
              WITH em AS (
-                 SELECT e.medarbejder_id, e.kommunekode, e.org_enhed_id, e.personalegruppe_kode, e.aarsvaerk,
+                 SELECT e.eseq, e.medarbejder_id, e.kommunekode, e.org_enhed_id, e.personalegruppe_kode, e.aarsvaerk,
                         e.frailty, m.mi, m.maaned_id, m.arbejdsdage,
-                        hash(e.medarbejder_id, m.mi) AS h
-                 FROM emp e JOIN mon m ON m.mi BETWEEN greatest(e.start_mi, {a}) AND least(e.end_mi, {b})
+                        -- four 16-bit uniforms per hash
+                        hash(e.eseq, m.mi, {seed}::UBIGINT, 1) AS h1, hash(e.eseq, m.mi, {seed}::UBIGINT, 2) AS h2,
+                        hash(e.eseq, m.mi, {seed}::UBIGINT, 3) AS h3, hash(e.eseq, m.mi, {seed}::UBIGINT, 4) AS h4
+                 FROM (SELECT *, unnest(range(greatest(start_mi, {a}), least(end_mi, {b}) + 1)) AS mi FROM emp
+                       WHERE start_mi <= {b} AND end_mi >= {a}) e
+                 JOIN mon m USING (mi)
              ),
              days AS (
                  SELECT *,
-                        CASE WHEN ru(h, 410) < 0.006 * pow(frailty, 1.5) THEN arbejdsdage::DOUBLE
-                             WHEN ru(h, 411) < 1 - exp(-0.5 * frailty)
-                             THEN least(arbejdsdage, 0.5 * (1 + floor(rexp(h, 412) * 3.2 * sqrt(frailty))))
+                        CASE WHEN u16(h1, 0) < 0.006 * pow(frailty, 1.5) THEN arbejdsdage::DOUBLE
+                             WHEN u16(h1, 1) < 1 - exp(-0.5 * frailty)
+                             THEN least(arbejdsdage, 0.5 * (1 + floor(-ln(u16(h1, 2)) * 3.2 * sqrt(frailty))))
                              ELSE 0 END AS d01,
-                        CASE WHEN ru(h, 413) < 0.07 THEN 0.5 * (1 + floor(ru(h, 414) * 4)) ELSE 0 END AS d02,
-                        CASE WHEN ru(h, 415) < 0.03 THEN 1.0 ELSE 0 END AS d03,
-                        CASE WHEN ru(h, 416) < 0.004 THEN arbejdsdage::DOUBLE ELSE 0 END AS d04,
-                        CASE WHEN ru(h, 417) < 0.002 THEN 1 + floor(ru(h, 418) * 10) ELSE 0 END AS d05,
-                        CASE WHEN ru(h, 419) < 0.003 THEN 1 + floor(ru(h, 420) * 3) ELSE 0 END AS d06,
-                        CASE WHEN ru(h, 421) < 0.05 THEN 1 + floor(ru(h, 422) * 3) ELSE 0 END AS d07,
-                        CASE WHEN ru(h, 423) < 0.02 THEN 1.0 ELSE 0 END AS d08
+                        CASE WHEN u16(h1, 3) < 0.07 THEN 0.5 * (1 + floor(u16(h2, 0) * 4)) ELSE 0 END AS d02,
+                        CASE WHEN u16(h2, 1) < 0.03 THEN 1.0 ELSE 0 END AS d03,
+                        CASE WHEN u16(h2, 2) < 0.004 THEN arbejdsdage::DOUBLE ELSE 0 END AS d04,
+                        CASE WHEN u16(h2, 3) < 0.002 THEN 1 + floor(u16(h3, 0) * 10) ELSE 0 END AS d05,
+                        CASE WHEN u16(h3, 1) < 0.003 THEN 1 + floor(u16(h3, 2) * 3) ELSE 0 END AS d06,
+                        CASE WHEN u16(h3, 3) < 0.05 THEN 1 + floor(u16(h4, 0) * 3) ELSE 0 END AS d07,
+                        CASE WHEN u16(h4, 1) < 0.02 THEN 1.0 ELSE 0 END AS d08
                  FROM em
              ),
              listed AS (
-                 SELECT *, list_filter([{{'k': '01', 'd': d01}}, {{'k': '02', 'd': d02}}, {{'k': '03', 'd': d03}},
-                                        {{'k': '04', 'd': d04}}, {{'k': '05', 'd': d05}}, {{'k': '06', 'd': d06}},
-                                        {{'k': '07', 'd': d07}}, {{'k': '08', 'd': d08}}], x -> x.d > 0) AS l
+                 SELECT *, list_filter([{{'k': 1, 'd': d01}}, {{'k': 2, 'd': d02}}, {{'k': 3, 'd': d03}},
+                                        {{'k': 4, 'd': d04}}, {{'k': 5, 'd': d05}}, {{'k': 6, 'd': d06}},
+                                        {{'k': 7, 'd': d07}}, {{'k': 8, 'd': d08}}], x -> x.d > 0) AS l
                  FROM days
              ),
              rows AS (
-                 SELECT *, unnest(CASE WHEN len(l) = 0 THEN [{{'k': '00', 'd': 0.0}}] ELSE l END) AS r,
+                 SELECT *, unnest(CASE WHEN len(l) = 0 THEN [{{'k': 0, 'd': 0.0}}] ELSE l END) AS r,
                         unnest(range(greatest(len(l), 1))) AS idx
                  FROM listed
              )
              SELECT {y}::INTEGER AS aar, maaned_id, kommunekode, medarbejder_id, org_enhed_id, personalegruppe_kode,
-                    r.k AS fravaersaarsag_kode, r.d::DOUBLE AS fravaersdage,
-                    CASE WHEN idx = 0 THEN aarsvaerk END::DOUBLE AS aarsvaerk, arbejdsdage
+                    '0' || r.k AS fravaersaarsag_kode, r.d::DOUBLE AS fravaersdage,
+                    CASE WHEN idx = 0 THEN aarsvaerk END::DOUBLE AS aarsvaerk, arbejdsdage,
+                    (((mi - {M0}) * 1000 + kommunekode) * 10000000 + eseq) * 10 + r.k AS __k
              FROM rows;
              INSERT INTO pers_km
              SELECT maaned_id, kommunekode, count(aarsvaerk),
@@ -275,12 +336,7 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
                     sum(aarsvaerk * arbejdsdage)
              FROM cur_fr GROUP BY ALL;"
         ))?;
-        g.write_part(
-            "fravaer",
-            y,
-            "SELECT * EXCLUDE (arbejdsdage) FROM cur_fr",
-            "maaned_id, kommunekode, medarbejder_id, fravaersaarsag_kode",
-        )?;
+        g.write_part("fravaer", y, "SELECT * EXCLUDE (arbejdsdage) FROM cur_fr", "__k")?;
     }
     g.exec("DROP TABLE cur_fr")?;
     g.first_time("personale_summary");
@@ -332,8 +388,10 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
         ),
         "fravaersaarsag_kode",
     )?;
-    let completeness =
-        g.completeness("SELECT kommunekode, maaned_id AS period FROM pers_km WHERE ansatte > 0", 120)?;
+    let completeness = g.completeness(
+        "SELECT kommunekode, maaned_id AS period FROM pers_km WHERE ansatte > 0",
+        120,
+    )?;
     Ok(ManifestExtra {
         period: ("2016-01".into(), "2025-12".into()),
         completeness,

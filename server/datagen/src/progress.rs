@@ -60,7 +60,14 @@ impl TerminalProgress {
         let now = Instant::now();
         TerminalProgress {
             bar_allowed,
-            state: Mutex::new(State { label: String::new(), total: 0, done: 0, started: now, last: now, bar: None }),
+            state: Mutex::new(State {
+                label: String::new(),
+                total: 0,
+                done: 0,
+                started: now,
+                last: now,
+                bar: None,
+            }),
         }
     }
 

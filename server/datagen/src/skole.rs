@@ -108,7 +108,13 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
                 continue;
             }
             let total: f64 = FAG.iter().filter(|x| k >= x.4 && k <= x.5).map(|x| x.6).sum();
-            rows.push(vec![q(f.0), i.to_string(), k.to_string(), format!("{:.9}", f.6 / total), f.3.to_string()]);
+            rows.push(vec![
+                q(f.0),
+                i.to_string(),
+                k.to_string(),
+                format!("{:.9}", f.6 / total),
+                f.3.to_string(),
+            ]);
         }
     }
     g.exec(&format!(
@@ -144,15 +150,31 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
              FROM placed p JOIN fag_trin f USING (klassetrin),
                   LATERAL (SELECT p.ability + 0.6 * rn2(p.pkey, f.fi, 304) AS z)"
         );
-        g.write_part("elev_fag", y, &sql, "kommunekode, skole_id, klassetrin, elev_id, fag_kode")?;
+        g.write_part(
+            "elev_fag",
+            y,
+            &sql,
+            "kommunekode, skole_id, klassetrin, elev_id, fag_kode",
+        )?;
         g.exec(&format!(
             "INSERT INTO skole_ky SELECT DISTINCT kommunekode, {y} FROM persons
              WHERE entry_mi <= {aug} AND coalesce(exit_mi, 999999) > {aug} AND {y} - birth_mi // 12 - 6 BETWEEN 0 AND 9"
         ))?;
     }
-    g.write_dim("skole", "SELECT skole_id, kommunekode, skole_navn FROM skoler", "skole_id")?;
+    g.write_dim(
+        "skole",
+        "SELECT skole_id, kommunekode, skole_navn FROM skoler",
+        "skole_id",
+    )?;
     let fag = FAG.iter().map(|f| vec![q(f.0), q(f.1), q(f.2)]);
-    g.write_dim("fag", &format!("SELECT * FROM (VALUES {}) t(fag_kode, fag_navn, fag_navn_en)", values(fag)), "fag_kode")?;
+    g.write_dim(
+        "fag",
+        &format!(
+            "SELECT * FROM (VALUES {}) t(fag_kode, fag_navn, fag_navn_en)",
+            values(fag)
+        ),
+        "fag_kode",
+    )?;
     g.write_dim(
         "klassetrin",
         "SELECT range::INTEGER AS klassetrin, range || '. klasse' AS klassetrin_navn, 'Grade ' || range AS klassetrin_navn_en
@@ -164,8 +186,10 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
         period: ("2016/17".into(), "2025/26".into()),
         completeness,
         known_issues: vec![
-            "All resident children of school age are pupils of a municipal school (no private or special schools).".into(),
-            "Absence days are per pupil and school year, split over subjects by lesson share (rounded to ¼ day).".into(),
+            "All resident children of school age are pupils of a municipal school (no private or special schools)."
+                .into(),
+            "Absence days are per pupil and school year, split over subjects by lesson share (rounded to ¼ day)."
+                .into(),
         ],
     })
 }
