@@ -463,10 +463,10 @@ fn rowset_rows(xml: &str) -> Vec<Vec<(String, String)>> {
                 let n = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
                 if n == "row" {
                     out.push(row.take().unwrap());
-                } else if let Some(rw) = row.as_mut() {
-                    if n == current {
-                        rw.push((n, text.clone()));
-                    }
+                } else if let Some(rw) = row.as_mut()
+                    && n == current
+                {
+                    rw.push((n, text.clone()));
                 }
             }
             quick_xml::events::Event::Eof => break,

@@ -55,10 +55,10 @@ fn start(data_dir: &std::path::Path) -> Running {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("server did not print its URL; output so far:\n{}", seen.join("\n")));
-        if let Some(rest) = line.trim().strip_prefix("https://localhost:") {
-            if let Some(p) = rest.strip_suffix("/xmla") {
-                break p.parse::<u16>().expect("port");
-            }
+        if let Some(rest) = line.trim().strip_prefix("https://localhost:")
+            && let Some(p) = rest.strip_suffix("/xmla")
+        {
+            break p.parse::<u16>().expect("port");
         }
         seen.push(line);
     };

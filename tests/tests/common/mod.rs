@@ -86,10 +86,10 @@ impl Server {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("server did not print its URL; output so far:\n{}", seen.join("\n")));
-            if let Some(rest) = line.trim().strip_prefix("https://localhost:") {
-                if let Some(p) = rest.strip_suffix("/xmla") {
-                    break p.parse::<u16>().expect("port");
-                }
+            if let Some(rest) = line.trim().strip_prefix("https://localhost:")
+                && let Some(p) = rest.strip_suffix("/xmla")
+            {
+                break p.parse::<u16>().expect("port");
             }
             seen.push(line);
         };
@@ -266,10 +266,8 @@ impl Answer {
                     path.push(name);
                     text.clear();
                 }
-                Event::Empty(e) => {
-                    if e.local_name().as_ref() == b"Error" {
-                        fault_code = attr(&e, "ErrorCode");
-                    }
+                Event::Empty(e) if e.local_name().as_ref() == b"Error" => {
+                    fault_code = attr(&e, "ErrorCode");
                 }
                 Event::Text(t) => text.push_str(&t.decode().unwrap()),
                 Event::GeneralRef(g) => {
@@ -311,10 +309,10 @@ impl Answer {
                         "faultstring" => a.fault = Some((fault_code.clone(), text.clone())),
                         _ => {}
                     }
-                    if name == "detail" {
-                        if let Some(f) = a.fault.as_mut() {
-                            f.0 = fault_code.clone();
-                        }
+                    if name == "detail"
+                        && let Some(f) = a.fault.as_mut()
+                    {
+                        f.0 = fault_code.clone();
                     }
                     text.clear();
                 }
