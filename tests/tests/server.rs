@@ -135,7 +135,9 @@ fn serve_generates_demo_data_and_answers_https() {
     // Bodies over the limit are refused with 413 before they are read whole.
     let big = dir.path().join("big.xml");
     std::fs::write(&big, vec![b'x'; 5 * 1024 * 1024]).unwrap();
+    // (HTTP/1.1 as MSOLAP speaks it: curl waits for "100 Continue" and gets the 413 instead.)
     let (_, code) = curl(&[
+        "--http1.1",
         "-X",
         "POST",
         "--data-binary",
@@ -158,6 +160,24 @@ fn serve_generates_demo_data_and_answers_https() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let rest: Vec<String> = s.log.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+
+    // `datakube validate` checks the shipped cubes against the real Parquet files: exit 0.
+    let validate = |path: &str| {
+        Command::new(datakube_bin())
+            .current_dir(repo_root())
+            .args(["--data-dir", dir.path().to_str().unwrap(), "validate", path])
+            .output()
+            .unwrap()
+    };
+    let ok = validate("cube-definitions");
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "validate failed:\n{out}");
+    assert!(out.contains("6 cubes valid"), "{out}");
+    // A broken definition: non-zero exit and file:line:column with the message.
+    let bad = validate("tests/fixtures/broken/duplicate-measure");
+    let out = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert_eq!(bad.status.code(), Some(2), "{out}");
+    assert!(out.contains("cube.yaml:11:13: error: duplicate measure 'regnskab'"), "{out}");
 
     // Second start reuses data and certificate (no regeneration).
     let pem = std::fs::read(&cert).unwrap();
