@@ -43,9 +43,8 @@ pub enum Kind {
     Execute,
 }
 
-/// A full SOAP envelope around `root` (a `<root …>` element), echoing the session id.
-pub fn envelope(kind: Kind, session: Option<&str>, root: &str) -> String {
-    let mut s = String::with_capacity(root.len() + 512);
+/// The XML declaration, `<soap:Envelope>` and the session header (when in a session).
+fn open_envelope(s: &mut String, session: Option<&str>) {
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     s.push_str("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">");
     if let Some(id) = session {
@@ -55,6 +54,12 @@ pub fn envelope(kind: Kind, session: Option<&str>, root: &str) -> String {
             esc(id)
         );
     }
+}
+
+/// A full SOAP envelope around `root` (a `<root …>` element), echoing the session id.
+pub fn envelope(kind: Kind, session: Option<&str>, root: &str) -> String {
+    let mut s = String::with_capacity(root.len() + 512);
+    open_envelope(&mut s, session);
     let name = match kind {
         Kind::Discover => "DiscoverResponse",
         Kind::Execute => "ExecuteResponse",
@@ -92,15 +97,7 @@ pub mod codes {
 /// A SOAP 1.1 fault with an XMLA `<Error ErrorCode=… Description=…/>` detail.
 pub fn fault(code: u32, message: &str, session: Option<&str>) -> String {
     let mut s = String::with_capacity(message.len() * 2 + 600);
-    s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    s.push_str("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">");
-    if let Some(id) = session {
-        let _ = write!(
-            s,
-            "<soap:Header><Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{}\"/></soap:Header>",
-            esc(id)
-        );
-    }
+    open_envelope(&mut s, session);
     let m = esc(message);
     let _ = write!(
         s,

@@ -172,19 +172,17 @@ impl XmlaService {
                 session_id.as_deref(),
             );
         }
+        let ctx = Context {
+            catalog: &runtime.catalog,
+            members: &runtime.members,
+            lang,
+            current_catalog: current_catalog.as_deref(),
+            server: &self.server,
+            schema_updated: &runtime.schema_updated,
+            data_updated: &runtime.data_updated,
+        };
         let result = match &req.method {
-            soap::Method::Discover(d) => {
-                let ctx = Context {
-                    catalog: &runtime.catalog,
-                    members: &runtime.members,
-                    lang,
-                    current_catalog: current_catalog.as_deref(),
-                    server: &self.server,
-                    schema_updated: &runtime.schema_updated,
-                    data_updated: &runtime.data_updated,
-                };
-                discover::discover(d, &ctx).map(|root| (Kind::Discover, root))
-            }
+            soap::Method::Discover(d) => discover::discover(d, &ctx).map(|root| (Kind::Discover, root)),
             soap::Method::Execute(e) => {
                 if let Some(c) = &e.cancel {
                     let target = c.session_id.clone().or_else(|| session_id.clone());
@@ -194,15 +192,6 @@ impl XmlaService {
                     Ok((Kind::Execute, response::empty_root()))
                 } else if crate::dmv::is_dmv(&e.statement) {
                     // DMV (`SELECT … FROM $SYSTEM.<rowset>`, Power Query): a schema rowset.
-                    let ctx = Context {
-                        catalog: &runtime.catalog,
-                        members: &runtime.members,
-                        lang,
-                        current_catalog: current_catalog.as_deref(),
-                        server: &self.server,
-                        schema_updated: &runtime.schema_updated,
-                        data_updated: &runtime.data_updated,
-                    };
                     crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root))
                 } else {
                     let state = session.clone().unwrap_or_default();

@@ -301,11 +301,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 };
                 text.clear();
                 if is_empty {
-                    if ctx == Ctx::CancelSession
-                        && let Some(c) = cancel.as_mut()
-                    {
-                        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
-                    }
+                    close_cancel(ctx, &text, &mut cancel);
                     close(
                         ctx,
                         &mut text,
@@ -360,11 +356,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
             }
             Event::End(_) => {
                 let ctx = stack.pop().unwrap_or(Ctx::Other);
-                if ctx == Ctx::CancelSession
-                    && let Some(c) = cancel.as_mut()
-                {
-                    c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
-                }
+                close_cancel(ctx, &text, &mut cancel);
                 close(
                     ctx,
                     &mut text,
@@ -406,6 +398,15 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
         None => return Err(p.error_at(0, "the SOAP Body holds no Discover or Execute")),
     };
     Ok(Request { session, method })
+}
+
+/// The end of `<Cancel><SessionID>…</SessionID>`: remember the id (empty means this session).
+fn close_cancel(ctx: Ctx, text: &str, cancel: &mut Option<Cancel>) {
+    if ctx == Ctx::CancelSession
+        && let Some(c) = cancel.as_mut()
+    {
+        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
+    }
 }
 
 fn is_xmla_or_none(ns: &str) -> bool {
