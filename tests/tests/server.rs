@@ -177,7 +177,10 @@ fn serve_generates_demo_data_and_answers_https() {
     let bad = validate("tests/fixtures/broken/duplicate-measure");
     let out = String::from_utf8_lossy(&bad.stdout).to_string();
     assert_eq!(bad.status.code(), Some(2), "{out}");
-    assert!(out.contains("cube.yaml:11:13: error: duplicate measure 'regnskab'"), "{out}");
+    assert!(
+        out.contains("cube.yaml:11:13: error: duplicate measure 'regnskab'"),
+        "{out}"
+    );
 
     // Second start reuses data and certificate (no regeneration).
     let pem = std::fs::read(&cert).unwrap();
