@@ -580,3 +580,25 @@ fn tabular_format_flattens_rows_and_columns() {
         assert!(close(row[2].1.parse().unwrap(), *budget));
     }
 }
+
+#[test]
+fn drillthrough_return_picks_columns() {
+    let s = server();
+    let xml = execute_raw(
+        s,
+        "DRILLTHROUGH MAXROWS 5 SELECT FROM [Befolkning] WHERE ([Kommune].[Geografi].[Kommune].&[751]) RETURN [$Befolkning].[person_id], [$Befolkning].[alder]",
+        common::ADMIN,
+    );
+    let rows = rowset_rows(&xml);
+    assert_eq!(rows.len(), 5, "{xml}");
+    assert!(
+        rows.iter()
+            .all(|r| r.iter().map(|c| c.0.as_str()).collect::<Vec<_>>() == ["person_id", "alder"])
+    );
+    let xml = execute_raw(
+        s,
+        "DRILLTHROUGH SELECT FROM [Befolkning] RETURN [$Befolkning].[cpr]",
+        common::ADMIN,
+    );
+    assert!(xml.contains("<faultstring>") && xml.contains("[cpr]"), "{xml}");
+}

@@ -148,7 +148,41 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Stri
             }
         }
     }
-    let columns: Vec<&String> = dt.columns.iter().filter(|c| has(c)).collect();
+    // RETURN names columns of the detail source (`[$Befolkning].[person_id]`, `Key(...)`,
+    // `Name(...)`, `Caption(...)`: the last name segment); without RETURN, the cube's list.
+    let returned: Vec<String> = d
+        .returns
+        .iter()
+        .map(|e| {
+            let inner = match e {
+                datakube_mdx::ast::Expr::Function { args, .. } if args.len() == 1 => &args[0],
+                other => other,
+            };
+            match inner {
+                datakube_mdx::ast::Expr::Identifier(n) => {
+                    n.segments.last().map(|s| s.text()).filter(|c| has(c)).ok_or_else(|| {
+                        QueryError::Name(format!(
+                            "RETURN {} (line {}, column {}): the detail rows have no such column; columns: {}",
+                            crate::space::print_name(n),
+                            n.span.line,
+                            n.span.column,
+                            dt.columns.join(", ")
+                        ))
+                    })
+                }
+                other => Err(QueryError::Unsupported(format!(
+                    "RETURN item at line {}, column {} must name a column",
+                    other.span().line,
+                    other.span().column
+                ))),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let columns: Vec<&String> = if returned.is_empty() {
+        dt.columns.iter().filter(|c| has(c)).collect()
+    } else {
+        returned.iter().collect()
+    };
     let max = d.max_rows.unwrap_or(DEFAULT_MAX_ROWS).min(MAX_ROWS);
     let skip = d.first_rowset.unwrap_or(0);
     let sql = format!(

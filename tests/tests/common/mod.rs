@@ -111,6 +111,20 @@ impl Server {
         Server::start_in(&dir, &[], Some(tmp))
     }
 
+    /// Whether the server (behind its guard shell) still runs: /health answers.
+    pub fn child_alive(&self) -> bool {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "10",
+                &format!("https://127.0.0.1:{}/health", self.port),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("\"ok\"")
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}/xmla", self.port)
     }
