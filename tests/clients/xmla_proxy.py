@@ -1,18 +1,18 @@
-"""A tiny logging HTTP(S) proxy for diagnosing what a real XMLA client and datakube say.
+"""A tiny logging HTTP proxy for diagnosing what a real XMLA client and datakube say.
 
 ADOMD.NET on Mono reports almost every failure as `DllNotFoundException: ole32.dll`, so the only
 way to see what went wrong is to look at the bytes. This proxy sits between client and server,
 forwards every request unchanged (chunked request bodies are de-chunked and sent with a
 Content-Length), and appends each exchange to a log file.
 
-Used by conftest.py when XMLA_TRACE=1 (each test module then talks to the server through it), and
-runnable by hand:
+Started by conftest.py as a separate process when XMLA_TRACE=1 (not as a thread of the test
+process: pythonnet holds the GIL during blocking ADOMD.NET calls), and runnable by hand:
 
-    python tests/clients/xmla_proxy.py --upstream https://127.0.0.1:8443 --listen 18080 \
-        --log /tmp/xmla.log [--tls-cert cert.pem --tls-key key.pem]
+    python tests/clients/xmla_proxy.py --upstream https://127.0.0.1:8443 --listen 18080 --log /tmp/xmla.log
 
-With --tls-cert/--tls-key the proxy speaks HTTPS itself (use the server's own self-signed pair
-from <data-dir>/tls), otherwise plain HTTP (point the client at http://127.0.0.1:18080/xmla).
+The proxy listens on plain HTTP (point the client at http://127.0.0.1:18080/xmla) and talks
+HTTPS to the server without checking its certificate (it is our own test server). ADOMD.NET
+on Mono stalled behind a TLS-terminating Python proxy, so there is none.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _decode(body: bytes, encoding: str | None) -> str:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "LoggingProxy"
+    server: LoggingProxy
 
     def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
         pass
@@ -110,41 +110,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class LoggingProxy(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, log_path: str, listen: tuple[str, int] = ("127.0.0.1", 0),
-                 tls_cert: str | None = None, tls_key: str | None = None):
+    def __init__(self, upstream: str, log_path: str, listen: tuple[str, int] = ("127.0.0.1", 0)):
         super().__init__(listen, _Handler)
         self.upstream = urllib.parse.urlsplit(upstream)
         self.client_ctx = ssl._create_unverified_context()  # upstream is our own test server
         self.log_path = log_path
-        self.scheme = "http"
         self._lock = threading.Lock()
         self._seq = 0
-        if tls_cert and tls_key:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(tls_cert, tls_key)
-            self.socket = ctx.wrap_socket(self.socket, server_side=True)
-            self.scheme = "https"
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"{self.scheme}://{host}:{port}"
+        return f"http://{host}:{port}"
 
     def record(self, h: _Handler, req_body: bytes, status: int, reason: str, resp_headers, resp_body: bytes):
         with self._lock:
             self._seq += 1
             req_h = "".join(f"{k}: {v}\n" for k, v in h.headers.items())
             resp_h = "".join(f"{k}: {v}\n" for k, v in resp_headers)
-            enc = dict((k.lower(), v) for k, v in resp_headers).get("content-encoding")
+            enc = {k.lower(): v for k, v in resp_headers}.get("content-encoding")
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(f"===== #{self._seq} >>> {h.command} {h.path}\n{req_h}\n")
                 f.write(_decode(req_body, None) + "\n")
                 f.write(f"----- #{self._seq} <<< {status} {reason}\n{resp_h}\n")
                 f.write(_decode(resp_body, enc) + "\n\n")
-
-    def start(self) -> "LoggingProxy":
-        threading.Thread(target=self.serve_forever, name="xmla-proxy", daemon=True).start()
-        return self
 
 
 def main() -> None:
@@ -152,10 +141,8 @@ def main() -> None:
     ap.add_argument("--upstream", required=True, help="e.g. https://127.0.0.1:8443")
     ap.add_argument("--listen", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     ap.add_argument("--log", required=True)
-    ap.add_argument("--tls-cert")
-    ap.add_argument("--tls-key")
     a = ap.parse_args()
-    p = LoggingProxy(a.upstream, a.log, ("127.0.0.1", a.listen), a.tls_cert, a.tls_key)
+    p = LoggingProxy(a.upstream, a.log, ("127.0.0.1", a.listen))
     print(f"proxy listening on {p.url}, forwarding to {a.upstream}, logging to {a.log}", flush=True)
     p.serve_forever()
 

@@ -69,7 +69,8 @@ type Rows = Vec<Vec<Value>>;
 /// Answer a Discover with a rowset `<root>`.
 pub fn discover(req: &Discover, ctx: &Context) -> Result<String, Fault> {
     let (def, rows) = rows(req, ctx)?;
-    Ok(write_rowset(def.columns, &rows))
+    let content = crate::rowset::Content::from_property(req.properties.get("Content"));
+    Ok(crate::rowset::write_rowset_content(def.columns, &rows, content))
 }
 
 /// The rowset a Discover names and its rows, restrictions applied, before they are written
@@ -118,7 +119,7 @@ pub(crate) fn rows(req: &Discover, ctx: &Context) -> Result<(&'static RowsetDef,
         "MDSCHEMA_DIMENSIONS" => dimensions(ctx),
         "MDSCHEMA_HIERARCHIES" => hierarchies(ctx),
         "MDSCHEMA_LEVELS" => levels(ctx),
-        "MDSCHEMA_MEASURES" => measures(ctx),
+        "MDSCHEMA_MEASURES" => measures(req, ctx)?,
         "MDSCHEMA_MEASUREGROUPS" => measure_groups(ctx),
         "MDSCHEMA_MEASUREGROUP_DIMENSIONS" => measure_group_dimensions(ctx),
         "MDSCHEMA_PROPERTIES" => member_and_cell_properties(req, ctx)?,
@@ -831,10 +832,34 @@ fn measure_data_type(kind: &MeasureKind) -> i64 {
     }
 }
 
-fn measures(ctx: &Context) -> Rows {
+/// MDSCHEMA_*_VISIBILITY: 1 visible (the default), 2 not visible, 3 both.
+fn visibility(req: &Discover, name: &str) -> Result<(bool, bool), Fault> {
+    let mut visible = false;
+    let mut hidden = false;
+    let values = req.restriction(name);
+    if values.is_empty() {
+        return Ok((true, false));
+    }
+    for v in values {
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| Fault::new(codes::BAD_RESTRICTION, format!("{name} must be 1, 2 or 3, got '{v}'")))?;
+        visible |= n & 1 != 0;
+        hidden |= n & 2 != 0;
+    }
+    Ok((visible, hidden))
+}
+
+fn measures(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
+    let (want_visible, want_hidden) = visibility(req, "MEASURE_VISIBILITY")?;
     let mut rows = Vec::new();
     for c in &ctx.catalog.cubes {
-        for m in &c.measures {
+        for m in c
+            .measures
+            .iter()
+            .filter(|m| if m.visible { want_visible } else { want_hidden })
+        {
             let expression = match &m.kind {
                 MeasureKind::Calculated(cm) => s(&cm.expression),
                 MeasureKind::Stored(_) => N,
@@ -864,7 +889,7 @@ fn measures(ctx: &Context) -> Rows {
             ]);
         }
     }
-    rows
+    Ok(rows)
 }
 
 fn measure_groups(ctx: &Context) -> Rows {

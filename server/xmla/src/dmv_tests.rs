@@ -482,9 +482,15 @@ fn hidden_measures_are_left_out_and_folders_kept() {
         visible.iter().map(|m| m.3.clone()).collect::<Vec<_>>()
     );
 
-    // NOT picks exactly the hidden ones.
+    // Hidden measures are only listed when asked for (MEASURE_VISIBILITY defaults to 1, as in
+    // SSAS); then NOT picks exactly the hidden ones.
     let r = run(
         "select [MEASURE_NAME] from $system.mdschema_measures where [CUBE_NAME] = @CubeName and not [MEASURE_IS_VISIBLE]",
+        &[("CubeName", "Benchmark")],
+    );
+    assert!(r.strings("MEASURE_NAME").is_empty());
+    let r = run(
+        "select [MEASURE_NAME] from SYSTEMRESTRICTSCHEMA($system.mdschema_measures, MEASURE_VISIBILITY = 3) where [CUBE_NAME] = @CubeName and not [MEASURE_IS_VISIBLE]",
         &[("CubeName", "Benchmark")],
     );
     assert_eq!(

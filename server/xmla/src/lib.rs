@@ -32,3 +32,6 @@ mod soap_tests;
 
 #[cfg(test)]
 mod cancel_tests;
+
+#[cfg(test)]
+mod discover_tests;

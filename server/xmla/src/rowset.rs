@@ -105,12 +105,47 @@ impl From<Option<String>> for Value {
 
 /// Write a rowset `<root>` with its schema and rows. Each row holds one value per column.
 pub fn write_rowset(columns: &[Column], rows: &[Vec<Value>]) -> String {
+    write_rowset_content(columns, rows, Content::SchemaData)
+}
+
+/// XMLA `Content`: what a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    SchemaData,
+    /// Rows only (ADOMD.NET's cache checks ask for this and reject a schema).
+    Data,
+    /// The schema only.
+    Schema,
+    None,
+}
+
+impl Content {
+    /// From the `Content` property; absent or unknown means SchemaData (Excel sends none).
+    pub fn from_property(v: Option<&str>) -> Content {
+        match v.map(str::trim) {
+            Some(x) if x.eq_ignore_ascii_case("Data") => Content::Data,
+            Some(x) if x.eq_ignore_ascii_case("Schema") => Content::Schema,
+            Some(x) if x.eq_ignore_ascii_case("None") => Content::None,
+            _ => Content::SchemaData,
+        }
+    }
+}
+
+/// Write a rowset `<root>` with the schema and/or rows as `content` asks.
+pub fn write_rowset_content(columns: &[Column], rows: &[Vec<Value>], content: Content) -> String {
     let mut s = String::with_capacity(2048 + rows.len() * columns.len() * 32);
     let _ = write!(
         s,
         "<root xmlns=\"{NS_ROWSET}\" xmlns:xsd=\"{NS_XSD}\" xmlns:xsi=\"{NS_XSI}\">"
     );
-    write_schema(&mut s, columns);
+    if matches!(content, Content::SchemaData | Content::Schema) {
+        write_schema(&mut s, columns);
+    }
+    let rows: &[Vec<Value>] = if matches!(content, Content::SchemaData | Content::Data) {
+        rows
+    } else {
+        &[]
+    };
     for row in rows {
         s.push_str("<row>");
         for (c, v) in columns.iter().zip(row) {
