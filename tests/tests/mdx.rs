@@ -602,3 +602,31 @@ fn drillthrough_return_picks_columns() {
     );
     assert!(xml.contains("<faultstring>") && xml.contains("[cpr]"), "{xml}");
 }
+
+#[test]
+fn collapse_form_and_child_count_probe() {
+    let s = server();
+    // Collapse Midtjylland while Køn stays expanded under the other regions.
+    let a = s
+        .mdx(
+            "SELECT NON EMPTY Hierarchize(DrilldownMember(CrossJoin({[Kommune].[Geografi].[All],[Kommune].[Geografi].[Region].AllMembers}, \
+             {([Køn].[Køn].[All])}), {-{[Kommune].[Geografi].[Region].&[1082]}}, [Køn].[Køn])) ON 0 FROM [Befolkning]",
+            1033,
+        )
+        .ok();
+    let count = |u: &str| a.axes[0].iter().filter(|t| t[0].0 == u).count();
+    assert_eq!(count("[Kommune].[Geografi].[Region].&[1082]"), 1, "collapsed");
+    assert_eq!(count("[Kommune].[Geografi].[Region].&[1081]"), 3, "All + Mand + Kvinde");
+    // Excel's child-count probe: the number of regions under All, of kommuner under a region.
+    let a = s
+        .mdx(
+            "WITH MEMBER [Measures].cChildren As 'AddCalculatedMembers([Kommune].[Geografi].currentmember.children).count' \
+             Set FilteredMembers As '{[Kommune].[Geografi].[Kommune].&[751]}' Select {[Measures].cChildren} on ROWS, \
+             Hierarchize(Generate(FilteredMembers, Ascendants([Kommune].[Geografi].currentmember))) DIMENSION PROPERTIES PARENT_UNIQUE_NAME, MEMBER_TYPE ON COLUMNS FROM [Befolkning]",
+            1033,
+        )
+        .ok();
+    let csv = std::fs::read_to_string(common::repo_root().join("data/municipalities.csv")).unwrap();
+    let midt = csv.lines().filter(|l| l.split(',').nth(2) == Some("1082")).count() as f64;
+    assert_eq!((a.value(0), a.value(1)), (Some(5.0), Some(midt)));
+}

@@ -472,6 +472,23 @@ impl<'s, 'a> Env<'s, 'a> {
                     )),
                 }
             }
+            Expr::Unary {
+                op: UnaryOp::Minus,
+                expr,
+                ..
+            } => {
+                // -{set}: every member of the set's hierarchy except those (Excel's collapse).
+                let inner = self.eval_set(expr, coord)?;
+                let Some(h) = inner.first().and_then(|t| (t.len() == 1).then_some(t[0].h)) else {
+                    return Ok(Vec::new());
+                };
+                let drop: HashSet<Tuple> = inner.into_iter().collect();
+                Ok(self
+                    .hierarchy_members(h, true)
+                    .into_iter()
+                    .filter(|t| !drop.contains(t))
+                    .collect())
+            }
             Expr::Alias { expr, alias, .. } => {
                 let set = self.eval_set(expr, coord)?;
                 self.aliases.borrow_mut().insert(lc(&alias.value), set.clone());
@@ -939,6 +956,28 @@ impl<'s, 'a> Env<'s, 'a> {
                     out.push(nt);
                 }
             }
+        }
+        // With a target hierarchy (Excel's collapse form), the second set picks tuples by their
+        // own hierarchy's member, and the target hierarchy's member is drilled.
+        let target_of_set = targets.iter().next().map(|m| m.h);
+        if let (Some(th), Some(sh)) = (target_h, target_of_set)
+            && th != sh
+        {
+            for (i, t) in set.iter().enumerate() {
+                out.push(t.clone());
+                let (Some(mp), Some(dp)) = (t.iter().position(|m| m.h == sh), t.iter().position(|m| m.h == th)) else {
+                    continue;
+                };
+                let already = set.get(i + 1).is_some_and(|next| self.parent(next[dp]) == Some(t[dp]));
+                if targets.contains(&t[mp]) && !already {
+                    for c in self.children(t[dp]) {
+                        let mut nt = t.clone();
+                        nt[dp] = c;
+                        out.push(nt);
+                    }
+                }
+            }
+            return Ok(out);
         }
         for (i, t) in set.iter().enumerate() {
             let pos = match target_h {
