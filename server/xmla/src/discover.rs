@@ -9,7 +9,7 @@ use datakube_members::{HierarchyMembers, MemberStore};
 use datakube_model::{Aggregator, Catalog, Cube, Hierarchy, Lang, LevelType, MeasureKind, PropertyType, SecurityClass};
 
 use crate::response::codes;
-use crate::rowset::{Value, write_rowset};
+use crate::rowset::Value;
 use crate::rowsets::{self, ROWSETS, RowsetDef};
 use crate::soap::Discover;
 
