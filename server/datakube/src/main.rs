@@ -125,6 +125,9 @@ struct ServeArgs {
     /// users and passwords are public).
     #[arg(long, env = "DATAKUBE_DEV_IDENTITY_ON_NETWORK")]
     allow_dev_identity_on_network: bool,
+    /// Do not generate the demo datasets on first start (for catalogs that read other data).
+    #[arg(long)]
+    no_demo_data: bool,
     /// Scale of the demo data generated on first start.
     #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
     demo_scale: f64,
@@ -140,6 +143,7 @@ impl Default for ServeArgs {
             tls_key: None,
             demo_scale: datakube_datagen::DEFAULT_SCALE,
             allow_dev_identity_on_network: false,
+            no_demo_data: false,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -307,7 +311,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
             a.listen
         );
     }
-    if !datakube_datagen::is_generated(&cli.data_dir) {
+    if !a.no_demo_data && !datakube_datagen::is_generated(&cli.data_dir) {
         tracing::info!(
             "first start: no datasets in {}; generating the demo data",
             cli.data_dir.display()

@@ -46,10 +46,21 @@ pub struct Server {
 
 impl Server {
     pub fn start_in(data_dir: &Path, extra: &[&str], tmp: Option<tempfile::TempDir>) -> Server {
+        Server::start_with(data_dir, &repo_root().join("cube-definitions"), extra, tmp)
+    }
+
+    /// A server on `data_dir` with another catalog (no demo data is generated).
+    pub fn start_in_with_definitions(data_dir: &Path, definitions: &Path) -> Server {
+        Server::start_with(data_dir, definitions, &["--no-demo-data"], None)
+    }
+
+    fn start_with(data_dir: &Path, definitions: &Path, extra: &[&str], tmp: Option<tempfile::TempDir>) -> Server {
         let mut args: Vec<String> = vec![
             datakube_bin().display().to_string(),
             "--data-dir".into(),
             data_dir.display().to_string(),
+            "--cube-definitions".into(),
+            definitions.display().to_string(),
             "serve".into(),
             "--listen".into(),
             "127.0.0.1:0".into(),
