@@ -7,15 +7,6 @@ mod common;
 
 use common::{Answer, Server, curl_post};
 
-fn trace() -> Vec<serde_json::Value> {
-    let path = common::repo_root().join("../shared/traces/excel365-session.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn rewrite(xml: &str) -> String {
     xml.replace("SALES_ANALYTICS", "FLIS")
         .replace("[Sales]", "[Økonomi]")
@@ -29,15 +20,10 @@ fn rewrite(xml: &str) -> String {
         .replace("[Measures].[Revenue]", "[Measures].[Regnskab]")
 }
 
-fn session_id(xml: &str) -> Option<String> {
-    let i = xml.find("SessionId=\"")? + "SessionId=\"".len();
-    Some(xml[i..].split('"').next()?.to_string())
-}
-
 #[test]
 fn excel_365_session_replays_without_faults() {
     let s = Server::start();
-    let reqs = trace();
+    let reqs = common::excel_trace();
     assert_eq!(reqs.len(), 54);
     let mut ids: Vec<(String, String)> = Vec::new(); // recorded id → ours
     let mut executes_with_axes = 0;
@@ -53,14 +39,14 @@ fn excel_365_session_replays_without_faults() {
         let a = Answer::parse(&body);
         assert!(a.fault.is_none(), "seq {seq} ({kind}) answered a fault: {:?}", a.fault);
         if req.contains("<BeginSession") {
-            let recorded = session_id(r["response_xml"].as_str().unwrap()).expect("recorded session id");
-            let ours = session_id(&body).expect("BeginSession answer carries the session id");
+            let recorded = common::session_id(r["response_xml"].as_str().unwrap()).expect("recorded session id");
+            let ours = common::session_id(&body).expect("BeginSession answer carries the session id");
             assert_eq!(ours.len(), 36);
             ids.push((recorded, ours));
         } else if req.contains("<Session ") || req.contains("<EndSession ") {
-            let sent = session_id(&req).unwrap();
+            let sent = common::session_id(&req).unwrap();
             assert_eq!(
-                session_id(&body).as_deref(),
+                common::session_id(&body).as_deref(),
                 Some(sent.as_str()),
                 "seq {seq}: the session id is echoed"
             );

@@ -8,20 +8,6 @@ mod common;
 
 use common::{Answer, Server, curl_post};
 
-fn trace() -> Vec<serde_json::Value> {
-    let path = common::repo_root().join("../shared/traces/excel365-session.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn session_id(xml: &str) -> Option<String> {
-    let i = xml.find("SessionId=\"")? + "SessionId=\"".len();
-    Some(xml[i..].split('"').next()?.to_string())
-}
-
 /// Attribute values of `attr` on elements named `element`, in document order.
 fn attrs(xml: &str, element: &str, attr: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -108,7 +94,7 @@ fn recorded_session_against_a_cube_with_its_own_names() {
     let s = Server::start_in_with_definitions(tmp.path(), &defs);
     let mut ids: Vec<(String, String)> = Vec::new();
     let mut compared = 0;
-    for r in trace() {
+    for r in common::excel_trace() {
         let seq = r["seq"].as_i64().unwrap();
         let kind = r["request_kind"].as_str().unwrap().to_string();
         let reference = r["response_xml"].as_str().unwrap();
@@ -121,7 +107,10 @@ fn recorded_session_against_a_cube_with_its_own_names() {
         let a = Answer::parse(&body);
         assert!(a.fault.is_none(), "seq {seq} ({kind}): {:?}", a.fault);
         if req.contains("<BeginSession") {
-            ids.push((session_id(reference).unwrap(), session_id(&body).unwrap()));
+            ids.push((
+                common::session_id(reference).unwrap(),
+                common::session_id(&body).unwrap(),
+            ));
         }
         if kind.starts_with("ExecuteStatement") {
             // Element for element: hierarchies per axis, the members on the axes (unique

@@ -2,7 +2,6 @@
 //! with a self-signed certificate, answers /health and /version to curl, limits request
 //! bodies, and shuts down cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -40,28 +39,7 @@ fn start(data_dir: &std::path::Path) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start datakube");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let port = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("server did not print its URL; output so far:\n{}", seen.join("\n")));
-        if let Some(rest) = line.trim().strip_prefix("https://localhost:")
-            && let Some(p) = rest.strip_suffix("/xmla")
-        {
-            break p.parse::<u16>().expect("port");
-        }
-        seen.push(line);
-    };
+    let (port, rx, seen) = common::wait_for_url(child.stderr.take().unwrap());
     Running {
         child,
         port,

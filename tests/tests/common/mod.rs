@@ -82,28 +82,7 @@ impl Server {
             .spawn()
             .expect("start datakube");
         let guard = child.stdin.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let port = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("server did not print its URL; output so far:\n{}", seen.join("\n")));
-            if let Some(rest) = line.trim().strip_prefix("https://localhost:")
-                && let Some(p) = rest.strip_suffix("/xmla")
-            {
-                break p.parse::<u16>().expect("port");
-            }
-            seen.push(line);
-        };
+        let (port, rx, seen) = wait_for_url(child.stderr.take().unwrap());
         Server {
             child,
             port,
@@ -187,6 +166,48 @@ impl Server {
             datakube_engine::sql_string(&glob.to_string_lossy())
         )
     }
+}
+
+/// Follow a starting server's stderr until it prints the XMLA URL; returns the port, the rest
+/// of the log as a channel, and the lines before the URL.
+pub fn wait_for_url(stderr: std::process::ChildStderr) -> (u16, mpsc::Receiver<String>, Vec<String>) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("server did not print its URL; output so far:\n{}", seen.join("\n")));
+        if let Some(rest) = line.trim().strip_prefix("https://localhost:")
+            && let Some(p) = rest.strip_suffix("/xmla")
+        {
+            return (p.parse::<u16>().expect("port"), rx, seen);
+        }
+        seen.push(line);
+    }
+}
+
+/// The recorded Excel 365 session (../shared/traces), one JSON object per request.
+pub fn excel_trace() -> Vec<serde_json::Value> {
+    let path = repo_root().join("../shared/traces/excel365-session.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The SessionId attribute in a SOAP text.
+pub fn session_id(xml: &str) -> Option<String> {
+    let i = xml.find("SessionId=\"")? + "SessionId=\"".len();
+    Some(xml[i..].split('"').next()?.to_string())
 }
 
 pub fn xml_escape(s: &str) -> String {
