@@ -1111,7 +1111,87 @@ fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
     Ok(rows)
 }
 
+/// The MDX functions the query engine evaluates (server/query/src/eval.rs): name, parameter
+/// list, and the interface (what it returns). Keep in step with the engine.
+const FUNCTIONS: &[(&str, &str, &str)] = &[
+    ("AddCalculatedMembers", "Set", "Set"),
+    ("Aggregate", "Set[, Numeric_Expression]", "Numeric"),
+    ("AllMembers", "Hierarchy|Level", "Set"),
+    ("Ascendants", "Member", "Set"),
+    ("Avg", "Set[, Numeric_Expression]", "Numeric"),
+    ("BottomCount", "Set, Count[, Numeric_Expression]", "Set"),
+    ("Children", "Member", "Set"),
+    ("CoalesceEmpty", "Expression, Expression", "Numeric"),
+    ("Count", "Set", "Numeric"),
+    ("CrossJoin", "Set, Set[, Set...]", "Set"),
+    ("CurrentMember", "Hierarchy", "Member"),
+    ("DefaultMember", "Hierarchy", "Member"),
+    ("Descendants", "Member[, Level|Distance[, Flag]]", "Set"),
+    ("Distinct", "Set", "Set"),
+    ("DrilldownLevel", "Set[, Level[, Index]][, INCLUDE_CALC_MEMBERS]", "Set"),
+    (
+        "DrilldownMember",
+        "Set, Set[, RECURSIVE][, Hierarchy][, INCLUDE_CALC_MEMBERS]",
+        "Set",
+    ),
+    ("Except", "Set, Set", "Set"),
+    ("Filter", "Set, Logical_Expression", "Set"),
+    ("FirstChild", "Member", "Member"),
+    ("Generate", "Set, Set[, ALL]", "Set"),
+    ("Head", "Set[, Count]", "Set"),
+    ("Hierarchize", "Set[, POST]", "Set"),
+    ("IIf", "Logical_Expression, Expression, Expression", "Numeric"),
+    ("InStr", "[Start, ]String, String", "Numeric"),
+    ("Intersect", "Set, Set", "Set"),
+    ("IsEmpty", "Expression", "Logical"),
+    ("Lag", "Member, Index", "Member"),
+    ("LastChild", "Member", "Member"),
+    ("Lead", "Member, Index", "Member"),
+    ("Left", "String, Length", "String"),
+    ("Len", "String", "Numeric"),
+    ("Max", "Set[, Numeric_Expression]", "Numeric"),
+    ("Members", "Hierarchy|Level", "Set"),
+    ("Mid", "String, Start[, Length]", "String"),
+    ("Min", "Set[, Numeric_Expression]", "Numeric"),
+    ("NextMember", "Member", "Member"),
+    ("NonEmpty", "Set", "Set"),
+    ("Order", "Set, Expression[, ASC|DESC|BASC|BDESC]", "Set"),
+    ("Parent", "Member", "Member"),
+    ("PrevMember", "Member", "Member"),
+    ("Right", "String, Length", "String"),
+    ("Round", "Numeric_Expression[, Digits]", "Numeric"),
+    ("StrToMember", "String", "Member"),
+    ("Sum", "Set[, Numeric_Expression]", "Numeric"),
+    ("Tail", "Set[, Count]", "Set"),
+    ("TopCount", "Set, Count[, Numeric_Expression]", "Set"),
+    ("Union", "Set, Set[, ALL]", "Set"),
+];
+
 fn functions() -> Rows {
-    // Filled from the MDX engine's function table when it lands (issue 4).
-    Vec::new()
+    FUNCTIONS
+        .iter()
+        .map(|(name, params, returns)| {
+            // RETURN_TYPE as a VARIANT type: 5 (double) for values, 8 (string), 11 (bool), 12 otherwise.
+            let vt = match *returns {
+                "Numeric" => 5,
+                "String" => 8,
+                "Logical" => 11,
+                _ => 12,
+            };
+            vec![
+                s(*name),
+                N,
+                s(*params),
+                i(vt),
+                i(1),
+                s(*returns),
+                N,
+                N,
+                N,
+                N,
+                N,
+                s(*name),
+            ]
+        })
+        .collect()
 }

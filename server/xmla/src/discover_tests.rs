@@ -74,3 +74,25 @@ fn hidden_measures_are_listed_only_when_asked_for() {
     assert!(all.contains("<MEASURE_IS_VISIBLE>false</MEASURE_IS_VISIBLE>"));
     assert!(all.matches("<row>").count() > default.matches("<row>").count());
 }
+
+#[test]
+fn functions_lists_what_the_engine_evaluates() {
+    let r = run("MDSCHEMA_FUNCTIONS", vec![("FUNCTION_NAME", "DrilldownLevel")], vec![]);
+    assert_eq!(r.matches("<row>").count(), 1, "{r}");
+    assert!(r.contains("INCLUDE_CALC_MEMBERS"));
+    // Every listed function is one the engine's evaluator names (read from its source).
+    let eval = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../query/src/eval.rs"))
+        .unwrap()
+        .to_lowercase();
+    let all = run("MDSCHEMA_FUNCTIONS", vec![], vec![]);
+    for name in all
+        .split("<FUNCTION_NAME>")
+        .skip(1)
+        .map(|p| p.split('<').next().unwrap().to_lowercase())
+    {
+        assert!(
+            eval.contains(&format!("\"{name}\"")),
+            "{name} is listed but not evaluated"
+        );
+    }
+}
