@@ -179,16 +179,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
     let mut stack: Vec<Ctx> = Vec::new();
     let mut session = SessionHeader::None;
     let mut method_name: Option<String> = None;
-    let mut request_type = String::new();
-    let mut restrictions: Vec<Restriction> = Vec::new();
-    let mut properties: Vec<(String, String)> = Vec::new();
-    let mut parameters: Vec<(String, String)> = Vec::new();
-    let mut statement: Option<String> = None;
+    let mut f = Fields::default();
     let mut text = String::new();
-    let mut param_name = String::new();
-    let mut param_value = String::new();
     let mut saw_envelope = false;
-    let mut cancel: Option<Cancel> = None;
 
     loop {
         let pos = reader.buffer_position() as usize;
@@ -257,10 +250,10 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                     (Some(Ctx::Method), "Restrictions") => Ctx::Restrictions,
                     (Some(Ctx::Restrictions), "RestrictionList") => Ctx::RestrictionList,
                     (Some(Ctx::RestrictionList), name) => {
-                        if restrictions.len() >= MAX_ENTRIES {
+                        if f.restrictions.len() >= MAX_ENTRIES {
                             return Err(p.error_at(pos, format!("more than {MAX_ENTRIES} restrictions")));
                         }
-                        restrictions.push(Restriction {
+                        f.restrictions.push(Restriction {
                             name: name.to_string(),
                             values: Vec::new(),
                         });
@@ -270,29 +263,29 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                     (Some(Ctx::Method), "Properties") => Ctx::Properties,
                     (Some(Ctx::Properties), "PropertyList") => Ctx::PropertyList,
                     (Some(Ctx::PropertyList), name) => {
-                        if properties.len() >= MAX_ENTRIES {
+                        if f.properties.len() >= MAX_ENTRIES {
                             return Err(p.error_at(pos, format!("more than {MAX_ENTRIES} properties")));
                         }
-                        properties.push((name.to_string(), String::new()));
+                        f.properties.push((name.to_string(), String::new()));
                         Ctx::Property
                     }
                     (Some(Ctx::Method), "Command") => Ctx::Command,
                     (Some(Ctx::Command), "Statement") => {
-                        statement = Some(String::new());
+                        f.statement = Some(String::new());
                         Ctx::Statement
                     }
                     (Some(Ctx::Command), "Cancel") => {
-                        cancel = Some(Cancel { session_id: None });
+                        f.cancel = Some(Cancel { session_id: None });
                         Ctx::Cancel
                     }
                     (Some(Ctx::Cancel), "SessionID") => Ctx::CancelSession,
                     (Some(Ctx::Method), "Parameters") => Ctx::Parameters,
                     (Some(Ctx::Parameters), "Parameter") => {
-                        if parameters.len() >= MAX_ENTRIES {
+                        if f.parameters.len() >= MAX_ENTRIES {
                             return Err(p.error_at(pos, format!("more than {MAX_ENTRIES} parameters")));
                         }
-                        param_name.clear();
-                        param_value.clear();
+                        f.param_name.clear();
+                        f.param_value.clear();
                         Ctx::Parameter
                     }
                     (Some(Ctx::Parameter), "Name") => Ctx::ParameterName,
@@ -301,18 +294,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
                 };
                 text.clear();
                 if is_empty {
-                    close_cancel(ctx, &text, &mut cancel);
-                    close(
-                        ctx,
-                        &mut text,
-                        &mut restrictions,
-                        &mut properties,
-                        &mut parameters,
-                        &mut request_type,
-                        &mut statement,
-                        &mut param_name,
-                        &mut param_value,
-                    );
+                    f.close(ctx, &mut text);
                 } else {
                     stack.push(ctx);
                 }
@@ -356,18 +338,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
             }
             Event::End(_) => {
                 let ctx = stack.pop().unwrap_or(Ctx::Other);
-                close_cancel(ctx, &text, &mut cancel);
-                close(
-                    ctx,
-                    &mut text,
-                    &mut restrictions,
-                    &mut properties,
-                    &mut parameters,
-                    &mut request_type,
-                    &mut statement,
-                    &mut param_name,
-                    &mut param_value,
-                );
+                f.close(ctx, &mut text);
                 text.clear();
             }
             Event::Eof => break,
@@ -377,6 +348,15 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
     if !saw_envelope {
         return Err(p.error_at(0, "no SOAP Envelope found"));
     }
+    let Fields {
+        request_type,
+        restrictions,
+        properties,
+        parameters,
+        statement,
+        cancel,
+        ..
+    } = f;
     let properties = Properties(properties);
     let method = match method_name.as_deref() {
         Some("Discover") => {
@@ -400,12 +380,57 @@ pub fn parse_request(body: &[u8]) -> Result<Request, SoapError> {
     Ok(Request { session, method })
 }
 
-/// The end of `<Cancel><SessionID>…</SessionID>`: remember the id (empty means this session).
-fn close_cancel(ctx: Ctx, text: &str, cancel: &mut Option<Cancel>) {
-    if ctx == Ctx::CancelSession
-        && let Some(c) = cancel.as_mut()
-    {
-        c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
+/// What a request carries, collected while its elements close.
+#[derive(Default)]
+struct Fields {
+    request_type: String,
+    restrictions: Vec<Restriction>,
+    properties: Vec<(String, String)>,
+    parameters: Vec<(String, String)>,
+    statement: Option<String>,
+    param_name: String,
+    param_value: String,
+    cancel: Option<Cancel>,
+}
+
+impl Fields {
+    /// An element of kind `ctx` ended; `text` is its text content.
+    fn close(&mut self, ctx: Ctx, text: &mut String) {
+        match ctx {
+            Ctx::RequestType => self.request_type = std::mem::take(text),
+            Ctx::Restriction => {
+                if let Some(r) = self.restrictions.last_mut()
+                    && r.values.is_empty()
+                    && !text.trim().is_empty()
+                {
+                    r.values.push(text.trim().to_string());
+                }
+            }
+            Ctx::RestrictionValue => {
+                if let Some(r) = self.restrictions.last_mut() {
+                    r.values.push(text.trim().to_string());
+                }
+            }
+            Ctx::Property => {
+                if let Some(pr) = self.properties.last_mut() {
+                    pr.1 = text.trim().to_string();
+                }
+            }
+            Ctx::Statement => self.statement = Some(std::mem::take(text)),
+            Ctx::ParameterName => self.param_name = text.trim().to_string(),
+            Ctx::ParameterValue => self.param_value = std::mem::take(text),
+            Ctx::Parameter => self.parameters.push((
+                std::mem::take(&mut self.param_name),
+                std::mem::take(&mut self.param_value),
+            )),
+            // `<Cancel><SessionID>…</SessionID>`: empty means this session.
+            Ctx::CancelSession => {
+                if let Some(c) = self.cancel.as_mut() {
+                    c.session_id = Some(text.trim().to_string()).filter(|s| !s.is_empty());
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -463,45 +488,5 @@ fn append_text(text: &mut String, s: &str, stack: &[Ctx], p: &Parser, pos: usize
             pos,
             format!("unexpected text '{}'", s.trim().chars().take(40).collect::<String>()),
         )),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn close(
-    ctx: Ctx,
-    text: &mut String,
-    restrictions: &mut [Restriction],
-    properties: &mut [(String, String)],
-    parameters: &mut Vec<(String, String)>,
-    request_type: &mut String,
-    statement: &mut Option<String>,
-    param_name: &mut String,
-    param_value: &mut String,
-) {
-    match ctx {
-        Ctx::RequestType => *request_type = std::mem::take(text),
-        Ctx::Restriction => {
-            if let Some(r) = restrictions.last_mut()
-                && r.values.is_empty()
-                && !text.trim().is_empty()
-            {
-                r.values.push(text.trim().to_string());
-            }
-        }
-        Ctx::RestrictionValue => {
-            if let Some(r) = restrictions.last_mut() {
-                r.values.push(text.trim().to_string());
-            }
-        }
-        Ctx::Property => {
-            if let Some(pr) = properties.last_mut() {
-                pr.1 = text.trim().to_string();
-            }
-        }
-        Ctx::Statement => *statement = Some(std::mem::take(text)),
-        Ctx::ParameterName => *param_name = text.trim().to_string(),
-        Ctx::ParameterValue => *param_value = std::mem::take(text),
-        Ctx::Parameter => parameters.push((std::mem::take(param_name), std::mem::take(param_value))),
-        _ => {}
     }
 }
