@@ -108,6 +108,19 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         }
     }
 
+    /// A fetcher with the same scope and restrictions and an empty cache, for values needed
+    /// while this one is busy (a value filter inside a calculated member).
+    pub fn fresh(&self) -> CellFetcher<'s, 'a> {
+        CellFetcher::new(
+            self.space,
+            self.engine,
+            self.data_dir,
+            self.scope.clone(),
+            self.restrictions.clone(),
+            self.cancel,
+        )
+    }
+
     /// Restrict hierarchy `h` to the members `ids` (a subselect or a set slicer). Values
     /// fetched before no longer hold, so the cache is emptied.
     pub fn set_restriction(&mut self, h: HierIdx, ids: Vec<u32>) {

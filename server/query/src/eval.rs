@@ -68,6 +68,9 @@ pub struct Env<'s, 'a> {
     pub allowed: Vec<Option<HashSet<u32>>>,
     /// Cell values for set functions that need them (Filter, TopCount, Order, NonEmpty …).
     pub fetcher: Option<RefCell<CellFetcher<'s, 'a>>>,
+    /// Fetchers for value-based set functions evaluated while `fetcher` is busy computing a
+    /// cell (Filter or TopCount inside a calculated member), one per nesting depth.
+    pub nested: Vec<RefCell<CellFetcher<'s, 'a>>>,
     /// Sets named inline with `AS` during evaluation, and the current tuple of each while
     /// `Generate` iterates it.
     aliases: RefCell<HashMap<String, Vec<Tuple>>>,
@@ -93,6 +96,7 @@ impl<'s, 'a> Env<'s, 'a> {
         Env {
             space,
             fetcher: None,
+            nested: Vec::new(),
             aliases: RefCell::new(HashMap::new()),
             current: RefCell::new(HashMap::new()),
             named_sets: HashMap::new(),
@@ -108,7 +112,7 @@ impl<'s, 'a> Env<'s, 'a> {
     }
 
     fn children(&self, m: MemberRef) -> Vec<MemberRef> {
-        if m.h == MEASURES {
+        if m.h == MEASURES || self.space.is_calc(m) {
             return Vec::new();
         }
         self.space
@@ -123,23 +127,11 @@ impl<'s, 'a> Env<'s, 'a> {
     }
 
     fn level_of(&self, m: MemberRef) -> u16 {
-        if m.h == MEASURES {
-            0
-        } else {
-            self.space.hier(m.h).members.get(m.id).level
-        }
+        self.space.member_level(m)
     }
 
     fn parent(&self, m: MemberRef) -> Option<MemberRef> {
-        if m.h == MEASURES {
-            return None;
-        }
-        self.space
-            .hier(m.h)
-            .members
-            .get(m.id)
-            .parent
-            .map(|id| MemberRef { h: m.h, id })
+        self.space.member_parent(m)
     }
 
     fn hierarchy_members(&self, h: HierIdx, all_measures: bool) -> Vec<Tuple> {
@@ -156,6 +148,10 @@ impl<'s, 'a> Env<'s, 'a> {
         let hm = &self.space.hier(h).members;
         let mut ids: Vec<u32> = (0..hm.members.len() as u32).collect();
         ids.sort_by_key(|&id| hm.get(id).ordinal);
+        if all_measures {
+            // AllMembers: the calculated members too.
+            ids.extend(self.space.calc_ids(h));
+        }
         ids.into_iter()
             .map(|id| MemberRef { h, id })
             .filter(|m| self.visible(*m))
@@ -278,11 +274,328 @@ impl<'s, 'a> Env<'s, 'a> {
                 | "currentmember"
                 | "defaultmember"
                 | "strtomember"
+                | "ancestor"
+                | "cousin"
+                | "firstsibling"
+                | "lastsibling"
+                | "openingperiod"
+                | "closingperiod"
+                | "parallelperiod"
+                | "item"
+                | "dimensions"
+                | "levels"
+                | "strtotuple"
+                | "properties"
         )
+    }
+
+    /// The time hierarchy of the cube (first hierarchy of a time dimension), for Ytd, Mtd,
+    /// OpeningPeriod … without an explicit member.
+    fn time_hierarchy(&self) -> Result<HierIdx> {
+        (1..self.space.hierarchy_count())
+            .find(|&h| self.space.hier(h).dim.is_time())
+            .ok_or_else(|| QueryError::Type(format!("cube [{}] has no time dimension", self.space.cube.name)))
+    }
+
+    fn current_of(&self, h: HierIdx, coord: Option<&[u32]>) -> MemberRef {
+        match coord {
+            Some(c) => MemberRef { h, id: c[h] },
+            None => self.default_member(h),
+        }
+    }
+
+    /// The ancestor of `m` on level `number` (itself when it is on that level).
+    fn ancestor_at(&self, m: MemberRef, number: u16) -> Option<MemberRef> {
+        let mut x = m;
+        while self.level_of(x) > number {
+            x = self.parent(x)?;
+        }
+        (self.level_of(x) == number).then_some(x)
+    }
+
+    /// Whether `a` is `b` or one of its ancestors.
+    fn is_ancestor_or_self(&self, a: MemberRef, b: MemberRef) -> bool {
+        if a.h != b.h {
+            return false;
+        }
+        let mut x = Some(b);
+        while let Some(y) = x {
+            if y == a {
+                return true;
+            }
+            x = self.parent(y);
+        }
+        false
+    }
+
+    /// Position of `m` among its parent's children.
+    fn child_position(&self, m: MemberRef) -> Option<usize> {
+        let p = self.parent(m)?;
+        self.space
+            .hier(m.h)
+            .members
+            .get(p.id)
+            .children
+            .iter()
+            .position(|&c| c == m.id)
+    }
+
+    /// The member of `ancestor`'s subtree in the same relative position as `m` has under its
+    /// own ancestor on `ancestor`'s level (SSAS Cousin).
+    fn cousin(&self, m: MemberRef, ancestor: MemberRef) -> Option<MemberRef> {
+        let target = self.level_of(ancestor);
+        let mut path = Vec::new();
+        let mut x = m;
+        while self.level_of(x) > target {
+            path.push(self.child_position(x)?);
+            x = self.parent(x)?;
+        }
+        let mut y = ancestor;
+        for &pos in path.iter().rev() {
+            let kids = &self.space.hier(y.h).members.get(y.id).children;
+            y = MemberRef {
+                h: y.h,
+                id: *kids.get(pos)?,
+            };
+        }
+        Some(y)
+    }
+
+    /// A level argument: a level, or a number of levels up from `from` (Ancestor(m, 1)).
+    fn level_arg(&self, a: &Expr, coord: Option<&[u32]>, from: MemberRef, fname: &str) -> Result<(u16, bool)> {
+        match self.eval(a, coord)? {
+            Val::Level { h, number } if h == from.h => Ok((number, true)),
+            Val::Level { .. } => Err(QueryError::Type(format!(
+                "{fname}: the level is not of the member's hierarchy"
+            ))),
+            Val::Scalar(s) => {
+                let d = s.as_num().unwrap_or(0.0).max(0.0) as u16;
+                Ok((self.level_of(from).saturating_sub(d), false))
+            }
+            other => Err(QueryError::Type(format!(
+                "{fname}: expected a level or a distance, got {}",
+                describe(&other)
+            ))),
+        }
+    }
+
+    fn number_arg(&self, args: &[Expr], i: usize, coord: Option<&[u32]>, default: f64) -> Result<f64> {
+        match args.get(i).filter(|a| !matches!(a, Expr::Omitted { .. })) {
+            None => Ok(default),
+            Some(a) => match self.eval(a, coord)? {
+                Val::Scalar(s) => Ok(s.as_num().unwrap_or(default)),
+                other => Err(QueryError::Type(format!("expected a number, got {}", describe(&other)))),
+            },
+        }
+    }
+
+    /// Functions of the `member_function` family that do not start from a member.
+    fn special_member_function(&self, n: &str, args: &[Expr], coord: Option<&[u32]>, e: &Expr) -> Result<Option<Val>> {
+        let nothing = Val::Set(Vec::new());
+        Ok(Some(match n {
+            "dimensions" => {
+                let a = args.first().ok_or_else(|| unsupported("Dimensions()", e))?;
+                match self.eval(a, coord)? {
+                    Val::Scalar(Scalar::Str(name)) => {
+                        let name_expr = datakube_mdx::parse_expression(&format!("[{}]", name.replace(']', "]]")))
+                            .map_err(|err| QueryError::Syntax(err.to_string()))?;
+                        match self.eval(&name_expr, coord)? {
+                            Val::Member(m) => Val::Hierarchy(m.h),
+                            other => other,
+                        }
+                    }
+                    Val::Scalar(s) => {
+                        let i = s.as_num().unwrap_or(-1.0);
+                        if i < 0.0 || i as usize >= self.space.hierarchy_count() {
+                            return Err(QueryError::Type(format!("Dimensions({i}): no such dimension")));
+                        }
+                        Val::Hierarchy(i as usize)
+                    }
+                    other => {
+                        return Err(QueryError::Type(format!(
+                            "Dimensions: expected a number or name, got {}",
+                            describe(&other)
+                        )));
+                    }
+                }
+            }
+            "levels" => {
+                let h = match args.first().map(|a| self.eval(a, coord)).transpose()? {
+                    Some(Val::Hierarchy(h)) => h,
+                    Some(Val::Member(m)) => m.h,
+                    _ => return Err(QueryError::Type("Levels: expected a hierarchy".into())),
+                };
+                let a = args.get(1).ok_or_else(|| unsupported("Levels()", e))?;
+                match self.eval(a, coord)? {
+                    Val::Scalar(Scalar::Str(name)) if h != MEASURES => {
+                        let l = self
+                            .space
+                            .hier(h)
+                            .hierarchy
+                            .levels
+                            .iter()
+                            .find(|l| l.name.eq_ignore_ascii_case(&name));
+                        match l {
+                            Some(l) => Val::Level {
+                                h,
+                                number: l.number as u16,
+                            },
+                            None => return Err(QueryError::Name(format!("Levels(\"{name}\"): no such level"))),
+                        }
+                    }
+                    Val::Scalar(s) => {
+                        let i = s.as_num().unwrap_or(-1.0);
+                        let root = if h == MEASURES {
+                            0
+                        } else {
+                            self.space.hier(h).members.all().level
+                        };
+                        let number = i as i64 + root as i64;
+                        let max = if h == MEASURES {
+                            0
+                        } else {
+                            self.space.hier(h).members.levels.len() as i64 - 1
+                        };
+                        if i < 0.0 || number > max {
+                            return Err(QueryError::Type(format!("Levels({i}): no such level")));
+                        }
+                        Val::Level {
+                            h,
+                            number: number as u16,
+                        }
+                    }
+                    other => {
+                        return Err(QueryError::Type(format!(
+                            "Levels: expected a number or name, got {}",
+                            describe(&other)
+                        )));
+                    }
+                }
+            }
+            "item" => {
+                let target = args.first().ok_or_else(|| unsupported("Item()", e))?;
+                let idx = self.number_arg(args, 1, coord, 0.0)?;
+                match self.eval(target, coord)? {
+                    Val::Set(s) => match s.get(idx.max(0.0) as usize).filter(|_| idx >= 0.0) {
+                        Some(t) if t.len() == 1 => Val::Member(t[0]),
+                        Some(t) => Val::Tuple(t.clone()),
+                        None => nothing,
+                    },
+                    Val::Tuple(t) => match t.get(idx.max(0.0) as usize).filter(|_| idx >= 0.0) {
+                        Some(m) => Val::Member(*m),
+                        None => nothing,
+                    },
+                    Val::Member(m) if idx == 0.0 => Val::Member(m),
+                    _ => nothing,
+                }
+            }
+            "properties" => {
+                let m = self.arg_member(args, 0, coord, "Properties")?;
+                let pname = match args.get(1).map(|a| self.eval(a, coord)).transpose()? {
+                    Some(Val::Scalar(Scalar::Str(s))) => s,
+                    _ => return Err(QueryError::Type("Properties needs a property name".into())),
+                };
+                let typed = Self::flag(args, "TYPED");
+                Val::Scalar(self.member_property(m, &pname, typed)?)
+            }
+            "strtotuple" => {
+                let s = match args.first().map(|a| self.eval(a, coord)).transpose()? {
+                    Some(Val::Scalar(Scalar::Str(s))) => s,
+                    _ => return Err(QueryError::Type("StrToTuple needs a string".into())),
+                };
+                let parsed = datakube_mdx::parse_expression(&s).map_err(|err| QueryError::Syntax(err.to_string()))?;
+                self.eval(&parsed, coord)?
+            }
+            "openingperiod" | "closingperiod" => {
+                let (h, level) = match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                    Some(a) => match self.eval(a, coord)? {
+                        Val::Level { h, number } => (h, Some(number)),
+                        other => {
+                            return Err(QueryError::Type(format!(
+                                "{n}: expected a level, got {}",
+                                describe(&other)
+                            )));
+                        }
+                    },
+                    None => (self.time_hierarchy()?, None),
+                };
+                let m = match args.get(1) {
+                    Some(_) => self.arg_member(args, 1, coord, n)?,
+                    None => self.current_of(h, coord),
+                };
+                let level = level.unwrap_or(self.level_of(m) + 1);
+                if level < self.level_of(m) {
+                    return Ok(Some(nothing));
+                }
+                let mut x = m;
+                while self.level_of(x) < level {
+                    let kids = self.children(x);
+                    let next = if n == "openingperiod" {
+                        kids.first()
+                    } else {
+                        kids.last()
+                    };
+                    match next {
+                        Some(&c) => x = c,
+                        None => return Ok(Some(nothing)),
+                    }
+                }
+                Val::Member(x)
+            }
+            "parallelperiod" => {
+                let th = self.time_hierarchy();
+                let (h, level) = match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                    Some(a) => match self.eval(a, coord)? {
+                        Val::Level { h, number } => (h, Some(number)),
+                        other => {
+                            return Err(QueryError::Type(format!(
+                                "ParallelPeriod: expected a level, got {}",
+                                describe(&other)
+                            )));
+                        }
+                    },
+                    None => (th?, None),
+                };
+                let lag = self.number_arg(args, 1, coord, 1.0)? as i64;
+                let m = match args.get(2) {
+                    Some(_) => self.arg_member(args, 2, coord, n)?,
+                    None => self.current_of(h, coord),
+                };
+                let level = level.unwrap_or(self.level_of(m).saturating_sub(1));
+                let Some(anc) = self.ancestor_at(m, level) else {
+                    return Ok(Some(nothing));
+                };
+                let Some(other) = self.lag_member(anc, lag) else {
+                    return Ok(Some(nothing));
+                };
+                match self.cousin(m, other) {
+                    Some(c) => Val::Member(c),
+                    None => nothing,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The member `delta` positions before `m` on its level (Lag); negative goes forward.
+    fn lag_member(&self, m: MemberRef, delta: i64) -> Option<MemberRef> {
+        if m.h == MEASURES || self.space.is_calc(m) {
+            return None;
+        }
+        let hm = &self.space.hier(m.h).members;
+        let lvl = hm.level_members(hm.get(m.id).level as usize);
+        let pos = lvl.iter().position(|&x| x == m.id)? as i64 - delta;
+        (pos >= 0 && (pos as usize) < lvl.len()).then(|| MemberRef {
+            h: m.h,
+            id: lvl[pos as usize],
+        })
     }
 
     fn member_function(&self, name: &str, args: &[Expr], coord: Option<&[u32]>, e: &Expr) -> Result<Val> {
         let n = lc(name);
+        if let Some(v) = self.special_member_function(&n, args, coord, e)? {
+            return Ok(v);
+        }
         if n == "strtomember" {
             let s = match args.first().map(|a| self.eval(a, coord)).transpose()? {
                 Some(Val::Scalar(Scalar::Str(s))) => s,
@@ -294,11 +607,15 @@ impl<'s, 'a> Env<'s, 'a> {
         let target = args.first().ok_or_else(|| unsupported(name, e))?;
         let v = self.eval(target, coord)?;
         let m = match (n.as_str(), v) {
-            ("currentmember", Val::Hierarchy(h)) => {
-                let c = coord.ok_or_else(|| QueryError::Unsupported("CurrentMember outside of a cell".into()))?;
-                return Ok(Val::Member(MemberRef { h, id: c[h] }));
-            }
+            ("currentmember", Val::Hierarchy(h)) => return Ok(Val::Member(self.current_of(h, coord))),
             ("defaultmember", Val::Hierarchy(h)) => return Ok(Val::Member(self.default_member(h))),
+            ("currentmember", Val::Level { h, .. }) => return Ok(Val::Member(self.current_of(h, coord))),
+            ("defaultmember", Val::Level { h, .. }) => return Ok(Val::Member(self.default_member(h))),
+            (
+                "parent" | "firstchild" | "lastchild" | "prevmember" | "nextmember" | "lag" | "lead" | "firstsibling"
+                | "lastsibling",
+                Val::Set(s),
+            ) if s.is_empty() => return Ok(Val::Set(Vec::new())),
             (_, Val::Member(m)) => m,
             (_, other) => {
                 return Err(QueryError::Type(format!(
@@ -309,7 +626,7 @@ impl<'s, 'a> Env<'s, 'a> {
         };
         let hm = |m: MemberRef| &self.space.hier(m.h).members;
         let sibling = |m: MemberRef, delta: i64| -> Option<MemberRef> {
-            if m.h == MEASURES {
+            if m.h == MEASURES || self.space.is_calc(m) {
                 return None;
             }
             let lvl = hm(m).level_members(hm(m).get(m.id).level as usize);
@@ -333,6 +650,39 @@ impl<'s, 'a> Env<'s, 'a> {
             "nextmember" => sibling(m, 1),
             "lag" => sibling(m, -offset()?),
             "lead" => sibling(m, offset()?),
+            "firstsibling" | "lastsibling" => match self.parent(m) {
+                Some(p) => {
+                    let kids = self.children(p);
+                    if n == "firstsibling" {
+                        kids.first().copied()
+                    } else {
+                        kids.last().copied()
+                    }
+                }
+                // Top level: the first/last member of the level.
+                None => {
+                    let lvl = self.level_members(m.h, self.level_of(m));
+                    if n == "firstsibling" {
+                        lvl.first().map(|t| t[0])
+                    } else {
+                        lvl.last().map(|t| t[0])
+                    }
+                }
+            },
+            "ancestor" => {
+                let a = args
+                    .get(1)
+                    .ok_or_else(|| QueryError::Type("Ancestor needs a level or distance".into()))?;
+                let (level, _) = self.level_arg(a, coord, m, "Ancestor")?;
+                self.ancestor_at(m, level)
+            }
+            "cousin" => {
+                let anc = self.arg_member(args, 1, coord, "Cousin")?;
+                if anc.h != m.h {
+                    return Err(QueryError::Type("Cousin: both members must be of one hierarchy".into()));
+                }
+                self.cousin(m, anc)
+            }
             _ => return Err(unsupported(name, e)),
         };
         // A member that does not exist is the null member: an empty set in set context.
@@ -374,6 +724,51 @@ impl<'s, 'a> Env<'s, 'a> {
                 "name" | "caption" | "uniquename" | "member_caption" | "member_name" | "member_unique_name",
                 Val::Member(m),
             ) => Ok(Val::Scalar(Scalar::Str(self.member_text(m, &n)))),
+            ("key" | "member_key", Val::Member(m)) => Ok(Val::Scalar(self.member_key(m))),
+            ("name" | "caption" | "uniquename", Val::Level { h, number }) => {
+                Ok(Val::Scalar(Scalar::Str(self.level_text(h, number, &n))))
+            }
+            ("ordinal", Val::Level { h, number }) => {
+                let root = if h == MEASURES {
+                    0
+                } else {
+                    self.space.hier(h).members.all().level
+                };
+                Ok(Val::Scalar(Scalar::Num((number - root) as f64)))
+            }
+            ("name" | "caption" | "uniquename", Val::Hierarchy(h)) => {
+                let u = self.space.hierarchy_unique_name(h);
+                Ok(Val::Scalar(Scalar::Str(match n.as_str() {
+                    "uniquename" => u,
+                    _ if h == MEASURES => "Measures".into(),
+                    "caption" => self.space.hier(h).hierarchy.caption.get(self.space.lang).to_string(),
+                    _ => self.space.hier(h).hierarchy.name.clone(),
+                })))
+            }
+            ("dimension" | "hierarchy", Val::Hierarchy(h)) => Ok(Val::Hierarchy(h)),
+            ("hierarchy" | "dimension", Val::Level { h, .. }) => Ok(Val::Hierarchy(h)),
+            ("count", Val::Level { h, number }) => {
+                Ok(Val::Scalar(Scalar::Num(self.level_members(h, number).len() as f64)))
+            }
+            ("siblings", Val::Member(_)) => Ok(Val::Set(self.set_function(
+                "siblings",
+                std::slice::from_ref(object),
+                coord,
+                e,
+            )?)),
+            ("count", Val::Hierarchy(h)) => {
+                let cnt = if h == MEASURES {
+                    1
+                } else {
+                    self.space.hier(h).members.levels.len() - self.space.hier(h).members.all().level as usize
+                };
+                Ok(Val::Scalar(Scalar::Num(cnt as f64)))
+            }
+            ("ordinal", Val::Member(m)) => Ok(Val::Scalar(Scalar::Num(if m.h == MEASURES || self.space.is_calc(m) {
+                0.0
+            } else {
+                self.space.hier(m.h).members.get(m.id).ordinal as f64
+            }))),
             (_, other) => Err(QueryError::Unsupported(format!(
                 "the property or function .{name} on {} (line {}, column {}) is not supported yet",
                 describe(&other),
@@ -383,20 +778,91 @@ impl<'s, 'a> Env<'s, 'a> {
         }
     }
 
-    fn member_text(&self, m: MemberRef, what: &str) -> String {
-        if m.h == MEASURES {
-            let q = &self.space.measures[m.id as usize];
+    /// `Properties("name")`: a level's member property or an intrinsic one (KEY, NAME, CAPTION,
+    /// UNIQUE_NAME, LEVEL_NUMBER …). Untyped answers are strings, as in SSAS.
+    fn member_property(&self, m: MemberRef, pname: &str, typed: bool) -> Result<Scalar> {
+        let up = pname.to_ascii_uppercase();
+        let text = |s: String| Scalar::Str(s);
+        let v = match up.as_str() {
+            "NAME" | "MEMBER_NAME" => text(self.space.member_name(m)),
+            "CAPTION" | "MEMBER_CAPTION" => text(self.space.member_caption(m)),
+            "UNIQUE_NAME" | "MEMBER_UNIQUE_NAME" => text(self.space.member_unique_name(m)),
+            "LEVEL_NUMBER" => Scalar::Num(self.level_of(m) as f64),
+            "KEY" | "MEMBER_KEY" => self.member_key(m),
+            _ => {
+                if m.h == MEASURES || self.space.is_calc(m) {
+                    return Err(QueryError::Name(format!("the member has no property {pname}")));
+                }
+                let hc = self.space.hier(m.h);
+                let mem = hc.members.get(m.id);
+                let level = if mem.level == 0 {
+                    None
+                } else if hc.hierarchy.is_parent_child() {
+                    hc.hierarchy.levels.first()
+                } else {
+                    hc.hierarchy.levels.get(mem.level as usize - 1)
+                };
+                let idx = level.and_then(|l| l.properties.iter().position(|p| p.name.eq_ignore_ascii_case(pname)));
+                let exists = hc.hierarchy.levels.iter().any(|l| l.property(pname).is_some());
+                match idx.and_then(|i| mem.properties.get(i)) {
+                    Some(datakube_members::PropValue::Int(i)) => Scalar::Num(*i as f64),
+                    Some(datakube_members::PropValue::Double(d)) => Scalar::Num(*d),
+                    Some(datakube_members::PropValue::Str(s)) => Scalar::Str(s.clone()),
+                    Some(datakube_members::PropValue::Null) | None if exists => Scalar::Empty,
+                    _ => {
+                        return Err(QueryError::Name(format!(
+                            "the hierarchy {} has no member property {pname}",
+                            hc.hierarchy.unique_name
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(match (typed, v) {
+            (false, Scalar::Num(n)) => Scalar::Str(text_of(&Scalar::Num(n))),
+            (_, v) => v,
+        })
+    }
+
+    /// A member's key as a value (number or text); the name for measures and calculated members.
+    fn member_key(&self, m: MemberRef) -> Scalar {
+        if m.h == MEASURES || self.space.is_calc(m) {
+            return Scalar::Str(self.space.member_name(m));
+        }
+        match &self.space.hier(m.h).members.get(m.id).key {
+            datakube_members::Key::Int(i) => Scalar::Num(*i as f64),
+            datakube_members::Key::Str(s) => Scalar::Str(s.clone()),
+            datakube_members::Key::Null => Scalar::Empty,
+        }
+    }
+
+    fn level_text(&self, h: HierIdx, number: u16, what: &str) -> String {
+        if h == MEASURES {
             return match what {
-                "uniquename" | "member_unique_name" => q.unique_name.clone(),
-                "caption" | "member_caption" => q.caption.clone(),
-                _ => q.name.clone(),
+                "uniquename" => "[Measures].[MeasuresLevel]".into(),
+                _ => "MeasuresLevel".into(),
             };
         }
-        let mem = self.space.hier(m.h).members.get(m.id);
+        let hc = self.space.hier(h);
+        if number == 0 || number as usize > hc.hierarchy.levels.len() {
+            return match what {
+                "uniquename" => format!("{}.[(All)]", hc.hierarchy.unique_name),
+                _ => "(All)".into(),
+            };
+        }
+        let l = &hc.hierarchy.levels[number as usize - 1];
         match what {
-            "uniquename" | "member_unique_name" => mem.unique_name.clone(),
-            "caption" | "member_caption" => mem.caption(self.space.lang).to_string(),
-            _ => mem.name.clone(),
+            "uniquename" => l.unique_name.clone(),
+            "caption" => l.caption.get(self.space.lang).to_string(),
+            _ => l.name.clone(),
+        }
+    }
+
+    fn member_text(&self, m: MemberRef, what: &str) -> String {
+        match what {
+            "uniquename" | "member_unique_name" => self.space.member_unique_name(m),
+            "caption" | "member_caption" => self.space.member_caption(m),
+            _ => self.space.member_name(m),
         }
     }
 
@@ -452,7 +918,11 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             Expr::Range { start, end, .. } => {
                 let (a, b) = match (self.eval(start, coord)?, self.eval(end, coord)?) {
-                    (Val::Member(a), Val::Member(b)) if a.h == b.h && a.h != MEASURES => (a, b),
+                    (Val::Member(a), Val::Member(b))
+                        if a.h == b.h && a.h != MEASURES && !self.space.is_calc(a) && !self.space.is_calc(b) =>
+                    {
+                        (a, b)
+                    }
                     _ => {
                         return Err(QueryError::Type(
                             "a range a:b needs two members of one hierarchy".into(),
@@ -575,7 +1045,316 @@ impl<'s, 'a> Env<'s, 'a> {
                 // Left first: it may name sets (AS) that the right side uses.
                 let l = self.arg_set(args, 0, coord, name)?;
                 let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(l.into_iter().filter(|t| r.contains(t)).collect())
+                let all = args.len() > 2 && Self::flag(&args[2..], "ALL");
+                let mut seen = HashSet::new();
+                Ok(l.into_iter()
+                    .filter(|t| r.contains(t) && (all || seen.insert(t.clone())))
+                    .collect())
+            }
+            "subset" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let start = self.number_arg(args, 1, coord, 0.0)?.max(0.0) as usize;
+                let count = self.number_arg(args, 2, coord, f64::MAX)?.max(0.0);
+                let count = if count >= usize::MAX as f64 {
+                    usize::MAX
+                } else {
+                    count as usize
+                };
+                Ok(set.into_iter().skip(start).take(count).collect())
+            }
+            "unorder" => self.arg_set(args, 0, coord, name),
+            "strtoset" => {
+                let s = match args.first().map(|a| self.eval(a, coord)).transpose()? {
+                    Some(Val::Scalar(Scalar::Str(s))) => s,
+                    _ => return Err(QueryError::Type("StrToSet needs a string".into())),
+                };
+                let parsed = datakube_mdx::parse_expression(&s).map_err(|err| QueryError::Syntax(err.to_string()))?;
+                self.eval_set(&parsed, coord)
+            }
+            "extract" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let mut hs = Vec::new();
+                for a in &args[1..] {
+                    match self.eval(a, coord)? {
+                        Val::Hierarchy(h) => hs.push(h),
+                        Val::Member(m) => hs.push(m.h),
+                        other => {
+                            return Err(QueryError::Type(format!(
+                                "Extract: expected a hierarchy, got {}",
+                                describe(&other)
+                            )));
+                        }
+                    }
+                }
+                let mut seen = HashSet::new();
+                Ok(set
+                    .into_iter()
+                    .map(|t| {
+                        hs.iter()
+                            .filter_map(|h| t.iter().find(|m| m.h == *h).copied())
+                            .collect::<Tuple>()
+                    })
+                    .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+                    .collect())
+            }
+            "exists" => {
+                let l = self.arg_set(args, 0, coord, name)?;
+                let r = self.arg_set(args, 1, coord, name)?;
+                let related =
+                    |a: MemberRef, b: MemberRef| self.is_ancestor_or_self(a, b) || self.is_ancestor_or_self(b, a);
+                Ok(l.into_iter()
+                    .filter(|t| {
+                        r.iter().any(|u| {
+                            t.iter()
+                                .all(|a| u.iter().filter(|b| b.h == a.h).all(|b| related(*a, *b)))
+                        })
+                    })
+                    .collect())
+            }
+            "siblings" => {
+                let m = self.arg_member(args, 0, coord, name)?;
+                Ok(match self.parent(m) {
+                    Some(p) => self.children(p).into_iter().map(|c| vec![c]).collect(),
+                    None => self.level_members(m.h, self.level_of(m)),
+                })
+            }
+            "ancestors" => {
+                let m = self.arg_member(args, 0, coord, name)?;
+                let a = args
+                    .get(1)
+                    .ok_or_else(|| QueryError::Type("Ancestors needs a level or distance".into()))?;
+                let (level, _) = self.level_arg(a, coord, m, "Ancestors")?;
+                Ok(self.ancestor_at(m, level).map(|x| vec![vec![x]]).unwrap_or_default())
+            }
+            "periodstodate" | "ytd" | "qtd" | "mtd" | "wtd" => {
+                let (h, level) = if n == "periodstodate" {
+                    match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                        Some(a) => match self.eval(a, coord)? {
+                            Val::Level { h, number } => (h, Some(number)),
+                            other => {
+                                return Err(QueryError::Type(format!(
+                                    "PeriodsToDate: expected a level, got {}",
+                                    describe(&other)
+                                )));
+                            }
+                        },
+                        None => (self.time_hierarchy()?, None),
+                    }
+                } else {
+                    (self.time_hierarchy()?, None)
+                };
+                let member_arg = if n == "periodstodate" { 1 } else { 0 };
+                let m = match args.get(member_arg).filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                    Some(_) => self.arg_member(args, member_arg, coord, name)?,
+                    None => self.current_of(h, coord),
+                };
+                let level = match level {
+                    Some(l) => l,
+                    None if n == "periodstodate" => self.level_of(m).saturating_sub(1),
+                    None => {
+                        use datakube_model::LevelType as T;
+                        let want = match n.as_str() {
+                            "ytd" => T::Years,
+                            "qtd" => T::Quarters,
+                            "mtd" => T::Months,
+                            _ => T::Weeks,
+                        };
+                        let hier = self.space.hier(m.h).hierarchy;
+                        match hier.levels.iter().find(|l| l.level_type == want) {
+                            Some(l) => l.number as u16,
+                            None => {
+                                return Err(QueryError::Type(format!(
+                                    "{name}: the hierarchy {} has no level of type {want:?}",
+                                    hier.unique_name
+                                )));
+                            }
+                        }
+                    }
+                };
+                let Some(anc) = self.ancestor_at(m, level) else {
+                    return Ok(Vec::new());
+                };
+                let lvl = self.level_of(m);
+                let mut first = anc;
+                while self.level_of(first) < lvl {
+                    match self.children(first).first() {
+                        Some(&c) => first = c,
+                        None => return Ok(Vec::new()),
+                    }
+                }
+                let members = self.level_members(m.h, lvl);
+                let (Some(a), Some(b)) = (
+                    members.iter().position(|t| t[0] == first),
+                    members.iter().position(|t| t[0] == m),
+                ) else {
+                    return Ok(Vec::new());
+                };
+                Ok(if a <= b { members[a..=b].to_vec() } else { Vec::new() })
+            }
+            "lastperiods" => {
+                let count = self.number_arg(args, 0, coord, 1.0)? as i64;
+                let m = match args.get(1) {
+                    Some(_) => self.arg_member(args, 1, coord, name)?,
+                    None => self.current_of(self.time_hierarchy()?, coord),
+                };
+                if count == 0 {
+                    return Ok(Vec::new());
+                }
+                let other = if count > 0 {
+                    self.lag_member(m, count - 1)
+                } else {
+                    self.lag_member(m, count + 1)
+                };
+                let members = self.level_members(m.h, self.level_of(m));
+                let pos = |x: MemberRef| members.iter().position(|t| t[0] == x);
+                let (Some(a), Some(b)) = (
+                    pos(m),
+                    other
+                        .and_then(pos)
+                        .or(Some(if count > 0 { 0 } else { members.len() - 1 })),
+                ) else {
+                    return Ok(Vec::new());
+                };
+                let (lo, hi) = (a.min(b), a.max(b));
+                Ok(members[lo..=hi].to_vec())
+            }
+            "toppercent" | "bottompercent" | "topsum" | "bottomsum" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let target = self.number_arg(args, 1, coord, 0.0)?;
+                let expr = args
+                    .get(2)
+                    .ok_or_else(|| QueryError::Type(format!("{name} needs a value expression")))?;
+                let vals = self.values_for(&set, Some(expr), coord)?;
+                let nums: Vec<f64> = vals.iter().map(|v| v.as_num().unwrap_or(0.0)).collect();
+                let mut idx: Vec<usize> = (0..set.len()).collect();
+                let top = n.starts_with("top");
+                idx.sort_by(|a, b| {
+                    let o = nums[*a].partial_cmp(&nums[*b]).unwrap_or(std::cmp::Ordering::Equal);
+                    if top { o.reverse() } else { o }
+                });
+                let limit = if n.ends_with("percent") {
+                    nums.iter().sum::<f64>() * target / 100.0
+                } else {
+                    target
+                };
+                let mut out = Vec::new();
+                let mut acc = 0.0;
+                for i in idx {
+                    if acc >= limit && (top || limit >= 0.0) {
+                        break;
+                    }
+                    acc += nums[i];
+                    out.push(set[i].clone());
+                }
+                Ok(out)
+            }
+            "toggledrillstate" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let targets: HashSet<MemberRef> = self.arg_set(args, 1, coord, name)?.into_iter().flatten().collect();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < set.len() {
+                    let t = &set[i];
+                    out.push(t.clone());
+                    let Some(pos) = t.iter().position(|m| targets.contains(m)) else {
+                        i += 1;
+                        continue;
+                    };
+                    let m = t[pos];
+                    let drilled = set.get(i + 1).is_some_and(|nx| self.parent(nx[pos]) == Some(m));
+                    if drilled {
+                        // Drill up: skip the descendants that follow.
+                        i += 1;
+                        while i < set.len() && self.is_ancestor_or_self(m, set[i][pos]) && set[i][pos] != m {
+                            i += 1;
+                        }
+                        continue;
+                    }
+                    for c in self.children(m) {
+                        let mut nt = t.clone();
+                        nt[pos] = c;
+                        out.push(nt);
+                    }
+                    i += 1;
+                }
+                Ok(out)
+            }
+            "drilluplevel" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let Some(first) = set.first() else {
+                    return Ok(set);
+                };
+                let (pos, level) = match args.get(1).filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                    Some(a) => match self.eval(a, coord)? {
+                        Val::Level { h, number } => (first.iter().position(|m| m.h == h).unwrap_or(0), number),
+                        other => {
+                            return Err(QueryError::Type(format!(
+                                "DrillupLevel: expected a level, got {}",
+                                describe(&other)
+                            )));
+                        }
+                    },
+                    None => {
+                        let max = set.iter().map(|t| self.level_of(t[0])).max().unwrap_or(0);
+                        (0, max.saturating_sub(1))
+                    }
+                };
+                Ok(set.into_iter().filter(|t| self.level_of(t[pos]) <= level).collect())
+            }
+            "drillupmember" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let targets: Vec<MemberRef> = self.arg_set(args, 1, coord, name)?.into_iter().flatten().collect();
+                let present: HashSet<MemberRef> = set.iter().flatten().copied().collect();
+                Ok(set
+                    .into_iter()
+                    .filter(|t| {
+                        !t.iter().any(|m| {
+                            targets
+                                .iter()
+                                .any(|a| a != m && present.contains(a) && self.is_ancestor_or_self(*a, *m))
+                        })
+                    })
+                    .collect())
+            }
+            "drilldownleveltop" | "drilldownlevelbottom" => {
+                let set = self.arg_set(args, 0, coord, name)?;
+                let count = self.number_arg(args, 1, coord, 0.0)?.max(0.0) as usize;
+                let Some(first) = set.first() else {
+                    return Ok(set);
+                };
+                let (pos, level) = match args.get(2).filter(|a| !matches!(a, Expr::Omitted { .. })) {
+                    Some(a) => match self.eval(a, coord)? {
+                        Val::Level { h, number } => (first.iter().position(|m| m.h == h).unwrap_or(0), Some(number)),
+                        _ => (0, None),
+                    },
+                    None => (0, None),
+                };
+                let level = level.unwrap_or_else(|| set.iter().map(|t| self.level_of(t[pos])).max().unwrap_or(0));
+                let mut out = Vec::new();
+                for t in &set {
+                    out.push(t.clone());
+                    if self.level_of(t[pos]) != level {
+                        continue;
+                    }
+                    let kids: Vec<Tuple> = self
+                        .children(t[pos])
+                        .into_iter()
+                        .map(|c| {
+                            let mut nt = t.clone();
+                            nt[pos] = c;
+                            nt
+                        })
+                        .collect();
+                    let vals = self.values_for(&kids, args.get(3), coord)?;
+                    let mut idx: Vec<usize> = (0..kids.len()).collect();
+                    let key = |i: &usize| vals[*i].as_num().unwrap_or(f64::NEG_INFINITY);
+                    idx.sort_by(|a, b| {
+                        let o = key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal);
+                        if n == "drilldownleveltop" { o.reverse() } else { o }
+                    });
+                    out.extend(idx.into_iter().take(count).map(|i| kids[i].clone()));
+                }
+                Ok(out)
             }
             "head" | "tail" => {
                 let set = self.arg_set(args, 0, coord, name)?;
@@ -656,21 +1435,74 @@ impl<'s, 'a> Env<'s, 'a> {
                     .get(1)
                     .ok_or_else(|| QueryError::Type("Order needs a value expression".into()))?;
                 let desc = Self::flag(args, "DESC") || Self::flag(args, "BDESC");
+                let breaking = Self::flag(args, "BASC") || Self::flag(args, "BDESC");
                 let vals = self.values_for(&set, Some(expr), coord)?;
-                let mut idx: Vec<usize> = (0..set.len()).collect();
-                let cmp = |a: &usize, b: &usize| match (&vals[*a], &vals[*b]) {
-                    (Scalar::Str(x), Scalar::Str(y)) => x.cmp(y),
+                let cmp_vals = |x: &Scalar, y: &Scalar| match (x, y) {
+                    (Scalar::Str(a), Scalar::Str(b)) => a.cmp(b),
                     (x, y) => x
                         .as_num()
                         .unwrap_or(f64::NEG_INFINITY)
                         .partial_cmp(&y.as_num().unwrap_or(f64::NEG_INFINITY))
                         .unwrap_or(std::cmp::Ordering::Equal),
                 };
-                if desc {
-                    idx.sort_by(|a, b| cmp(b, a));
-                } else {
-                    idx.sort_by(cmp);
+                let mut idx: Vec<usize> = (0..set.len()).collect();
+                let flat = breaking
+                    || set.iter().all(|t| {
+                        t.first().map(|m| self.parent(*m))
+                            == set.first().and_then(|f| f.first()).map(|m| self.parent(*m))
+                    });
+                if flat {
+                    // Stable: ties keep their order.
+                    idx.sort_by(|a, b| {
+                        let o = cmp_vals(&vals[*a], &vals[*b]);
+                        if desc { o.reverse() } else { o }
+                    });
+                    return Ok(idx.into_iter().map(|i| set[i].clone()).collect());
                 }
+                // ASC/DESC keep the hierarchy: members are compared through their ancestors
+                // (each ancestor's value first), and a parent comes before its children.
+                let mut chains: Vec<Vec<MemberRef>> = Vec::with_capacity(set.len());
+                let mut anc_tuples: Vec<Tuple> = Vec::new();
+                let mut anc_index: HashMap<Tuple, usize> = HashMap::new();
+                for t in &set {
+                    let mut chain = Vec::new();
+                    let mut x = t.first().copied();
+                    while let Some(m) = x {
+                        if self.level_of(m) == 0 && m.h != MEASURES && self.space.hier(m.h).members.all().level == 0 {
+                            break;
+                        }
+                        chain.push(m);
+                        x = self.parent(m);
+                    }
+                    chain.reverse();
+                    for &m in &chain {
+                        let mut at = t.clone();
+                        at[0] = m;
+                        if !anc_index.contains_key(&at) {
+                            anc_index.insert(at.clone(), anc_tuples.len());
+                            anc_tuples.push(at);
+                        }
+                    }
+                    chains.push(chain);
+                }
+                let anc_vals = self.values_for(&anc_tuples, Some(expr), coord)?;
+                let key_of = |ti: usize, depth: usize| {
+                    let mut at = set[ti].clone();
+                    at[0] = chains[ti][depth];
+                    anc_index[&at]
+                };
+                idx.sort_by(|&a, &b| {
+                    let (ca, cb) = (&chains[a], &chains[b]);
+                    for d in 0..ca.len().min(cb.len()) {
+                        if ca[d] == cb[d] {
+                            continue;
+                        }
+                        let o = cmp_vals(&anc_vals[key_of(a, d)], &anc_vals[key_of(b, d)]);
+                        let o = if desc { o.reverse() } else { o };
+                        return o.then_with(|| self.order_key(ca[d], false).cmp(&self.order_key(cb[d], false)));
+                    }
+                    ca.len().cmp(&cb.len())
+                });
                 Ok(idx.into_iter().map(|i| set[i].clone()).collect())
             }
             "generate" => {
@@ -725,9 +1557,16 @@ impl<'s, 'a> Env<'s, 'a> {
             .fetcher
             .as_ref()
             .ok_or_else(|| QueryError::Unsupported("value-based set functions need cell data here".into()))?;
-        let mut f = fetcher.try_borrow_mut().map_err(|_| {
-            QueryError::Unsupported("a value filter inside a calculated member is not supported yet".into())
-        })?;
+        let mut f = match fetcher.try_borrow_mut() {
+            Ok(f) => f,
+            Err(_) => self
+                .nested
+                .iter()
+                .find_map(|n| n.try_borrow_mut().ok())
+                .ok_or_else(|| {
+                    QueryError::Unsupported("value filters nested this deep inside calculated members".into())
+                })?,
+        };
         let base = coord
             .map(<[u32]>::to_vec)
             .unwrap_or_else(|| self.space.default_coordinate());
@@ -784,6 +1623,14 @@ impl<'s, 'a> Env<'s, 'a> {
             return (m.id, 0);
         }
         let hm = &self.space.hier(m.h).members;
+        if self.space.is_calc(m) {
+            // After the last descendant of its parent.
+            let mut last = self.space.calc(m).parent.unwrap_or(0);
+            while let Some(&c) = hm.get(last).children.last() {
+                last = c;
+            }
+            return (hm.get(last).ordinal, 1 + (m.id - crate::space::CALC_BASE) as i64);
+        }
         let mem = hm.get(m.id);
         if !post {
             return (mem.ordinal, 0);
@@ -1011,13 +1858,48 @@ impl<'s, 'a> Env<'s, 'a> {
                 "calculated members refer to each other in a cycle".into(),
             ));
         }
+        // The calculated member with the highest solve order computes the cell; with equal
+        // solve orders the measure wins, then the earlier hierarchy.
         let m = &self.space.measures[coord[MEASURES] as usize];
-        match &m.kind {
-            QueryMeasureKind::Stored(_) => Ok(match src.stored(coord[MEASURES], coord) {
+        let mut winner: Option<(i64, &Expr)> = match &m.kind {
+            QueryMeasureKind::Calculated(expr) => Some((m.solve_order, expr)),
+            QueryMeasureKind::Stored(_) => None,
+        };
+        for (h, &id) in coord.iter().enumerate().skip(1) {
+            let r = MemberRef { h, id };
+            if self.space.is_calc(r) {
+                let c = self.space.calc(r);
+                if winner.is_none_or(|(so, _)| c.solve_order > so) {
+                    winner = Some((c.solve_order, &c.expr));
+                }
+            }
+        }
+        match winner {
+            Some((_, expr)) => self.scalar(expr, coord, src, depth + 1),
+            None => Ok(match src.stored(coord[MEASURES], coord) {
                 Some(v) => CellResult::Ready(v),
                 None => CellResult::Pending,
             }),
-            QueryMeasureKind::Calculated(expr) => self.scalar(expr, coord, src, depth + 1),
+        }
+    }
+
+    /// The format string of a cell: from the calculated member that computes it, else the measure's.
+    pub fn cell_format(&self, coord: &[u32]) -> Option<String> {
+        let m = &self.space.measures[coord[MEASURES] as usize];
+        let mut best: Option<(i64, Option<&String>)> =
+            m.is_calculated().then_some((m.solve_order, m.format_string.as_ref()));
+        for (h, &id) in coord.iter().enumerate().skip(1) {
+            let r = MemberRef { h, id };
+            if self.space.is_calc(r) {
+                let c = self.space.calc(r);
+                if best.is_none_or(|(so, _)| c.solve_order > so) {
+                    best = Some((c.solve_order, c.format_string.as_ref()));
+                }
+            }
+        }
+        match best {
+            Some((_, Some(f))) => Some(f.clone()),
+            _ => m.format_string.clone(),
         }
     }
 
@@ -1067,7 +1949,14 @@ impl<'s, 'a> Env<'s, 'a> {
                 }))
             }
             Expr::Binary { left, op, right, .. } => {
-                let l = get!(self.scalar(left, coord, src, depth));
+                let l = match self.scalar(left, coord, src, depth)? {
+                    Ready(v) => v,
+                    Pending => {
+                        // Ask for the right side's values in the same round.
+                        self.scalar(right, coord, src, depth)?;
+                        return Ok(Pending);
+                    }
+                };
                 if matches!(op, BinaryOp::And) && !l.truthy() {
                     return Ok(Ready(Scalar::Bool(false)));
                 }
@@ -1172,34 +2061,131 @@ impl<'s, 'a> Env<'s, 'a> {
                         }
                         Ok(Ready(string_function(&n, &vals)?))
                     }
-                    "sum" | "aggregate" | "count" | "avg" | "min" | "max" => {
-                        let set = self.arg_set(args, 0, Some(coord), &name.value)?;
-                        if n == "count" {
-                            return Ok(Ready(Scalar::Num(set.len() as f64)));
-                        }
-                        let mut vals = Vec::new();
-                        for t in &set {
-                            let mut c = coord.to_vec();
-                            for m in t {
-                                c[m.h] = m.id;
-                            }
-                            let v = match args.get(1) {
-                                Some(x) => get!(self.scalar(x, &c, src, depth)),
-                                None => get!(self.cell_depth(&c, src, depth)),
-                            };
-                            if let Some(x) = v.as_num() {
-                                vals.push(x);
-                            }
-                        }
-                        if vals.is_empty() {
-                            return Ok(Ready(Scalar::Empty));
-                        }
-                        Ok(Ready(Scalar::Num(match n.as_str() {
-                            "avg" => vals.iter().sum::<f64>() / vals.len() as f64,
-                            "min" => vals.iter().cloned().fold(f64::INFINITY, f64::min),
-                            "max" => vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-                            _ => vals.iter().sum(),
+                    "isleaf" => {
+                        let m = self.arg_member(args, 0, Some(coord), "IsLeaf")?;
+                        Ok(Ready(Scalar::Bool(self.children(m).is_empty())))
+                    }
+                    "isancestor" | "issibling" => {
+                        let a = self.arg_member(args, 0, Some(coord), &name.value)?;
+                        let b = self.arg_member(args, 1, Some(coord), &name.value)?;
+                        Ok(Ready(Scalar::Bool(if n == "isancestor" {
+                            a != b && self.is_ancestor_or_self(a, b)
+                        } else {
+                            a.h == b.h
+                                && a != b
+                                && self.parent(a) == self.parent(b)
+                                && self.level_of(a) == self.level_of(b)
                         })))
+                    }
+                    "membertostr" | "tupletostr" | "settostr" => {
+                        let v = self.eval(args.first().ok_or_else(|| unsupported(&name.value, e))?, Some(coord))?;
+                        let tuple_text = |t: &Tuple| {
+                            let parts: Vec<String> = t.iter().map(|m| self.space.member_unique_name(*m)).collect();
+                            if parts.len() == 1 {
+                                parts[0].clone()
+                            } else {
+                                format!("({})", parts.join(", "))
+                            }
+                        };
+                        Ok(Ready(Scalar::Str(match v {
+                            Val::Member(m) => self.space.member_unique_name(m),
+                            Val::Tuple(t) => tuple_text(&t),
+                            Val::Set(s) => format!("{{{}}}", s.iter().map(tuple_text).collect::<Vec<_>>().join(", ")),
+                            other => return Err(QueryError::Type(format!("{}: got {}", name.value, describe(&other)))),
+                        })))
+                    }
+                    "strtovalue" => {
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported("StrToValue()", e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
+                        let parsed = datakube_mdx::parse_expression(&text_of(&v))
+                            .map_err(|err| QueryError::Syntax(err.to_string()))?;
+                        self.scalar(&parsed, coord, src, depth + 1)
+                    }
+                    "format" | "format_string" => {
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported("Format()", e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
+                        let f = match args.get(1) {
+                            Some(a) => Some(text_of(&get!(self.scalar(a, coord, src, depth)))),
+                            None => None,
+                        };
+                        Ok(Ready(match v.as_num() {
+                            Some(x) if !matches!(v, Scalar::Str(_)) => {
+                                Scalar::Str(crate::format::format_value(x, f.as_deref(), self.space.lang))
+                            }
+                            _ => Scalar::Str(text_of(&v)),
+                        }))
+                    }
+                    "sgn" | "sqr" | "sqrt" | "exp" | "log" | "log10" | "val" | "cbool" | "fix" => {
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported(&name.value, e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
+                        let Some(x) = v.as_num() else {
+                            return Ok(Ready(if n == "val" { Scalar::Num(0.0) } else { Scalar::Empty }));
+                        };
+                        Ok(Ready(match n.as_str() {
+                            "sgn" => Scalar::Num(x.signum() * if x == 0.0 { 0.0 } else { 1.0 }),
+                            "sqr" | "sqrt" => Scalar::Num(x.sqrt()),
+                            "exp" => Scalar::Num(x.exp()),
+                            "log" => Scalar::Num(x.ln()),
+                            "log10" => Scalar::Num(x.log10()),
+                            "cbool" => Scalar::Bool(x != 0.0),
+                            "fix" => Scalar::Num(x.trunc()),
+                            _ => Scalar::Num(x),
+                        }))
+                    }
+                    "now" | "date" => {
+                        let secs = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs_f64())
+                            .unwrap_or(0.0);
+                        // OLE automation date: days since 1899-12-30.
+                        let days = secs / 86400.0 + 25569.0;
+                        Ok(Ready(Scalar::Num(if n == "date" { days.floor() } else { days })))
+                    }
+                    "dateserial" => {
+                        let mut v = [0.0; 3];
+                        for (i, slot) in v.iter_mut().enumerate() {
+                            let a = args
+                                .get(i)
+                                .ok_or_else(|| QueryError::Type("DateSerial(year, month, day)".into()))?;
+                            *slot = get!(self.scalar(a, coord, src, depth)).as_num().unwrap_or(0.0);
+                        }
+                        Ok(Ready(Scalar::Num(ole_date(v[0] as i64, v[1] as i64, v[2] as i64))))
+                    }
+                    "year" | "month" | "day" | "weekday" => {
+                        let v = get!(self.scalar(
+                            args.first().ok_or_else(|| unsupported(&name.value, e))?,
+                            coord,
+                            src,
+                            depth
+                        ));
+                        let Some(d) = v.as_num().or_else(|| parse_iso_date(&text_of(&v))) else {
+                            return Ok(Ready(Scalar::Empty));
+                        };
+                        let (y, m, dd) = civil_from_ole(d.floor() as i64);
+                        Ok(Ready(Scalar::Num(match n.as_str() {
+                            "year" => y as f64,
+                            "month" => m as f64,
+                            "day" => dd as f64,
+                            // 1 = Sunday, as VBA.
+                            _ => ((d.floor() as i64 - 1).rem_euclid(7) + 1) as f64,
+                        })))
+                    }
+                    "sum" | "aggregate" | "count" | "avg" | "min" | "max" | "median" | "var" | "variance" | "varp"
+                    | "variancep" | "stdev" | "stddev" | "stdevp" | "stddevp" | "distinctcount" | "correlation"
+                    | "covariance" | "covariancen" | "rank" => {
+                        self.aggregate_function(&n, &name.value, args, coord, src, depth)
                     }
                     _ => match self.eval(e, Some(coord))? {
                         Val::Scalar(s) => Ok(Ready(s)),
@@ -1231,6 +2217,240 @@ impl<'s, 'a> Env<'s, 'a> {
             _ => Err(unsupported("this expression in a value context", e)),
         }
     }
+}
+
+impl Env<'_, '_> {
+    /// Values of `expr` (or of the cell) at each tuple of `set` inside a cell: every tuple is
+    /// evaluated so that all missing stored values are requested in one round.
+    fn set_values(
+        &self,
+        set: &[Tuple],
+        expr: Option<&Expr>,
+        coord: &[u32],
+        src: &mut dyn CellSource,
+        depth: usize,
+    ) -> Result<Option<Vec<Scalar>>> {
+        let mut out = Vec::with_capacity(set.len());
+        let mut pending = false;
+        for t in set {
+            let mut c = coord.to_vec();
+            for m in t {
+                c[m.h] = m.id;
+            }
+            let r = match expr {
+                Some(x) => self.scalar(x, &c, src, depth)?,
+                None => self.cell_depth(&c, src, depth)?,
+            };
+            match r {
+                CellResult::Ready(v) => out.push(v),
+                CellResult::Pending => pending = true,
+            }
+        }
+        Ok((!pending).then_some(out))
+    }
+
+    /// Sum, Avg, Min, Max, Median, Var(P), Stdev(P), Count, DistinctCount, Correlation,
+    /// Covariance(N), Rank, Aggregate over a set, with SSAS's treatment of empty cells: they
+    /// are left out (Count counts them unless EXCLUDEEMPTY).
+    fn aggregate_function(
+        &self,
+        n: &str,
+        fname: &str,
+        args: &[Expr],
+        coord: &[u32],
+        src: &mut dyn CellSource,
+        depth: usize,
+    ) -> Result<CellResult> {
+        use CellResult::*;
+        if n == "rank" {
+            let target = match args.first().map(|a| self.eval(a, Some(coord))).transpose()? {
+                Some(Val::Member(m)) => vec![m],
+                Some(Val::Tuple(t)) => t,
+                Some(Val::Set(s)) if s.len() == 1 => s[0].clone(),
+                _ => return Err(QueryError::Type("Rank: argument 1 must be a tuple or member".into())),
+            };
+            let set = self.arg_set(args, 1, Some(coord), fname)?;
+            let same = |t: &Tuple| t.len() == target.len() && target.iter().all(|m| t.contains(m));
+            let Some(pos) = set.iter().position(same) else {
+                return Ok(Ready(Scalar::Num(0.0)));
+            };
+            let Some(expr) = args.get(2) else {
+                return Ok(Ready(Scalar::Num((pos + 1) as f64)));
+            };
+            let Some(vals) = self.set_values(&set, Some(expr), coord, src, depth)? else {
+                return Ok(Pending);
+            };
+            let mine = vals[pos].as_num();
+            let Some(mine) = mine else {
+                return Ok(Ready(Scalar::Empty));
+            };
+            let higher = vals.iter().filter(|v| v.as_num().is_some_and(|x| x > mine)).count();
+            return Ok(Ready(Scalar::Num((higher + 1) as f64)));
+        }
+        let set = self.arg_set(args, 0, Some(coord), fname)?;
+        let flag_exclude = Self::flag(args, "EXCLUDEEMPTY");
+        if n == "count" && !flag_exclude {
+            return Ok(Ready(Scalar::Num(set.len() as f64)));
+        }
+        if n == "distinctcount" {
+            let mut seen = HashSet::new();
+            let uniq: Vec<Tuple> = set.into_iter().filter(|t| seen.insert(t.clone())).collect();
+            let Some(vals) = self.set_values(&uniq, None, coord, src, depth)? else {
+                return Ok(Pending);
+            };
+            return Ok(Ready(Scalar::Num(
+                vals.iter().filter(|v| **v != Scalar::Empty).count() as f64
+            )));
+        }
+        let value_arg = |i: usize| {
+            args.get(i)
+                .filter(|a| !matches!(a, Expr::Omitted { .. }) && !is_flag(a))
+        };
+        if matches!(n, "correlation" | "covariance" | "covariancen") {
+            let y = value_arg(1).ok_or_else(|| QueryError::Type(format!("{fname} needs a numeric expression")))?;
+            let ys = self.set_values(&set, Some(y), coord, src, depth)?;
+            let xs = self.set_values(&set, value_arg(2), coord, src, depth)?;
+            let (Some(ys), Some(xs)) = (ys, xs) else {
+                return Ok(Pending);
+            };
+            let pairs: Vec<(f64, f64)> = xs
+                .iter()
+                .zip(&ys)
+                .filter_map(|(x, y)| Some((x.as_num()?, y.as_num()?)))
+                .collect();
+            if pairs.is_empty() {
+                return Ok(Ready(Scalar::Empty));
+            }
+            let k = pairs.len() as f64;
+            let mx = pairs.iter().map(|p| p.0).sum::<f64>() / k;
+            let my = pairs.iter().map(|p| p.1).sum::<f64>() / k;
+            let sxy: f64 = pairs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+            let sxx: f64 = pairs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+            let syy: f64 = pairs.iter().map(|p| (p.1 - my).powi(2)).sum();
+            return Ok(Ready(Scalar::Num(match n {
+                "correlation" => sxy / (sxx * syy).sqrt(),
+                "covariance" => sxy / k,
+                _ => sxy / (k - 1.0),
+            })));
+        }
+        if n == "aggregate" {
+            // Aggregate follows the current measure's aggregator; distinct counts cannot be
+            // added up from members, so they are refused rather than answered wrongly.
+            let m = &self.space.measures[coord[MEASURES] as usize];
+            if let QueryMeasureKind::Stored(sm) = &m.kind {
+                use datakube_model::Aggregator as A;
+                if matches!(sm.aggregator, A::DistinctCount | A::LastNonEmpty | A::AverageOverTime) {
+                    return Err(QueryError::Unsupported(format!(
+                        "Aggregate over the {:?} measure [{}] is not supported; use a subselect",
+                        sm.aggregator, m.name
+                    )));
+                }
+            }
+        }
+        let Some(vals) = self.set_values(&set, value_arg(1), coord, src, depth)? else {
+            return Ok(Pending);
+        };
+        let nums: Vec<f64> = vals.iter().filter_map(Scalar::as_num).collect();
+        if n == "count" {
+            return Ok(Ready(Scalar::Num(nums.len() as f64)));
+        }
+        if nums.is_empty() {
+            return Ok(Ready(Scalar::Empty));
+        }
+        let k = nums.len() as f64;
+        let mean = nums.iter().sum::<f64>() / k;
+        let ss = || nums.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+        let agg = match n {
+            "aggregate" => {
+                let m = &self.space.measures[coord[MEASURES] as usize];
+                match &m.kind {
+                    QueryMeasureKind::Stored(sm) => match sm.aggregator {
+                        datakube_model::Aggregator::Min => "min",
+                        datakube_model::Aggregator::Max => "max",
+                        _ => "sum",
+                    },
+                    QueryMeasureKind::Calculated(_) => "sum",
+                }
+            }
+            other => other,
+        };
+        Ok(Ready(match agg {
+            "avg" => Scalar::Num(mean),
+            "min" => Scalar::Num(nums.iter().cloned().fold(f64::INFINITY, f64::min)),
+            "max" => Scalar::Num(nums.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+            "median" => {
+                let mut v = nums.clone();
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                let mid = v.len() / 2;
+                Scalar::Num(if v.len() % 2 == 1 {
+                    v[mid]
+                } else {
+                    (v[mid - 1] + v[mid]) / 2.0
+                })
+            }
+            "var" | "variance" | "stdev" | "stddev" if nums.len() < 2 => Scalar::Empty,
+            "var" | "variance" => Scalar::Num(ss() / (k - 1.0)),
+            "varp" | "variancep" => Scalar::Num(ss() / k),
+            "stdev" | "stddev" => Scalar::Num((ss() / (k - 1.0)).sqrt()),
+            "stdevp" | "stddevp" => Scalar::Num((ss() / k).sqrt()),
+            _ => Scalar::Num(nums.iter().sum()),
+        }))
+    }
+}
+
+/// OLE automation date (days since 1899-12-30) of a civil date; months and days may overflow
+/// as in VBA's DateSerial.
+fn ole_date(y: i64, m: i64, d: i64) -> f64 {
+    let y = y + (m - 1).div_euclid(12);
+    let m = (m - 1).rem_euclid(12) + 1;
+    // Days from civil (Howard Hinnant's algorithm), relative to 1970-01-01.
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    (days + 25569 + d - 1) as f64
+}
+
+/// (year, month, day) of an OLE automation date.
+fn civil_from_ole(ole: i64) -> (i64, i64, i64) {
+    let z = ole - 25569 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+/// `2024-03-31` (optionally followed by a time) as an OLE date.
+fn parse_iso_date(s: &str) -> Option<f64> {
+    let d = s.get(..10)?;
+    let mut it = d.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, dd) = (it.next()??, it.next()??, it.next()??);
+    Some(ole_date(y, m, dd))
+}
+
+/// A bare flag argument such as `EXCLUDEEMPTY`, `ALL`, `DESC`.
+fn is_flag(e: &Expr) -> bool {
+    const FLAGS: &[&str] = &[
+        "EXCLUDEEMPTY",
+        "INCLUDEEMPTY",
+        "ALL",
+        "ASC",
+        "DESC",
+        "BASC",
+        "BDESC",
+        "RECURSIVE",
+        "POST",
+        "INCLUDE_CALC_MEMBERS",
+    ];
+    matches!(e, Expr::Identifier(n) if n.segments.len() == 1 && FLAGS.iter().any(|f| n.segments[0].text().eq_ignore_ascii_case(f)))
 }
 
 fn text_of(v: &Scalar) -> String {

@@ -19,6 +19,8 @@ use crate::space::{HierIdx, MEASURES, MemberRef, QueryMeasureKind, Space, Tuple,
 pub const MAX_CELLS: usize = 2_000_000;
 /// Rounds of "evaluate, fetch what is missing" before giving up (nested calculations).
 const MAX_ROUNDS: usize = 16;
+/// Depth of value filters inside calculated members inside value filters ….
+const MAX_NESTED_FETCHERS: usize = 4;
 
 pub struct QueryContext<'a> {
     pub catalog: &'a Catalog,
@@ -65,6 +67,85 @@ pub(crate) fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
     }
 }
 
+fn definition_solve_order(props: &[datakube_mdx::ast::DefinitionProperty]) -> Result<i64> {
+    let Some(p) = props.iter().find(|p| p.name.value.eq_ignore_ascii_case("SOLVE_ORDER")) else {
+        return Ok(0);
+    };
+    let bad = || {
+        QueryError::Type(format!(
+            "SOLVE_ORDER (line {}, column {}) must be a whole number",
+            p.span.line, p.span.column
+        ))
+    };
+    match &p.value {
+        Expr::Literal {
+            value: datakube_mdx::ast::Literal::Number(n),
+            ..
+        } => n.parse::<i64>().map_err(|_| bad()),
+        Expr::Unary {
+            op: datakube_mdx::ast::UnaryOp::Minus,
+            expr,
+            ..
+        } => match expr.as_ref() {
+            Expr::Literal {
+                value: datakube_mdx::ast::Literal::Number(n),
+                ..
+            } => n.parse::<i64>().map(|v| -v).map_err(|_| bad()),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// `WITH MEMBER`: a calculated measure, or a calculated member of another hierarchy under
+/// the member (or the hierarchy's root) its name starts with.
+pub(crate) fn define_member(space: &mut Space, m: &datakube_mdx::ast::MemberDefinition) -> Result<()> {
+    let segs = &m.name.segments;
+    let format = definition_format(&m.properties);
+    let solve_order = definition_solve_order(&m.properties)?;
+    if segs.len() == 2 && segs[0].text().eq_ignore_ascii_case("Measures") {
+        space.add_calculated_measure(&segs[1].text(), m.expr.clone(), format, solve_order);
+        return Ok(());
+    }
+    let bad = |why: &str| {
+        QueryError::Name(format!(
+            "cannot define the calculated member {} (line {}, column {}): {why}",
+            print_name(&m.name),
+            m.name.span.line,
+            m.name.span.column
+        ))
+    };
+    if segs.len() < 2 {
+        return Err(bad("the name must start with a hierarchy, e.g. [Measures].[Name]"));
+    }
+    let prefix = ObjectName {
+        segments: segs[..segs.len() - 1].to_vec(),
+        span: m.name.span,
+    };
+    let (h, parent) = match space.resolve(&prefix) {
+        Ok(crate::space::Object::Hierarchy(h)) => {
+            let root = space.hier(h).members.all();
+            // Under the All member; a hierarchy without one gets a top-level member.
+            (h, (root.level == 0).then_some(0))
+        }
+        Ok(crate::space::Object::Member(p)) if p.h != MEASURES => (p.h, Some(p.id)),
+        Ok(_) => return Err(bad("its parent must be a hierarchy or a member")),
+        Err(e) => return Err(bad(&e.to_string())),
+    };
+    let name = segs[segs.len() - 1].text();
+    space.add_calculated_member(
+        h,
+        parent,
+        &name,
+        crate::space::CalcDef {
+            expr: m.expr.clone(),
+            format_string: format,
+            solve_order,
+        },
+    );
+    Ok(())
+}
+
 fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<String> {
     props
         .iter()
@@ -105,15 +186,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     // WITH: calculated measures first (sets may refer to them), then sets in order.
     for d in &sel.with {
         if let Definition::Member(m) = d {
-            let segs = &m.name.segments;
-            if segs.len() == 2 && segs[0].text().eq_ignore_ascii_case("Measures") {
-                space.add_calculated_measure(&segs[1].text(), m.expr.clone(), definition_format(&m.properties));
-            } else {
-                return Err(QueryError::Unsupported(format!(
-                    "calculated members outside [Measures] ({}) are not supported yet",
-                    print_name(&m.name)
-                )));
-            }
+            define_member(&mut space, m)?;
         } else if let Definition::CellCalculation(c) = d {
             return Err(QueryError::Unsupported(format!(
                 "CELL CALCULATION {} is not supported yet",
@@ -207,6 +280,15 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 restrict(&mut env, h, ids);
             }
         }
+    }
+
+    // Value filters inside calculated members fetch through their own fetchers (same scope
+    // and restrictions), since the main one is busy computing the cell.
+    if let Some(f) = env.fetcher.as_ref() {
+        let fresh: Vec<_> = (0..MAX_NESTED_FETCHERS)
+            .map(|_| std::cell::RefCell::new(f.borrow().fresh()))
+            .collect();
+        env.nested = fresh;
     }
 
     // Axes, in ordinal order, without gaps.
@@ -367,8 +449,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         let coord = coord_of(old);
         let measure = &space.measures[coord[MEASURES] as usize];
-        let integral = matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
-        let fmt = measure.format_string.as_deref();
+        let calc_wins = (1..coord.len()).any(|h| coord[h] >= crate::space::CALC_BASE);
+        let integral = !calc_wins
+            && matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
+        let fmt_owned = env.cell_format(&coord);
+        let fmt = fmt_owned.as_deref();
         let (value, formatted) = match v {
             Scalar::Num(x) if integral && x.fract() == 0.0 && x.abs() < 9.0e15 => {
                 let i = *x as i64;
@@ -412,6 +497,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
 /// ancestors and their descendants stay visible to set functions.
 fn restrict(env: &mut Env, h: HierIdx, ids: Vec<u32>) {
     let hm = env.space.hier(h).members.clone();
+    // Calculated members restrict nothing in the data.
+    let ids: Vec<u32> = ids.into_iter().filter(|&id| id < crate::space::CALC_BASE).collect();
+    if ids.is_empty() {
+        return;
+    }
     let mut visible: HashSet<u32> = HashSet::new();
     for &id in &ids {
         let mut p = Some(id);
@@ -617,6 +707,48 @@ fn axis_member(
     }
     let hc = sp.hier(m.h);
     let hm = &hc.members;
+    if sp.is_calc(m) {
+        let c = sp.calc(m);
+        let level_unique = match c.level {
+            0 => format!("{}.[(All)]", hc.hierarchy.unique_name),
+            n => hc
+                .hierarchy
+                .levels
+                .get(n as usize - 1)
+                .or(hc.hierarchy.levels.last())
+                .map(|l| l.unique_name.clone())
+                .unwrap_or_default(),
+        };
+        let same_parent = prev.is_some_and(|p| p.h == m.h && sp.member_parent(p).map(|x| x.id) == c.parent);
+        let values = props
+            .iter()
+            .map(|&pi| match &all_props[pi] {
+                Prop::Intrinsic(n) => match n.as_str() {
+                    "PARENT_UNIQUE_NAME" => c.parent.map(|p| sp.member_unique_name(MemberRef { h: m.h, id: p })),
+                    "HIERARCHY_UNIQUE_NAME" => Some(hc.hierarchy.unique_name.clone()),
+                    "MEMBER_TYPE" => Some("4".into()),
+                    "MEMBER_NAME" => Some(c.name.clone()),
+                    "CHILDREN_CARDINALITY" => Some("0".into()),
+                    "PARENT_LEVEL" => c
+                        .parent
+                        .map(|p| sp.member_level(MemberRef { h: m.h, id: p }).to_string()),
+                    "PARENT_COUNT" => Some(if c.parent.is_some() { "1".into() } else { "0".into() }),
+                    "LEVEL_NUMBER" => Some(c.level.to_string()),
+                    _ => None,
+                },
+                Prop::User { .. } => None,
+            })
+            .collect();
+        return AxisMember {
+            hierarchy: hc.hierarchy.unique_name.clone(),
+            unique_name: c.unique_name.clone(),
+            caption: c.name.clone(),
+            level_unique_name: level_unique,
+            level_number: c.level as u32,
+            display_info: cellset::display_info(0, false, same_parent),
+            properties: values,
+        };
+    }
     let mem = hm.get(m.id);
     let level_unique = if mem.level == 0 {
         format!("{}.[(All)]", hc.hierarchy.unique_name)
@@ -625,8 +757,9 @@ fn axis_member(
     } else {
         hc.hierarchy.levels[mem.level as usize - 1].unique_name.clone()
     };
-    let drilled = next.is_some_and(|n| n.h == m.h && hm.get(n.id).parent == Some(m.id));
-    let same_parent = prev.is_some_and(|p| p.h == m.h && hm.get(p.id).parent == mem.parent && mem.parent.is_some());
+    let drilled = next.is_some_and(|n| n.h == m.h && sp.member_parent(n) == Some(m));
+    let same_parent =
+        prev.is_some_and(|p| p.h == m.h && sp.member_parent(p).map(|x| x.id) == mem.parent && mem.parent.is_some());
     let values = props
         .iter()
         .map(|&pi| match &all_props[pi] {

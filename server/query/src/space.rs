@@ -23,6 +23,24 @@ pub type Tuple = Vec<MemberRef>;
 
 pub const MEASURES: HierIdx = 0;
 
+/// Member ids from here up denote calculated members of a hierarchy (`WITH MEMBER
+/// [Store].[X] AS …`): id `CALC_BASE + i` is `HierCtx::calcs[i]`.
+pub const CALC_BASE: u32 = 0x8000_0000;
+
+/// A calculated member of a hierarchy other than `[Measures]`.
+#[derive(Debug, Clone)]
+pub struct CalcMember {
+    pub name: String,
+    pub unique_name: String,
+    /// The member it hangs under (`None`: a top-level member of a hierarchy without All).
+    pub parent: Option<u32>,
+    /// Level number: one below the parent.
+    pub level: u16,
+    pub expr: Expr,
+    pub format_string: Option<String>,
+    pub solve_order: i64,
+}
+
 /// A measure of the query: a cube measure or one defined in `WITH MEMBER [Measures].[…]`.
 #[derive(Debug, Clone)]
 pub struct QueryMeasure {
@@ -32,6 +50,14 @@ pub struct QueryMeasure {
     pub format_string: Option<String>,
     pub kind: QueryMeasureKind,
     pub visible: bool,
+    /// SOLVE_ORDER of a calculated measure (0 for stored ones).
+    pub solve_order: i64,
+}
+
+impl QueryMeasure {
+    pub fn is_calculated(&self) -> bool {
+        matches!(self.kind, QueryMeasureKind::Calculated(_))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +75,8 @@ pub struct HierCtx<'a> {
     pub default: u32,
     /// (level number, key text) → member id.
     key_index: HashMap<(u16, String), u32>,
+    /// Calculated members defined by the query (ids from [`CALC_BASE`]).
+    pub calcs: Vec<CalcMember>,
 }
 
 impl HierCtx<'_> {
@@ -64,6 +92,14 @@ pub struct Space<'a> {
     pub hiers: Vec<Option<HierCtx<'a>>>,
     pub measures: Vec<QueryMeasure>,
     pub default_measure: u32,
+}
+
+/// What a calculated member computes, and how it is shown.
+#[derive(Debug, Clone)]
+pub struct CalcDef {
+    pub expr: Expr,
+    pub format_string: Option<String>,
+    pub solve_order: i64,
 }
 
 /// What a name denotes.
@@ -107,6 +143,7 @@ impl<'a> Space<'a> {
                     members: m,
                     default,
                     key_index,
+                    calcs: Vec::new(),
                 }));
             }
         }
@@ -123,6 +160,7 @@ impl<'a> Space<'a> {
                     MeasureKind::Calculated(c) => QueryMeasureKind::Calculated(c.expr.clone()),
                 },
                 visible: m.visible,
+                solve_order: 0,
             })
             .collect();
         let default_measure = cube.measures.iter().position(|m| m.visible).unwrap_or(0) as u32;
@@ -165,10 +203,17 @@ impl<'a> Space<'a> {
     }
 
     /// Define a calculated measure (WITH MEMBER [Measures].[X] AS …); returns its index.
-    pub fn add_calculated_measure(&mut self, name: &str, expr: Expr, format_string: Option<String>) -> u32 {
+    pub fn add_calculated_measure(
+        &mut self,
+        name: &str,
+        expr: Expr,
+        format_string: Option<String>,
+        solve_order: i64,
+    ) -> u32 {
         if let Some(i) = self.measures.iter().position(|m| same(&m.name, name)) {
             self.measures[i].kind = QueryMeasureKind::Calculated(expr);
             self.measures[i].format_string = format_string;
+            self.measures[i].solve_order = solve_order;
             return i as u32;
         }
         self.measures.push(QueryMeasure {
@@ -178,8 +223,108 @@ impl<'a> Space<'a> {
             format_string,
             kind: QueryMeasureKind::Calculated(expr),
             visible: true,
+            solve_order,
         });
         (self.measures.len() - 1) as u32
+    }
+
+    /// Define a calculated member of hierarchy `h` under `parent` (`WITH MEMBER [Store].[USA].[X]`);
+    /// returns its member id. A second definition with the same unique name replaces the first.
+    pub fn add_calculated_member(&mut self, h: HierIdx, parent: Option<u32>, name: &str, def: CalcDef) -> u32 {
+        let level = match parent {
+            Some(p) => self.member_level(MemberRef { h, id: p }) + 1,
+            None => 1,
+        };
+        let prefix = match parent {
+            Some(p) => self.member_unique_name(MemberRef { h, id: p }),
+            None => self.hierarchy_unique_name(h),
+        };
+        let unique_name = format!("{prefix}.[{}]", name.replace(']', "]]"));
+        let hc = self.hiers[h].as_mut().expect("not Measures");
+        let cm = CalcMember {
+            name: name.to_string(),
+            unique_name,
+            parent,
+            level,
+            expr: def.expr,
+            format_string: def.format_string,
+            solve_order: def.solve_order,
+        };
+        if let Some(i) = hc.calcs.iter().position(|c| same(&c.unique_name, &cm.unique_name)) {
+            hc.calcs[i] = cm;
+            return CALC_BASE + i as u32;
+        }
+        hc.calcs.push(cm);
+        CALC_BASE + (hc.calcs.len() - 1) as u32
+    }
+
+    /// Whether `m` is a calculated member of a hierarchy other than Measures.
+    pub fn is_calc(&self, m: MemberRef) -> bool {
+        m.h != MEASURES && m.id >= CALC_BASE
+    }
+
+    pub fn calc(&self, m: MemberRef) -> &CalcMember {
+        &self.hier(m.h).calcs[(m.id - CALC_BASE) as usize]
+    }
+
+    /// Level number of a member (0 for the All member and for measures).
+    pub fn member_level(&self, m: MemberRef) -> u16 {
+        if m.h == MEASURES {
+            0
+        } else if self.is_calc(m) {
+            self.calc(m).level
+        } else {
+            self.hier(m.h).members.get(m.id).level
+        }
+    }
+
+    pub fn member_parent(&self, m: MemberRef) -> Option<MemberRef> {
+        if m.h == MEASURES {
+            return None;
+        }
+        let p = if self.is_calc(m) {
+            self.calc(m).parent
+        } else {
+            self.hier(m.h).members.get(m.id).parent
+        };
+        p.map(|id| MemberRef { h: m.h, id })
+    }
+
+    pub fn member_unique_name(&self, m: MemberRef) -> String {
+        if m.h == MEASURES {
+            self.measures[m.id as usize].unique_name.clone()
+        } else if self.is_calc(m) {
+            self.calc(m).unique_name.clone()
+        } else {
+            self.hier(m.h).members.get(m.id).unique_name.clone()
+        }
+    }
+
+    /// The member's name (not its caption).
+    pub fn member_name(&self, m: MemberRef) -> String {
+        if m.h == MEASURES {
+            self.measures[m.id as usize].name.clone()
+        } else if self.is_calc(m) {
+            self.calc(m).name.clone()
+        } else {
+            self.hier(m.h).members.get(m.id).name.clone()
+        }
+    }
+
+    pub fn member_caption(&self, m: MemberRef) -> String {
+        if m.h == MEASURES {
+            self.measures[m.id as usize].caption.clone()
+        } else if self.is_calc(m) {
+            self.calc(m).name.clone()
+        } else {
+            self.hier(m.h).members.get(m.id).caption(self.lang).to_string()
+        }
+    }
+
+    /// Ids of the hierarchy's calculated members.
+    pub fn calc_ids(&self, h: HierIdx) -> impl Iterator<Item = u32> + '_ {
+        let n = if h == MEASURES { 0 } else { self.hier(h).calcs.len() };
+        (0..n as u32).map(|i| CALC_BASE + i)
     }
 
     fn find_dimension_hierarchies(&self, name: &str) -> Vec<HierIdx> {
@@ -309,6 +454,7 @@ impl<'a> Space<'a> {
                         .rev()
                         .find_map(|lv| hc.by_key(lv, &key))
                 }
+                Segment::Key { .. } if current.is_some_and(|c| c >= CALC_BASE) => None,
                 Segment::Key { text, .. } => {
                     let parent = current.unwrap_or(0);
                     hc.members
@@ -319,6 +465,7 @@ impl<'a> Space<'a> {
                         .find(|&c| hc.members.get(c).key.to_string() == *text)
                 }
                 Segment::CompositeKey { .. } => None,
+                Segment::Name { .. } if current.is_some_and(|c| c >= CALC_BASE) => None,
                 Segment::Name { text, .. } => {
                     let parent = current.unwrap_or(0);
                     let by_child = hc
@@ -327,7 +474,16 @@ impl<'a> Space<'a> {
                         .children
                         .iter()
                         .copied()
-                        .find(|&c| same(&hc.members.get(c).name, text));
+                        .find(|&c| same(&hc.members.get(c).name, text))
+                        .or_else(|| {
+                            // A calculated member defined under this parent (or under the root).
+                            hc.calcs
+                                .iter()
+                                .position(|c| {
+                                    same(&c.name, text) && (c.parent == current || (current.is_none() && c.level <= 1))
+                                })
+                                .map(|i| CALC_BASE + i as u32)
+                        });
                     match (by_child, current) {
                         (Some(c), _) => Some(c),
                         // [H].[name] directly: search all members by name (first in hierarchy order).
