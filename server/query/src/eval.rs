@@ -187,7 +187,14 @@ impl<'s, 'a> Env<'s, 'a> {
                         return Ok(Val::Set(set.clone()));
                     }
                 }
-                Ok(match self.space.resolve(name)? {
+                let resolved = match self.space.resolve(name) {
+                    Err(err) if self.space.ignore_missing_members && self.names_missing_member(name) => {
+                        tracing::debug!(%err, "missing member ignored");
+                        return Ok(Val::Set(Vec::new()));
+                    }
+                    other => other?,
+                };
+                Ok(match resolved {
                     Object::Member(m) => Val::Member(m),
                     Object::Level { h, number } => Val::Level { h, number },
                     Object::Hierarchy(h) => Val::Hierarchy(h),
@@ -245,6 +252,25 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             _ => Err(unsupported("this expression in a member or set context", e)),
         }
+    }
+
+    /// Whether an unresolvable name is a member reference under a hierarchy that exists
+    /// (only those are ignored under MdxMissingMemberMode=Ignore; an unknown dimension,
+    /// hierarchy or measure stays an error).
+    fn names_missing_member(&self, name: &datakube_mdx::ast::ObjectName) -> bool {
+        if name.segments.len() < 2 || name.segments[0].text().eq_ignore_ascii_case("Measures") {
+            return false;
+        }
+        (1..name.segments.len()).any(|k| {
+            let prefix = datakube_mdx::ast::ObjectName {
+                segments: name.segments[..k].to_vec(),
+                span: name.span,
+            };
+            matches!(
+                self.space.resolve(&prefix),
+                Ok(Object::Hierarchy(_) | Object::Level { .. } | Object::Member(_))
+            )
+        })
     }
 
     fn default_member(&self, h: HierIdx) -> MemberRef {
@@ -1934,6 +1960,8 @@ impl<'s, 'a> Env<'s, 'a> {
                     self.cell_depth(&c, src, depth)
                 }
                 Val::Scalar(s) => Ok(Ready(s)),
+                // The null member (a missing member ignored, PrevMember of the first): empty.
+                Val::Set(s) if s.is_empty() => Ok(Ready(Scalar::Empty)),
                 other => Err(QueryError::Type(format!(
                     "expected a value, found {}",
                     describe(&other)

@@ -36,6 +36,9 @@ pub struct QueryContext<'a> {
     pub last_schema_update: &'a str,
     /// The cube to use when a statement omits it (MSOLAP does on refresh).
     pub default_cube: Option<&'a str>,
+    /// `MdxMissingMemberMode=Ignore`: a reference to a member that does not exist is an
+    /// empty set (left out of sets, empty in values) instead of an error.
+    pub ignore_missing_members: bool,
     /// Set when the client sends Cancel for this command.
     pub cancel: Option<&'a datakube_engine::CancelToken>,
 }
@@ -182,6 +185,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         ))
     })?;
     let mut space = Space::new(cube, ctx.members, ctx.lang)?;
+    space.ignore_missing_members = ctx.ignore_missing_members;
 
     // WITH: calculated measures first (sets may refer to them), then sets in order.
     for d in &sel.with {

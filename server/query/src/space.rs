@@ -92,6 +92,8 @@ pub struct Space<'a> {
     pub hiers: Vec<Option<HierCtx<'a>>>,
     pub measures: Vec<QueryMeasure>,
     pub default_measure: u32,
+    /// `MdxMissingMemberMode=Ignore`.
+    pub ignore_missing_members: bool,
 }
 
 /// What a calculated member computes, and how it is shown.
@@ -170,6 +172,7 @@ impl<'a> Space<'a> {
             hiers,
             measures,
             default_measure,
+            ignore_missing_members: false,
         })
     }
 

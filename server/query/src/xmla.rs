@@ -48,6 +48,10 @@ impl Executor for QueryExecutor {
             last_data_update: &runtime.data_updated,
             last_schema_update: &runtime.schema_updated,
             default_cube: props.get("Cube"),
+            // MdxMissingMemberMode=Ignore: unknown members are left out instead of failing.
+            ignore_missing_members: props
+                .get("MdxMissingMemberMode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("Ignore")),
             cancel: Some(cancel),
         };
         if upper.starts_with("DRILLTHROUGH") {
