@@ -54,6 +54,23 @@ enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of the cube-definition format.
     Schema,
+    /// Run an MDX SELECT against the data directory and print how it was answered: the
+    /// resolved calculations, restrictions and axes, and every SQL statement with its timing.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ExplainArgs {
+    /// The MDX SELECT statement.
+    mdx: String,
+    /// Row scope of the plan: a kommunekode (default: all rows, as an administrator).
+    #[arg(long)]
+    kommune: Option<u16>,
+    /// Caption language: da or en.
+    #[arg(long, default_value = "da")]
+    lang: String,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -170,6 +187,7 @@ fn main() -> ExitCode {
             println!("{}", datakube_model::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Explain(a)) => explain(&cli, &a),
     };
     match result {
         Ok(code) => code,
@@ -191,6 +209,7 @@ impl CloneCommand for Option<Command> {
             Some(Command::Generate(a)) => Some(Command::Generate(a.clone())),
             Some(Command::Validate(a)) => Some(Command::Validate(a.clone())),
             Some(Command::Schema) => Some(Command::Schema),
+            Some(Command::Explain(a)) => Some(Command::Explain(a.clone())),
         }
     }
 }
@@ -293,6 +312,54 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 diags.len() - errors
             );
             Ok(ExitCode::from(if errors > 0 { 2 } else { 0 }))
+        }
+    }
+}
+
+fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
+    let catalog = match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            anyhow::bail!("the cube definitions have errors (listed above)");
+        }
+    };
+    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
+    let lang = if a.lang.eq_ignore_ascii_case("en") {
+        datakube_model::Lang::En
+    } else {
+        datakube_model::Lang::Da
+    };
+    let ctx = datakube_query::exec::QueryContext {
+        catalog: &catalog,
+        members: &members,
+        engine: &engine,
+        data_dir: &cli.data_dir,
+        lang,
+        lcid: if lang == datakube_model::Lang::Da { 1030 } else { 1033 },
+        scope: match a.kommune {
+            Some(k) => datakube_query::cells::RowScope::Kommuner(vec![i64::from(k)]),
+            None => datakube_query::cells::RowScope::All,
+        },
+        last_data_update: "",
+        last_schema_update: "",
+        default_cube: None,
+        ignore_missing_members: false,
+        cancel: None,
+    };
+    match datakube_query::exec::explain(&ctx, &a.mdx) {
+        Ok(trace) => {
+            println!("{}", a.mdx.trim());
+            println!("{trace}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("datakube: {e}");
+            Ok(ExitCode::from(2))
         }
     }
 }

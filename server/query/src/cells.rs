@@ -42,6 +42,9 @@ pub struct CellQuery {
     pub measures: Vec<String>,
     pub row_scope: RowScope,
     pub sql: String,
+    /// Rows the statement returned and how long it took (set once it has run).
+    pub rows: usize,
+    pub elapsed: std::time::Duration,
 }
 
 impl fmt::Display for CellQuery {
@@ -61,6 +64,14 @@ impl fmt::Display for CellQuery {
         match &self.row_scope {
             RowScope::All => writeln!(f, "  row scope: all rows")?,
             RowScope::Kommuner(k) => writeln!(f, "  row scope: kommunekode in {k:?}")?,
+        }
+        if !self.elapsed.is_zero() {
+            writeln!(
+                f,
+                "  ran: {} rows in {:.1} ms",
+                self.rows,
+                self.elapsed.as_secs_f64() * 1000.0
+            )?;
         }
         write!(f, "  sql: {}", self.sql)
     }
@@ -361,7 +372,10 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .collect(),
             row_scope: self.scope.clone(),
             sql: sql.clone(),
+            rows: 0,
+            elapsed: std::time::Duration::ZERO,
         };
+        let started = std::time::Instant::now();
         tracing::debug!(target: "datakube::sql", "{plan}");
 
         // Run and map rows back to coordinates.
@@ -412,6 +426,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .collect();
             got.insert(coord, vals);
         }
+        let mut plan = plan;
+        plan.rows = got.len();
+        plan.elapsed = started.elapsed().max(std::time::Duration::from_nanos(1));
         for (m, c) in cells {
             let mi = if semi.is_some() {
                 0

@@ -47,12 +47,103 @@ pub struct QueryContext<'a> {
 pub fn execute(ctx: &QueryContext, statement: &str) -> Result<CellSet> {
     let stmt = datakube_mdx::parse_statement(statement).map_err(|e| QueryError::Syntax(e.to_string()))?;
     match stmt {
-        Statement::Select(sel) => execute_select(ctx, &sel),
+        Statement::Select(sel) => execute_select(ctx, &sel, &mut Trace::default()),
         Statement::Drillthrough(_) => Err(QueryError::Unsupported("DRILLTHROUGH is not supported yet".into())),
         Statement::Create(_) | Statement::Drop(_) => {
             Err(QueryError::Unsupported("CREATE and DROP are not supported yet".into()))
         }
     }
+}
+
+/// What a statement did, step by step: for `datakube explain` and tests that assert on the
+/// plan. Filled while the statement executes (value filters need data to decide the axes).
+#[derive(Debug, Default)]
+pub struct Trace {
+    pub cube: String,
+    pub source: String,
+    pub row_scope: String,
+    pub calculations: Vec<String>,
+    pub restrictions: Vec<String>,
+    pub slicer: Vec<String>,
+    /// Per axis: name, set expression, NON EMPTY, tuples before and after NON EMPTY, first tuples.
+    pub axes: Vec<AxisTrace>,
+    pub cells: usize,
+    pub rounds: usize,
+    pub statements: Vec<crate::cells::CellQuery>,
+}
+
+#[derive(Debug)]
+pub struct AxisTrace {
+    pub name: String,
+    pub expr: String,
+    pub non_empty: bool,
+    pub tuples: usize,
+    pub kept: usize,
+    pub first: Vec<String>,
+}
+
+impl std::fmt::Display for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "cube: [{}]  (facts: {})", self.cube, self.source)?;
+        writeln!(f, "row scope: {}", self.row_scope)?;
+        for c in &self.calculations {
+            writeln!(f, "calculated: {c}")?;
+        }
+        for r in &self.restrictions {
+            writeln!(f, "restriction: {r}")?;
+        }
+        writeln!(
+            f,
+            "slicer: {}",
+            if self.slicer.is_empty() {
+                "(default members)".to_string()
+            } else {
+                self.slicer.join(", ")
+            }
+        )?;
+        for a in &self.axes {
+            writeln!(
+                f,
+                "axis {}: {}{}",
+                a.name,
+                if a.non_empty { "NON EMPTY " } else { "" },
+                a.expr
+            )?;
+            writeln!(
+                f,
+                "  {} tuples{}; first: {}",
+                a.tuples,
+                if a.non_empty {
+                    format!(", {} after NON EMPTY", a.kept)
+                } else {
+                    String::new()
+                },
+                a.first.join(" | ")
+            )?;
+        }
+        writeln!(
+            f,
+            "cells: {} evaluated in {} round(s) of SQL; {} statement(s):",
+            self.cells,
+            self.rounds,
+            self.statements.len()
+        )?;
+        for (i, q) in self.statements.iter().enumerate() {
+            writeln!(f, "#{} {q}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Execute a SELECT and describe how it was answered.
+pub fn explain(ctx: &QueryContext, statement: &str) -> Result<Trace> {
+    let stmt = datakube_mdx::parse_statement(statement).map_err(|e| QueryError::Syntax(e.to_string()))?;
+    let Statement::Select(sel) = stmt else {
+        return Err(QueryError::Unsupported("explain takes a SELECT statement".into()));
+    };
+    let mut trace = Trace::default();
+    execute_select(ctx, &sel, &mut trace)?;
+    Ok(trace)
 }
 
 /// The cube a FROM clause names, and the subselects from outermost to innermost.
@@ -162,7 +253,7 @@ fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<
         })
 }
 
-pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
+pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Result<CellSet> {
     let (cube_name, subselects) = cube_and_subselects(sel);
     let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
     let cname = if cname.is_empty() {
@@ -186,6 +277,19 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
     })?;
     let mut space = Space::new(cube, ctx.members, ctx.lang)?;
     space.ignore_missing_members = ctx.ignore_missing_members;
+    trace.cube = cube.name.clone();
+    trace.source = cube.source.to_string();
+    trace.row_scope = match &ctx.scope {
+        RowScope::All => "all rows".into(),
+        RowScope::Kommuner(k) => format!("{} in {k:?}", cube.security.row_scope_column),
+    };
+    for d in &sel.with {
+        trace.calculations.push(match d {
+            Definition::Member(m) => format!("MEMBER {} AS {}", print_name(&m.name), m.expr),
+            Definition::Set(s) => format!("SET {} AS {}", print_name(&s.name), s.expr),
+            Definition::CellCalculation(c) => format!("CELL CALCULATION {}", print_name(&c.name)),
+        });
+    }
 
     // WITH: calculated measures first (sets may refer to them), then sets in order.
     for d in &sel.with {
@@ -242,6 +346,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 }
             }
             for (h, ids) in per_h {
+                trace.restrictions.push(format!(
+                    "subselect: {} limited to {} member(s)",
+                    space.hierarchy_unique_name(h),
+                    ids.len()
+                ));
                 restrict(&mut env, h, ids);
             }
         }
@@ -267,6 +376,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             for m in &tuples[0] {
                 base[m.h] = m.id;
                 slicer_hiers.insert(m.h);
+                trace.slicer.push(space.member_unique_name(*m));
             }
         } else if !tuples.is_empty() {
             let mut per_h: HashMap<HierIdx, Vec<u32>> = HashMap::new();
@@ -281,6 +391,11 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
                 }
             }
             for (h, ids) in per_h {
+                trace.restrictions.push(format!(
+                    "WHERE set: {} limited to {} member(s)",
+                    space.hierarchy_unique_name(h),
+                    ids.len()
+                ));
                 restrict(&mut env, h, ids);
             }
         }
@@ -392,6 +507,8 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         }
         fetcher_cell.borrow_mut().fetch_pending()?;
     }
+    trace.cells = total;
+    trace.rounds = round;
     let values: Vec<Scalar> = values.into_iter().map(|v| v.unwrap_or(Scalar::Empty)).collect();
 
     // NON EMPTY: drop tuples whose cells are all empty.
@@ -414,6 +531,26 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
         .map(|flags| flags.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect())
         .collect();
     let new_lengths: Vec<usize> = kept_index.iter().map(Vec::len).collect();
+    for (k, a) in axes_src.iter().enumerate() {
+        trace.axes.push(AxisTrace {
+            name: a.name.to_string(),
+            expr: a.expr.to_string(),
+            non_empty: a.non_empty,
+            tuples: lengths[k],
+            kept: new_lengths[k],
+            first: kept_index[k]
+                .iter()
+                .take(5)
+                .map(|&i| {
+                    axis_tuples[k][i]
+                        .iter()
+                        .map(|m| space.member_unique_name(*m))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect(),
+        });
+    }
 
     // Axes for the writer.
     let mut axes = Vec::new();
@@ -479,6 +616,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select) -> Result<CellSet> {
             formatted: Some(formatted),
             format_string: fmt.map(str::to_string),
         });
+    }
+    trace.statements.extend(fetcher_cell.borrow().executed.iter().cloned());
+    for n in &env.nested {
+        trace.statements.extend(n.borrow().executed.iter().cloned());
     }
     tracing::debug!(
         statements = fetcher_cell.borrow().executed.len(),
