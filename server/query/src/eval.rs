@@ -910,7 +910,9 @@ impl<'s, 'a> Env<'s, 'a> {
                 }
                 Ok(acc)
             }
-            Expr::Function { name, args, .. } => self.set_function(&name.value, args, coord, e),
+            Expr::Function { name, args, .. } if !self.is_member_function(&name.value) => {
+                self.set_function(&name.value, args, coord, e)
+            }
             Expr::Binary {
                 left,
                 op: BinaryOp::Mul,

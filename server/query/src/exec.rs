@@ -216,13 +216,13 @@ pub(crate) fn define_member(space: &mut Space, m: &datakube_mdx::ast::MemberDefi
         segments: segs[..segs.len() - 1].to_vec(),
         span: m.name.span,
     };
-    let (h, parent) = match space.resolve(&prefix) {
+    let (h, parent, under_member) = match space.resolve(&prefix) {
         Ok(crate::space::Object::Hierarchy(h)) => {
             let root = space.hier(h).members.all();
             // Under the All member; a hierarchy without one gets a top-level member.
-            (h, (root.level == 0).then_some(0))
+            (h, (root.level == 0).then_some(0), false)
         }
-        Ok(crate::space::Object::Member(p)) if p.h != MEASURES => (p.h, Some(p.id)),
+        Ok(crate::space::Object::Member(p)) if p.h != MEASURES => (p.h, Some(p.id), true),
         Ok(_) => return Err(bad("its parent must be a hierarchy or a member")),
         Err(e) => return Err(bad(&e.to_string())),
     };
@@ -230,6 +230,7 @@ pub(crate) fn define_member(space: &mut Space, m: &datakube_mdx::ast::MemberDefi
     space.add_calculated_member(
         h,
         parent,
+        under_member,
         &name,
         crate::space::CalcDef {
             expr: m.expr.clone(),

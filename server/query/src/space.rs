@@ -232,15 +232,24 @@ impl<'a> Space<'a> {
     }
 
     /// Define a calculated member of hierarchy `h` under `parent` (`WITH MEMBER [Store].[USA].[X]`);
-    /// returns its member id. A second definition with the same unique name replaces the first.
-    pub fn add_calculated_member(&mut self, h: HierIdx, parent: Option<u32>, name: &str, def: CalcDef) -> u32 {
+    /// returns its member id. Its unique name is the name as written: under the hierarchy
+    /// (`[Store].[X]`, parent the All member) or under the member written (`[Store].[USA].[X]`).
+    /// A second definition with the same unique name replaces the first.
+    pub fn add_calculated_member(
+        &mut self,
+        h: HierIdx,
+        parent: Option<u32>,
+        under_member: bool,
+        name: &str,
+        def: CalcDef,
+    ) -> u32 {
         let level = match parent {
             Some(p) => self.member_level(MemberRef { h, id: p }) + 1,
             None => 1,
         };
         let prefix = match parent {
-            Some(p) => self.member_unique_name(MemberRef { h, id: p }),
-            None => self.hierarchy_unique_name(h),
+            Some(p) if under_member => self.member_unique_name(MemberRef { h, id: p }),
+            _ => self.hierarchy_unique_name(h),
         };
         let unique_name = format!("{prefix}.[{}]", name.replace(']', "]]"));
         let hc = self.hiers[h].as_mut().expect("not Measures");

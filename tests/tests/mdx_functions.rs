@@ -1,0 +1,281 @@
+//! MDX functions beyond the pivot shapes (calculated members on any hierarchy, statistics,
+//! time functions, hierarchical Order, TopPercent) against the FLIS demo cubes. Every expected
+//! value comes from hand-written SQL in DuckDB over the same Parquet files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use common::{Server, close};
+
+fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(Server::start)
+}
+
+/// Regnskab (booked amounts) per kommunekode, from the Parquet files.
+fn regnskab_by_kommune(s: &Server) -> BTreeMap<i64, f64> {
+    let c = s.duck();
+    let sql = format!(
+        "SELECT kommunekode::BIGINT, sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = 'R' GROUP BY 1",
+        s.table("oekonomi", "postering")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// (region code, kommune code) of every kommune.
+fn regions(s: &Server) -> Vec<(i64, i64)> {
+    let c = s.duck();
+    let sql = format!(
+        "SELECT regionskode::BIGINT, kommunekode::BIGINT FROM {} ORDER BY 1, 2",
+        s.table("faelles", "kommune")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn key(unique_name: &str) -> i64 {
+    unique_name
+        .rsplit("&[")
+        .next()
+        .and_then(|k| k.trim_end_matches(']').parse().ok())
+        .unwrap_or_else(|| panic!("no key in {unique_name}"))
+}
+
+#[test]
+fn calculated_member_on_a_regular_hierarchy() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let a = s
+        .mdx(
+            "WITH MEMBER [Kommune].[Geografi].[To] AS Aggregate({[Kommune].[Geografi].[Kommune].&[751], \
+             [Kommune].[Geografi].[Kommune].&[101]}), FORMAT_STRING = '#,##0.00' \
+             MEMBER [Kommune].[Geografi].[Største] AS Max([Kommune].[Geografi].[Kommune].Members), SOLVE_ORDER = 5 \
+             SELECT {[Measures].[Regnskab]} ON 0, {[Kommune].[Geografi].[To], [Kommune].[Geografi].[Kommune].&[751], \
+             [Kommune].[Geografi].[Største]} ON 1 FROM [Økonomi]",
+            1033,
+        )
+        .ok();
+    let rows: Vec<&str> = a.axes[1].iter().map(|t| t[0].0.as_str()).collect();
+    assert_eq!(
+        rows,
+        [
+            "[Kommune].[Geografi].[To]",
+            "[Kommune].[Geografi].[Kommune].&[751]",
+            "[Kommune].[Geografi].[Største]"
+        ]
+    );
+    let two = by_k[&751] + by_k[&101];
+    assert!(close(a.value(0).unwrap(), two), "{:?} vs {two}", a.value(0));
+    assert!(close(a.value(1).unwrap(), by_k[&751]));
+    let max = by_k.values().cloned().fold(f64::MIN, f64::max);
+    assert!(close(a.value(2).unwrap(), max));
+    // The calculated member's FORMAT_STRING applies to its cell.
+    let fmt = a.cells[&0].2.clone().unwrap();
+    assert!(fmt.contains('.') && fmt.matches(',').count() >= 1, "formatted {fmt}");
+}
+
+#[test]
+fn statistics_over_a_set_match_sql() {
+    let s = server();
+    let c = s.duck();
+    let (median, var_pop, var_samp, stddev_samp, stddev_pop): (f64, f64, f64, f64, f64) = c
+        .query_row(
+            &format!(
+                "SELECT median(t), var_pop(t), var_samp(t), stddev_samp(t), stddev_pop(t) FROM \
+                 (SELECT kommunekode, sum(beloeb)::DOUBLE t FROM {} WHERE beloebstype_kode = 'R' GROUP BY 1)",
+                s.table("oekonomi", "postering")
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    let kommuner = regions(s).len() as f64;
+    let set = "[Kommune].[Geografi].[Kommune].Members";
+    let a = s
+        .mdx(
+            &format!(
+                "WITH MEMBER [Measures].[Median] AS Median({set}, [Measures].[Regnskab]) \
+                 MEMBER [Measures].[VarP] AS VarP({set}, [Measures].[Regnskab]) \
+                 MEMBER [Measures].[Var] AS Var({set}, [Measures].[Regnskab]) \
+                 MEMBER [Measures].[Stdev] AS Stdev({set}, [Measures].[Regnskab]) \
+                 MEMBER [Measures].[StdevP] AS StdevP({set}, [Measures].[Regnskab]) \
+                 MEMBER [Measures].[Antal] AS Count({set}) \
+                 SELECT {{[Measures].[Median], [Measures].[VarP], [Measures].[Var], [Measures].[Stdev], \
+                 [Measures].[StdevP], [Measures].[Antal]}} ON 0 FROM [Økonomi]"
+            ),
+            1033,
+        )
+        .ok();
+    for (i, (name, want)) in [
+        ("median", median),
+        ("varp", var_pop),
+        ("var", var_samp),
+        ("stdev", stddev_samp),
+        ("stdevp", stddev_pop),
+        ("count", kommuner),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let got = a.value(i as u64).unwrap();
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{name}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn time_functions_follow_the_level_types() {
+    let s = server();
+    let c = s.duck();
+    // Regnskab per month, and the months of the calendar in order.
+    let sql = format!(
+        "SELECT m.maaned_id::BIGINT, m.aar::BIGINT, sum(p.beloeb)::DOUBLE FROM {m} m LEFT JOIN {p} p \
+         ON p.maaned_id = m.maaned_id AND p.beloebstype_kode = 'R' GROUP BY 1, 2 ORDER BY 1",
+        m = s.table("faelles", "maaned"),
+        p = s.table("oekonomi", "postering")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    let months: Vec<(i64, i64, Option<f64>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Year-to-date: a running sum that restarts every year.
+    let a = s
+        .mdx(
+            "WITH MEMBER [Measures].[ÅTD] AS Sum(YTD(), [Measures].[Regnskab]) \
+             MEMBER [Measures].[Sidste 3] AS Sum(LastPeriods(3), [Measures].[Regnskab]) \
+             MEMBER [Measures].[Året før] AS ([Measures].[Regnskab], ParallelPeriod([Tid].[Kalender].[År], 1)) \
+             SELECT {[Measures].[ÅTD], [Measures].[Sidste 3], [Measures].[Året før]} ON 0, \
+             [Tid].[Kalender].[Måned].Members ON 1 FROM [Økonomi]",
+            1033,
+        )
+        .ok();
+    assert_eq!(a.axes[1].len(), months.len());
+    let mut running: Option<f64> = None;
+    let mut year = 0;
+    for (i, &(id, aar, v)) in months.iter().enumerate() {
+        assert_eq!(key(&a.axes[1][i][0].0), id);
+        if aar != year {
+            year = aar;
+            running = None;
+        }
+        if let Some(v) = v {
+            running = Some(running.unwrap_or(0.0) + v);
+        }
+        let got = a.value(i as u64 * 3);
+        match running {
+            None => assert_eq!(got, None, "month {id}"),
+            Some(r) => assert!(close(got.unwrap(), r), "YTD {id}: {got:?} vs {r}"),
+        }
+        let last3: Vec<f64> = months[i.saturating_sub(2)..=i].iter().filter_map(|m| m.2).collect();
+        let got = a.value(i as u64 * 3 + 1);
+        if last3.is_empty() {
+            assert_eq!(got, None);
+        } else {
+            assert!(close(got.unwrap(), last3.iter().sum()), "LastPeriods {id}");
+        }
+        // The same month a year before (ids are yyyymm).
+        let before = months.iter().find(|m| m.0 == id - 100).and_then(|m| m.2);
+        let got = a.value(i as u64 * 3 + 2);
+        match before {
+            None => assert_eq!(got, None, "ParallelPeriod {id}"),
+            Some(b) => assert!(close(got.unwrap(), b), "ParallelPeriod {id}: {got:?} vs {b}"),
+        }
+    }
+    // Opening and closing periods of a year, and the cousin of a month in another year.
+    let a = s
+        .mdx(
+            "SELECT {OpeningPeriod([Tid].[Kalender].[Måned], [Tid].[Kalender].[År].&[2023]), \
+             ClosingPeriod([Tid].[Kalender].[Måned], [Tid].[Kalender].[År].&[2023]), \
+             Cousin([Tid].[Kalender].[Måned].&[202305], [Tid].[Kalender].[År].&[2021])} ON 0 FROM [Økonomi]",
+            1033,
+        )
+        .ok();
+    let (first, last): (i64, i64) = c
+        .query_row(
+            &format!(
+                "SELECT min(maaned_id)::BIGINT, max(maaned_id)::BIGINT FROM {} WHERE aar = 2023",
+                s.table("faelles", "maaned")
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let got: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(got, [first, last, 202105]);
+}
+
+#[test]
+fn order_keeps_the_hierarchy_unless_told_to_break_it_and_top_percent() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let regs = regions(s);
+    let mut by_region: BTreeMap<i64, f64> = BTreeMap::new();
+    for (r, k) in &regs {
+        *by_region.entry(*r).or_default() += by_k.get(k).copied().unwrap_or(0.0);
+    }
+    let set = "{[Kommune].[Geografi].[Region].Members, [Kommune].[Geografi].[Kommune].Members}";
+    // DESC: regions by value, each followed by its kommuner by value.
+    let a = s
+        .mdx(
+            &format!("SELECT Order({set}, [Measures].[Regnskab], DESC) ON 0 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    let mut expected = Vec::new();
+    let mut rs: Vec<(&i64, &f64)> = by_region.iter().collect();
+    rs.sort_by(|a, b| b.1.partial_cmp(a.1).unwrap());
+    for (r, _) in rs {
+        expected.push(*r);
+        let mut ks: Vec<i64> = regs.iter().filter(|x| x.0 == *r).map(|x| x.1).collect();
+        ks.sort_by(|a, b| by_k[b].partial_cmp(&by_k[a]).unwrap());
+        expected.extend(ks);
+    }
+    let got: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(got, expected);
+    // BDESC: one flat list by value.
+    let a = s
+        .mdx(
+            &format!("SELECT Order({set}, [Measures].[Regnskab], BDESC) ON 0 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    let mut flat: Vec<(i64, f64)> = by_region.iter().map(|(k, v)| (*k, *v)).collect();
+    flat.extend(by_k.iter().map(|(k, v)| (*k, *v)));
+    flat.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    let got: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(got, flat.iter().map(|x| x.0).collect::<Vec<_>>());
+    // TopPercent: the largest kommuner until half of the total is reached.
+    let a = s
+        .mdx(
+            "SELECT TopPercent([Kommune].[Geografi].[Kommune].Members, 50, [Measures].[Regnskab]) ON 0 FROM [Økonomi]",
+            1033,
+        )
+        .ok();
+    let mut ks: Vec<(i64, f64)> = by_k.iter().map(|(k, v)| (*k, *v)).collect();
+    ks.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    let half = ks.iter().map(|x| x.1).sum::<f64>() / 2.0;
+    let mut acc = 0.0;
+    let mut want = Vec::new();
+    for (k, v) in ks {
+        if acc >= half {
+            break;
+        }
+        acc += v;
+        want.push(k);
+    }
+    let got: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(got, want);
+}
