@@ -243,7 +243,12 @@ fn shipped_definitions_load_without_diagnostics() {
         assert!(m.disclosure_count.is_some(), "{}", m.name);
     }
     for c in &catalog.cubes {
-        assert_eq!(c.security.row_scope_column, "kommunekode", "{}", c.name);
+        assert_eq!(
+            c.security.row_scope_column.as_deref(),
+            Some("kommunekode"),
+            "{}",
+            c.name
+        );
         for m in &c.measures {
             assert!(!m.caption.da.is_empty() && !m.caption.en.is_empty());
         }

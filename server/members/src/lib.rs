@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use datakube_engine::duckdb::types::ValueRef;
 use datakube_engine::{Engine, sql_ident, sql_string};
-use datakube_model::{Catalog, Cube, Hierarchy, Lang, Source};
+use datakube_model::{Catalog, Cube, Hierarchy, Lang, Naming, Source};
 
 /// Most members one hierarchy may have (a guard against a wrongly chosen key column).
 pub const MAX_MEMBERS_PER_HIERARCHY: usize = 2_000_000;
@@ -98,16 +98,31 @@ impl Member {
 #[derive(Debug)]
 pub struct HierarchyMembers {
     pub unique_name: String,
-    /// Member 0 is the All member.
+    /// Member 0 is the All member: the root of the tree, also when `has_all` is false.
     pub members: Vec<Member>,
-    /// Member ids per level (index 0: the All level), in hierarchy order.
+    /// Member ids per level (index 0: the All level, always `[0]`), in hierarchy order.
+    /// Level numbers are the same with and without an All member: 1 is the top level.
     pub levels: Vec<Vec<MemberId>>,
+    /// `false` (Mondrian's `hasAll="false"`): member 0 is an internal root that MDX must not
+    /// see: `.Members` and `.AllMembers` start at level 1, `[H].[All]` does not resolve
+    /// (member 0 is not in the unique-name index), and the default member is the first
+    /// member of level 1 (see [`HierarchyMembers::first_member`]).
+    pub has_all: bool,
     by_unique_name: HashMap<String, MemberId>,
 }
 
 impl HierarchyMembers {
     pub fn all(&self) -> &Member {
         &self.members[0]
+    }
+    /// The member MDX sees first: the All member, or without one the first top-level member
+    /// (member 0 when the hierarchy is empty).
+    pub fn first_member(&self) -> MemberId {
+        if self.has_all {
+            0
+        } else {
+            self.level_members(1).first().copied().unwrap_or(0)
+        }
     }
     pub fn get(&self, id: MemberId) -> &Member {
         &self.members[id as usize]
@@ -229,6 +244,17 @@ fn bracket_escape(s: &str) -> String {
     s.replace(']', "]]")
 }
 
+/// `naming: name_path`: the parent's unique name and `[name]`; top-level members hang
+/// directly under the hierarchy (`[Store].[USA]`, not `[Store].[All Stores].[USA]`).
+fn name_path(h: &Hierarchy, parent: &Member, name: &str) -> String {
+    let base = if parent.level == 0 {
+        &h.unique_name
+    } else {
+        &parent.unique_name
+    };
+    format!("{base}.[{}]", bracket_escape(name))
+}
+
 fn load_hierarchy(
     engine: &Engine,
     data_dir: &Path,
@@ -323,12 +349,16 @@ fn load_hierarchy(
         while let Some((i, parent_id, depth)) = stack.pop() {
             let (key, _, name, name_en, props) = &raw[i];
             let id = members.len() as MemberId;
+            let unique_name = match h.naming {
+                Naming::Key => format!("{}.&[{}]", h.unique_name, bracket_escape(&key.to_string())),
+                Naming::NamePath => name_path(h, &members[parent_id as usize], name),
+            };
             members.push(Member {
                 level: depth,
                 key: key.clone(),
                 name: name.clone(),
                 name_en: name_en.clone(),
-                unique_name: format!("{}.&[{}]", h.unique_name, bracket_escape(&key.to_string())),
+                unique_name,
                 parent: Some(parent_id),
                 children: Vec::new(),
                 ordinal: id,
@@ -380,7 +410,10 @@ fn load_hierarchy(
         let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
         // The current path of member ids while walking the ordered rows.
         let mut path: Vec<MemberId> = Vec::new();
-        let mut by_level_key: Vec<HashMap<Key, MemberId>> = vec![HashMap::new(); h.levels.len()];
+        // Per level: (parent, key) → member. The parent is part of the key only on levels
+        // whose keys repeat under different parents (`unique_members: false`); on the others
+        // it is 0, and a key under two parents is an error.
+        let mut by_level_key: Vec<HashMap<(MemberId, Key), MemberId>> = vec![HashMap::new(); h.levels.len()];
         while let Some(r) = rows.next().map_err(|e| err(format!("{e}")))? {
             let mut c = 0;
             let mut parent: MemberId = 0;
@@ -397,11 +430,12 @@ fn load_hierarchy(
                     .map(|i| r.get_ref(c + 3 + i).map(prop_of).unwrap_or(PropValue::Null))
                     .collect();
                 c += 3 + l.properties.len();
-                let id = match by_level_key[li].get(&key) {
+                let scope = if l.unique_members { 0 } else { parent };
+                let id = match by_level_key[li].get(&(scope, key.clone())) {
                     Some(&id) => {
                         if members[id as usize].parent != Some(parent) {
                             return Err(err(format!(
-                                "key {key} of level {} has more than one parent; make the key unique within the hierarchy",
+                                "key {key} of level {} has more than one parent; make the key unique within the hierarchy or set unique_members: false",
                                 l.name
                             )));
                         }
@@ -412,19 +446,23 @@ fn load_hierarchy(
                         if members.len() > MAX_MEMBERS_PER_HIERARCHY {
                             return Err(err(format!("more than {MAX_MEMBERS_PER_HIERARCHY} members")));
                         }
+                        let unique_name = match h.naming {
+                            Naming::Key => format!("{}.&[{}]", l.unique_name, bracket_escape(&key.to_string())),
+                            Naming::NamePath => name_path(h, &members[parent as usize], &name),
+                        };
                         members.push(Member {
                             level: (li + 1) as u16,
                             key: key.clone(),
                             name,
                             name_en,
-                            unique_name: format!("{}.&[{}]", l.unique_name, bracket_escape(&key.to_string())),
+                            unique_name,
                             parent: Some(parent),
                             children: Vec::new(),
                             ordinal: 0,
                             properties: props,
                         });
                         members[parent as usize].children.push(id);
-                        by_level_key[li].insert(key, id);
+                        by_level_key[li].insert((scope, key), id);
                         id
                     }
                 };
@@ -445,16 +483,25 @@ fn load_hierarchy(
             }
         }
     }
-    let by_unique_name = members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.unique_name.to_lowercase(), i as MemberId))
-        .collect();
+    // Without an All member the root is not reachable by name. With name paths two members
+    // may share a unique name (same name under one parent); the first in hierarchy order wins.
+    let mut by_unique_name: HashMap<String, MemberId> = HashMap::new();
+    let mut in_order: Vec<MemberId> = (0..members.len() as MemberId).collect();
+    in_order.sort_by_key(|&i| members[i as usize].ordinal);
+    for i in in_order {
+        if i == 0 && !h.has_all {
+            continue;
+        }
+        by_unique_name
+            .entry(members[i as usize].unique_name.to_lowercase())
+            .or_insert(i);
+    }
     tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
     Ok(HierarchyMembers {
         unique_name: h.unique_name.clone(),
         members,
         levels,
+        has_all: h.has_all,
         by_unique_name,
     })
 }

@@ -34,6 +34,24 @@ pub struct CatalogDef {
     #[schemars(required)]
     pub caption: Option<CaptionDef>,
     pub description: Option<DescriptionDef>,
+    /// How unique names of hierarchies, levels and members are formed (default `key`).
+    #[serde(default)]
+    pub naming: Naming,
+}
+
+/// How unique names are formed.
+///
+/// - `key` (default, SSAS 2005+ style): hierarchies `[Dim].[Hier]`, levels
+///   `[Dim].[Hier].[Level]`, members `[Dim].[Hier].[Level].&[key]`.
+/// - `name_path` (Mondrian / SSAS 2000 style, for catalogs such as FoodMart): the first
+///   hierarchy of a dimension is `[Dim]`, others `[Dim.Hier]`; levels `[Dim].[Level]`; members
+///   the path of names from the top: `[Store].[USA].[CA]`, the All member `[Store].[All Stores]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Naming {
+    #[default]
+    Key,
+    NamePath,
 }
 
 /// A caption in Danish (the default) and English. Both are required.
@@ -130,6 +148,13 @@ pub struct HierarchyDef {
     pub source: Option<SourceDef>,
     /// The member above all others (default name `All`, caption Alle/All).
     pub all_member: Option<AllMemberDef>,
+    /// `false`: the hierarchy has no All member visible to MDX; its default member is the
+    /// first member of the top level (Mondrian's `hasAll="false"`). Default `true`.
+    #[serde(default = "yes")]
+    pub has_all: bool,
+    /// Column of `source` joined to the cube's `foreign_key`, when it is not the key column of
+    /// the last level (a day key under a month level, say). Default: the last level's key.
+    pub primary_key: Option<String>,
     /// MDX unique name of the default member; default: the All member.
     pub default_member: Option<String>,
     /// Makes this a parent-child hierarchy: the column holding the parent's key (NULL at the
@@ -413,9 +438,11 @@ impl JsonSchema for FilterValue {
 pub struct SecurityDef {
     /// `individual`: a user sees only rows of their own municipality, at any grain.
     /// `benchmark`: all municipalities, aggregated, with small cells suppressed.
+    /// `public`: only for cubes without personal data; every user sees every row.
     pub class: SecurityClassDef,
-    /// Fact column holding the municipality of each row (`kommunekode`).
-    pub row_scope_column: String,
+    /// Fact column holding the municipality of each row (`kommunekode`). Required for
+    /// `individual` and `benchmark`, not allowed for `public`.
+    pub row_scope_column: Option<String>,
     /// Benchmark only: cells built from fewer individuals are suppressed (default 5).
     pub min_cell_count: Option<u32>,
 }
@@ -426,6 +453,9 @@ pub struct SecurityDef {
 pub enum SecurityClassDef {
     Individual,
     Benchmark,
+    /// No personal data in the cube (demo and conformance data such as FoodMart): no row
+    /// scope, every user sees all rows.
+    Public,
 }
 
 /// Drillthrough ("Show Details"): the rows behind a cell, with these columns.

@@ -91,6 +91,7 @@ pub fn load_catalog(path: &Path, schemas: Option<&dyn SchemaProvider>) -> Result
     }
     let mut r = Resolver {
         schemas,
+        naming: Naming::Key,
         tables: HashMap::new(),
         diags: Vec::new(),
     };
@@ -276,6 +277,8 @@ fn is_numeric(f: Family) -> bool {
 
 struct Resolver<'a> {
     schemas: Option<&'a dyn SchemaProvider>,
+    /// The catalog's naming, known before dimensions are built.
+    naming: Naming,
     tables: HashMap<Source, Result<Rc<Table>, String>>,
     diags: Vec<Diagnostic>,
 }
@@ -511,6 +514,7 @@ impl<'a> Resolver<'a> {
                 let p = YPath::root().k("catalog");
                 self.name(src, &p.k("name"), &c.name, "catalog");
                 let caption = self.caption(src, &p, &c.caption, &format!("catalog '{}'", c.name), &c.name);
+                self.naming = c.naming;
                 (c.name.clone(), caption, description(&c.description))
             }
             None => {
@@ -585,6 +589,7 @@ impl<'a> Resolver<'a> {
             name,
             caption,
             description: desc,
+            naming: self.naming,
             cubes,
             shared_dimensions: shared.into_iter().map(|s| s.dim).collect(),
             files,
@@ -619,7 +624,7 @@ impl<'a> Resolver<'a> {
         for (i, h) in d.hierarchies.iter().enumerate() {
             let hp = p.k("hierarchies").i(i);
             self.unique(&mut names, src, &hp.k("name"), &h.name, "hierarchy", &what);
-            hierarchies.push(self.hierarchy(src, &hp, d.name, h, dim_source.as_ref(), fact));
+            hierarchies.push(self.hierarchy(src, &hp, d, h, dim_source.as_ref(), fact));
         }
         let time = hierarchies
             .iter()
@@ -645,7 +650,7 @@ impl<'a> Resolver<'a> {
         &mut self,
         src: &Src,
         hp: &YPath,
-        dim: &str,
+        d: &DimInput,
         h: &HierarchyDef,
         dim_source: Option<&(Source, YPath)>,
         fact: Option<&Table>,
@@ -653,7 +658,37 @@ impl<'a> Resolver<'a> {
         self.name(src, &hp.k("name"), &h.name, "hierarchy");
         let what = format!("hierarchy '{}'", h.name);
         let caption = self.caption(src, hp, &h.caption, &what, &h.name);
-        let unique_name = format!("{}.{}", model::bracket(dim), model::bracket(&h.name));
+        let dim = d.name;
+        let first = d.hierarchies.first().is_some_and(|f| std::ptr::eq(f, h));
+        let unique_name = match self.naming {
+            Naming::Key => format!("{}.{}", model::bracket(dim), model::bracket(&h.name)),
+            Naming::NamePath if first => model::bracket(dim),
+            Naming::NamePath => model::bracket(&format!("{dim}.{}", h.name)),
+        };
+        if !h.has_all && h.all_member.is_some() {
+            self.err_key(
+                src,
+                &hp.k("all_member"),
+                format!("{what} has has_all: false, so it has no All member to name"),
+                Some("remove all_member or has_all".into()),
+            );
+        }
+        if h.parent_column.is_some() && !h.has_all {
+            self.err_key(
+                src,
+                &hp.k("has_all"),
+                "a parent-child hierarchy always has an All member",
+                None,
+            );
+        }
+        if h.parent_column.is_some() && h.primary_key.is_some() {
+            self.err_key(
+                src,
+                &hp.k("primary_key"),
+                "a parent-child hierarchy joins on its level's key_column; primary_key has no meaning",
+                None,
+            );
+        }
 
         let source = match &h.source {
             Some(s) => self.source(src, &hp.k("source"), s).map(|x| (x, hp.k("source"))),
@@ -783,7 +818,13 @@ impl<'a> Resolver<'a> {
             unique_name,
             display_folder: h.display_folder.clone(),
             source: source.as_ref().map(|(s, _)| s.clone()),
-            primary_key: h.levels.last().map(|l| l.key_column.clone()).unwrap_or_default(),
+            naming: self.naming,
+            primary_key: h
+                .primary_key
+                .clone()
+                .or_else(|| h.levels.last().map(|l| l.key_column.clone()))
+                .unwrap_or_default(),
+            has_all: h.has_all,
             all_member,
             default_member: h.default_member.clone(),
             parent_column: h.parent_column.clone(),
@@ -809,6 +850,9 @@ impl<'a> Resolver<'a> {
         let t = Some(table);
         if let Some(pc) = &def.parent_column {
             self.column(src, &hp.k("parent_column"), pc, t);
+        }
+        if let Some(pk) = &def.primary_key {
+            self.column(src, &hp.k("primary_key"), pk, t);
         }
         for (i, (ldef, level)) in def.levels.iter().zip(h.levels.iter_mut()).enumerate() {
             let lp = hp.k("levels").i(i);
@@ -893,16 +937,21 @@ impl<'a> Resolver<'a> {
         let sp = p.k("security");
         let s = &c.security;
         let class = match (s.class, s.min_cell_count) {
-            (SecurityClassDef::Individual, Some(_)) => {
+            (SecurityClassDef::Individual | SecurityClassDef::Public, Some(_)) => {
                 self.err_key(
                     src,
                     &sp.k("min_cell_count"),
                     "min_cell_count only applies to benchmark cubes",
                     Some("individual cubes show the user's own municipality without suppression".into()),
                 );
-                SecurityClass::Individual
+                if s.class == SecurityClassDef::Public {
+                    SecurityClass::Public
+                } else {
+                    SecurityClass::Individual
+                }
             }
             (SecurityClassDef::Individual, None) => SecurityClass::Individual,
+            (SecurityClassDef::Public, None) => SecurityClass::Public,
             (SecurityClassDef::Benchmark, n) => {
                 let n = n.unwrap_or(5);
                 if n == 0 {
@@ -911,22 +960,46 @@ impl<'a> Resolver<'a> {
                 SecurityClass::Benchmark { min_cell_count: n }
             }
         };
-        if let Some(t) = fact.filter(|t| t.get(&s.row_scope_column).is_none()) {
-            let hint = did_you_mean(&s.row_scope_column, t.columns.iter().map(|(c, _)| c.as_str()))
-                .or_else(|| Some("the column holding each row's kommunekode".into()));
-            self.err(
-                src,
-                &sp.k("row_scope_column"),
-                format!(
-                    "row_scope_column '{}' is not a column of {}",
-                    s.row_scope_column, t.source
-                ),
-                hint,
-            );
+        match (&s.row_scope_column, class) {
+            (Some(_), SecurityClass::Public) => {
+                self.err_key(
+                    src,
+                    &sp.k("row_scope_column"),
+                    "a public cube has no row scope",
+                    Some(
+                        "public is only for cubes without personal data; use class: individual to restrict rows".into(),
+                    ),
+                );
+            }
+            (None, SecurityClass::Individual | SecurityClass::Benchmark { .. }) => {
+                self.err(
+                    src,
+                    &sp,
+                    "security needs a row_scope_column (the fact column with each row's kommunekode)",
+                    Some("only cubes without personal data may use class: public, which has no row scope".into()),
+                );
+            }
+            (Some(col), _) => {
+                if let Some(t) = fact.filter(|t| t.get(col).is_none()) {
+                    let hint = did_you_mean(col, t.columns.iter().map(|(c, _)| c.as_str()))
+                        .or_else(|| Some("the column holding each row's kommunekode".into()));
+                    self.err(
+                        src,
+                        &sp.k("row_scope_column"),
+                        format!("row_scope_column '{col}' is not a column of {}", t.source),
+                        hint,
+                    );
+                }
+            }
+            (None, SecurityClass::Public) => {}
         }
         Security {
             class,
-            row_scope_column: s.row_scope_column.clone(),
+            row_scope_column: if class == SecurityClass::Public {
+                None
+            } else {
+                s.row_scope_column.clone()
+            },
         }
     }
 
@@ -1550,17 +1623,15 @@ impl<'a> Resolver<'a> {
             self.unique(&mut seen, src, &cp, col, "column", "drillthrough");
             self.column(src, &cp, col, table.as_deref());
         }
-        if let Some(t) = table
-            .as_ref()
-            .filter(|t| d.source.is_some() && t.get(&security.row_scope_column).is_none())
-        {
+        let scope_col = security.row_scope_column.as_deref();
+        if let (Some(t), Some(col)) = (
+            table.as_ref().filter(|_| d.source.is_some()),
+            scope_col.filter(|c| table.as_ref().is_some_and(|t| t.get(c).is_none())),
+        ) {
             self.err(
                 src,
                 &dp.k("source"),
-                format!(
-                    "drillthrough source {} has no row_scope_column '{}'",
-                    t.source, security.row_scope_column
-                ),
+                format!("drillthrough source {} has no row_scope_column '{col}'", t.source),
                 Some("drillthrough rows are restricted to the user's municipality by that column".into()),
             );
         }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::diagnostic::Diagnostic;
-pub use crate::format::{Aggregator, FilterValue, LevelType, PropertyType};
+pub use crate::format::{Aggregator, FilterValue, LevelType, Naming, PropertyType};
 
 /// Caption language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -105,6 +105,8 @@ pub struct Catalog {
     pub name: String,
     pub caption: Caption,
     pub description: Option<Description>,
+    /// How unique names are formed (also recorded on every hierarchy).
+    pub naming: Naming,
     pub cubes: Vec<Cube>,
     /// Shared dimensions as defined (all hierarchies, no foreign key).
     pub shared_dimensions: Vec<Dimension>,
@@ -179,6 +181,11 @@ impl Cube {
     pub fn is_benchmark(&self) -> bool {
         matches!(self.security.class, SecurityClass::Benchmark { .. })
     }
+
+    /// A cube without personal data: no row scope applies.
+    pub fn is_public(&self) -> bool {
+        self.security.class == SecurityClass::Public
+    }
 }
 
 /// Whether a dimension is about time (any level has a time level type).
@@ -242,16 +249,24 @@ pub struct Hierarchy {
     pub name: String,
     pub caption: Caption,
     pub description: Option<Description>,
-    /// `[Kommune].[Geografi]`.
+    /// `[Kommune].[Geografi]` (with `naming: name_path`: `[Time]` for a dimension's first
+    /// hierarchy, `[Time.Weekly]` for the others).
     pub unique_name: String,
+    /// How the unique names of this hierarchy's levels and members are formed.
+    pub naming: Naming,
     pub display_folder: Option<String>,
     /// The dimension table; `None` when the columns are in the fact table.
     pub source: Option<Source>,
-    /// The column of `source` joined to the cube's foreign key: the key column of the last
-    /// level (for parent-child hierarchies, the child key).
+    /// The column of `source` joined to the cube's foreign key: by default the key column of
+    /// the last level (for parent-child hierarchies, the child key), or the configured one.
     pub primary_key: String,
+    /// `false` when the All member is hidden from MDX (Mondrian's `hasAll="false"`): the
+    /// members still hang under an internal root, but `.Members`, levels and the default member
+    /// leave it out.
+    pub has_all: bool,
     pub all_member: AllMember,
-    /// MDX unique name of the default member as written; `None` means the All member.
+    /// MDX unique name of the default member as written; `None` means the All member (or,
+    /// without an All member, the first member of the top level).
     pub default_member: Option<String>,
     /// Set for parent-child hierarchies (which then have exactly one level).
     pub parent_column: Option<String>,
@@ -268,9 +283,17 @@ impl Hierarchy {
         self.parent_column.is_some()
     }
 
-    /// The default member's unique name: the configured one or the All member.
+    /// The default member's unique name: the configured one or the All member. (Without an
+    /// All member and without a configured default this is the hidden root's name; the member
+    /// store knows the first top-level member.)
     pub fn default_member_unique_name(&self) -> &str {
         self.default_member.as_deref().unwrap_or(&self.all_member.unique_name)
+    }
+
+    /// Whether the join key is the last level's key column (the fact key identifies a
+    /// leaf member directly).
+    pub fn joins_on_leaf_key(&self) -> bool {
+        self.levels.last().is_some_and(|l| l.key_column == self.primary_key)
     }
 }
 
@@ -280,7 +303,7 @@ pub struct Level {
     pub name: String,
     pub caption: Caption,
     pub description: Option<Description>,
-    /// `[Kommune].[Geografi].[Kommune]`.
+    /// `[Kommune].[Geografi].[Kommune]` (with `naming: name_path`: `[Store].[Store City]`).
     pub unique_name: String,
     /// 1 for the top level (the All level is 0).
     pub number: usize,
@@ -390,8 +413,8 @@ pub struct CalculatedMeasure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
     pub class: SecurityClass,
-    /// Fact column with the municipality of each row.
-    pub row_scope_column: String,
+    /// Fact column with the municipality of each row; `None` exactly for public cubes.
+    pub row_scope_column: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +424,8 @@ pub enum SecurityClass {
     /// All municipalities, aggregated; cells from fewer than `min_cell_count` individuals are
     /// suppressed.
     Benchmark { min_cell_count: u32 },
+    /// No personal data: every user sees every row; no row scope.
+    Public,
 }
 
 /// Drillthrough ("Show Details").

@@ -110,7 +110,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             space,
             engine,
             data_dir,
-            scope,
+            // Cubes without personal data (class public) have no row scope.
+            scope: if space.cube.is_public() { RowScope::All } else { scope },
             restrictions,
             cache: HashMap::new(),
             pending: HashSet::new(),
@@ -188,9 +189,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             RowScope::All => {}
             RowScope::Kommuner(k) => {
                 let list: Vec<String> = k.iter().map(i64::to_string).collect();
+                let col =
+                    cube.security.row_scope_column.as_deref().ok_or_else(|| {
+                        QueryError::Execution(format!("cube [{}] has no row-scope column", cube.name))
+                    })?;
                 where_.push(format!(
                     "f.{} IN ({})",
-                    sql_ident(&cube.security.row_scope_column),
+                    sql_ident(col),
                     if list.is_empty() {
                         "NULL".into()
                     } else {
@@ -521,13 +526,13 @@ fn key_expression(
         return Ok(format!("f.{}", sql_ident(&lvl.key_column)));
     };
     let fk = leaf_key_column(sp, h);
-    if level as usize == hier.levels.len() {
+    if level as usize == hier.levels.len() && hier.joins_on_leaf_key() {
         return Ok(format!("f.{}", sql_ident(&fk)));
     }
     if joined.insert(h) {
         let glob = datakube_members::source_glob(data_dir, source).map_err(QueryError::Execution)?;
         let mut cols = vec![sql_ident(&hier.primary_key)];
-        for l in &hier.levels[..hier.levels.len() - 1] {
+        for l in &hier.levels {
             if !cols.contains(&sql_ident(&l.key_column)) {
                 cols.push(sql_ident(&l.key_column));
             }

@@ -85,10 +85,17 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Stri
     let has = |c: &str| described.iter().any(|(n, _)| n == c);
 
     let mut filters: Vec<String> = Vec::new();
-    match &ctx.scope {
+    // Cubes without personal data (class public) have no row scope.
+    let scope = if cube.is_public() { &RowScope::All } else { &ctx.scope };
+    match scope {
         RowScope::All => {}
         RowScope::Kommuner(k) => {
-            let col = &cube.security.row_scope_column;
+            let Some(col) = cube.security.row_scope_column.as_deref() else {
+                return Err(QueryError::Execution(format!(
+                    "cube [{}] has no row-scope column; refusing to show rows",
+                    cube.name
+                )));
+            };
             if !has(col) {
                 return Err(QueryError::Execution(format!(
                     "the drillthrough source of [{}] has no row-scope column {col}; refusing to show rows",

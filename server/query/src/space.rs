@@ -138,7 +138,7 @@ impl<'a> Space<'a> {
                     .default_member
                     .as_deref()
                     .and_then(|u| m.by_unique_name(u))
-                    .unwrap_or(0);
+                    .unwrap_or_else(|| m.first_member());
                 hiers.push(Some(HierCtx {
                     dim,
                     hierarchy: h,
@@ -360,12 +360,13 @@ impl<'a> Space<'a> {
                 name.span.line, name.span.column, self.cube.name
             ))
         };
-        // [Measures] and [Measures].[X]
+        // [Measures], [Measures].[X] and [Measures].[MeasuresLevel].[X]
         if is_name(0) && same(&text(0), "Measures") {
+            let measures_level = segs.len() == 3 && is_name(1) && same(&text(1), "MeasuresLevel");
             return match segs.len() {
                 1 => Ok(Object::MeasuresHierarchy),
-                2 if is_name(1) => {
-                    let n = text(1);
+                2 | 3 if is_name(segs.len() - 1) && (segs.len() == 2 || measures_level) => {
+                    let n = text(segs.len() - 1);
                     self.measures
                         .iter()
                         .position(|m| same(&m.name, &n))
@@ -395,6 +396,9 @@ impl<'a> Space<'a> {
         // The dimension, then the hierarchy (or the dimension's default hierarchy).
         let dims = self.find_dimension_hierarchies(&text(0));
         if dims.is_empty() {
+            if let Some(found) = self.resolve_without_dimension(name) {
+                return Ok(found);
+            }
             return Err(QueryError::Name(format!(
                 "'{printed}' (line {}, column {}): cube [{}] has no dimension [{}]; dimensions: {}",
                 name.span.line,
@@ -419,10 +423,66 @@ impl<'a> Space<'a> {
             Some(&h) => (h, 2),
             None => (dims[0], 1),
         };
-        let hc = self.hier(h);
         if rest == segs.len() {
             return Ok(Object::Hierarchy(h));
         }
+        self.resolve_in(name, h, rest)
+    }
+
+    /// Names that do not start with a dimension, as Mondrian and SSAS accept them when they
+    /// are unambiguous: a name-path hierarchy (`[Time.Weekly]`), a measure (`[Sales Count]`),
+    /// a level (`[Store City].Members`), or a member of any hierarchy (`[Bag Stuffers]`,
+    /// `[USA].[CA]`); the first match in field-list order wins.
+    fn resolve_without_dimension(&self, name: &ObjectName) -> Option<Object> {
+        let segs = &name.segments;
+        let Segment::Name { text: first, .. } = &segs[0] else {
+            return None;
+        };
+        let hierarchies = 1..self.hiers.len();
+        let bracketed = format!("[{first}]");
+        if let Some(h) = hierarchies
+            .clone()
+            .find(|&h| same(&self.hier(h).hierarchy.unique_name, &bracketed))
+        {
+            return if segs.len() == 1 {
+                Some(Object::Hierarchy(h))
+            } else {
+                self.resolve_in(name, h, 1).ok()
+            };
+        }
+        if segs.len() == 1
+            && let Some(i) = self.measures.iter().position(|m| same(&m.name, first))
+        {
+            return Some(Object::Member(MemberRef {
+                h: MEASURES,
+                id: i as u32,
+            }));
+        }
+        if let Some(h) = hierarchies
+            .clone()
+            .find(|&h| self.hier(h).hierarchy.levels.iter().any(|l| same(&l.name, first)))
+        {
+            return self.resolve_in(name, h, 0).ok();
+        }
+        hierarchies
+            .filter_map(|h| self.resolve_in(name, h, 0).ok())
+            .find(|o| matches!(o, Object::Member(_)))
+    }
+
+    /// The rest of a name from segment `i` on, inside hierarchy `h`: a level, the All member,
+    /// keys or a path of member names.
+    fn resolve_in(&self, name: &ObjectName, h: HierIdx, rest: usize) -> Result<Object> {
+        let segs = &name.segments;
+        let text = |i: usize| segs[i].text();
+        let is_name = |i: usize| matches!(segs[i], Segment::Name { .. });
+        let printed = print_name(name);
+        let not_found = || {
+            QueryError::Name(format!(
+                "'{printed}' (line {}, column {}) is not a member, level or hierarchy of cube [{}]",
+                name.span.line, name.span.column, self.cube.name
+            ))
+        };
+        let hc = self.hier(h);
         // A level name, the All member, a key or a member name path.
         let mut i = rest;
         let mut current: Option<u32> = None; // member id
@@ -449,9 +509,11 @@ impl<'a> Space<'a> {
                 };
                 current = Some(id.ok_or_else(not_found)?);
                 i += 1;
-            } else if same(&t, "(All)") && i + 1 == segs.len() {
+            } else if same(&t, "(All)") && i + 1 == segs.len() && hc.members.has_all {
                 return Ok(Object::Level { h, number: 0 });
-            } else if same(&t, &hc.hierarchy.all_member.name) || same(&t, &hc.members.all().name) {
+            } else if hc.members.has_all
+                && (same(&t, &hc.hierarchy.all_member.name) || same(&t, &hc.members.all().name))
+            {
                 current = Some(0);
                 i += 1;
             }

@@ -133,11 +133,17 @@ impl Server {
 
     /// Execute an MDX statement as `user` (user, password).
     pub fn mdx_as(&self, mdx: &str, lcid: u32, user: (&str, &str)) -> Answer {
+        self.mdx_in("FLIS", mdx, lcid, user)
+    }
+
+    /// Execute an MDX statement in `catalog` as `user` (user, password).
+    pub fn mdx_in(&self, catalog: &str, mdx: &str, lcid: u32, user: (&str, &str)) -> Answer {
         let body = format!(
             "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><Execute xmlns=\"urn:schemas-microsoft-com:xml-analysis\">\
-<Command><Statement>{}</Statement></Command><Properties><PropertyList><Catalog>FLIS</Catalog><LocaleIdentifier>{lcid}</LocaleIdentifier>\
+<Command><Statement>{}</Statement></Command><Properties><PropertyList><Catalog>{}</Catalog><LocaleIdentifier>{lcid}</LocaleIdentifier>\
 <Format>Native</Format></PropertyList></Properties></Execute></soap:Body></soap:Envelope>",
-            xml_escape(mdx)
+            xml_escape(mdx),
+            xml_escape(catalog)
         );
         let (b, code) = curl_post_as(&self.url(), &body, Some(user), &[]);
         assert_eq!(code, "200", "XMLA answers HTTP 200 (also for faults): {b}");
