@@ -241,6 +241,15 @@ impl<'s, 'a> Env<'s, 'a> {
                 _ => Ok(Val::Set(self.eval_set(e, coord)?)),
             },
             Expr::Property { object, name, .. } => self.property(object, &name.value, coord, e),
+            // Numbers computed from literals (Lead(-1), Lag(2 * 3)).
+            Expr::Unary {
+                op: UnaryOp::Minus | UnaryOp::Plus,
+                ..
+            }
+            | Expr::Binary {
+                op: BinaryOp::Div | BinaryOp::Pow,
+                ..
+            } if const_number(e).is_some() => Ok(Val::Scalar(Scalar::Num(const_number(e).unwrap_or_default()))),
             Expr::Method { object, name, args, .. } => {
                 let mut all = vec![(**object).clone()];
                 all.extend(args.iter().cloned());
@@ -643,6 +652,8 @@ impl<'s, 'a> Env<'s, 'a> {
                 Val::Set(s),
             ) if s.is_empty() => return Ok(Val::Set(Vec::new())),
             (_, Val::Member(m)) => m,
+            // A hierarchy where a member is needed: its current member.
+            (_, Val::Hierarchy(h)) => self.current_of(h, coord),
             (_, other) => {
                 return Err(QueryError::Type(format!(
                     "{name} needs a member, got {}",
@@ -734,7 +745,18 @@ impl<'s, 'a> Env<'s, 'a> {
                 "{name}: no iteration over this set is in progress"
             )));
         }
-        let v = self.eval(object, coord)?;
+        let v = match self.eval(object, coord)? {
+            // A hierarchy where a member function is asked: its current member (SSAS).
+            Val::Hierarchy(h)
+                if matches!(
+                    n.as_str(),
+                    "children" | "siblings" | "firstchild" | "lastchild" | "level" | "ordinal" | "key" | "member_key"
+                ) =>
+            {
+                Val::Member(self.current_of(h, coord))
+            }
+            other => other,
+        };
         match (n.as_str(), v) {
             ("members" | "allmembers", Val::Level { h, number }) => Ok(Val::Set(self.level_members(h, number))),
             ("members", Val::Hierarchy(h)) => Ok(Val::Set(self.hierarchy_members(h, false))),
@@ -1267,12 +1289,13 @@ impl<'s, 'a> Env<'s, 'a> {
                 };
                 let mut out = Vec::new();
                 let mut acc = 0.0;
+                // At least one tuple; then until the running total reaches the limit.
                 for i in idx {
-                    if acc >= limit && (top || limit >= 0.0) {
-                        break;
-                    }
                     acc += nums[i];
                     out.push(set[i].clone());
+                    if acc >= limit {
+                        break;
+                    }
                 }
                 Ok(out)
             }
@@ -1776,7 +1799,10 @@ impl<'s, 'a> Env<'s, 'a> {
             if self.level_of(m) != target {
                 continue;
             }
-            let already = set.get(i + 1).is_some_and(|next| self.parent(next[pos]) == Some(m));
+            // Followed by one of its descendants: already drilled (Mondrian and SSAS agree).
+            let already = set
+                .get(i + 1)
+                .is_some_and(|next| next[pos] != m && self.is_ancestor_or_self(m, next[pos]));
             if already {
                 continue;
             }
@@ -2464,6 +2490,39 @@ fn parse_iso_date(s: &str) -> Option<f64> {
     let mut it = d.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, dd) = (it.next()??, it.next()??, it.next()??);
     Some(ole_date(y, m, dd))
+}
+
+/// The value of an arithmetic expression over number literals, if it is one.
+fn const_number(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Literal {
+            value: Literal::Number(n),
+            ..
+        } => n.parse().ok(),
+        Expr::Nested { expr, .. } => const_number(expr),
+        Expr::Unary {
+            op: UnaryOp::Minus,
+            expr,
+            ..
+        } => const_number(expr).map(|x| -x),
+        Expr::Unary {
+            op: UnaryOp::Plus,
+            expr,
+            ..
+        } => const_number(expr),
+        Expr::Binary { left, op, right, .. } => {
+            let (a, b) = (const_number(left)?, const_number(right)?);
+            Some(match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div => a / b,
+                BinaryOp::Pow => a.powf(b),
+                _ => return None,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// A bare flag argument such as `EXCLUDEEMPTY`, `ALL`, `DESC`.

@@ -281,8 +281,15 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     trace.cube = cube.name.clone();
     trace.source = cube.source.to_string();
     trace.row_scope = match &ctx.scope {
+        _ if cube.is_public() => "none (public cube: no personal data)".into(),
         RowScope::All => "all rows".into(),
-        RowScope::Kommuner(k) => format!("{} in {k:?}", cube.security.row_scope_column),
+        RowScope::Kommuner(k) => format!(
+            "{} in {k:?}",
+            cube.security
+                .row_scope_column
+                .as_deref()
+                .unwrap_or("(no row-scope column)")
+        ),
     };
     for d in &sel.with {
         trace.calculations.push(match d {
