@@ -3,6 +3,11 @@
 //! TLS (rustls; a self-signed certificate generated on first start, or a configured one),
 //! HTTP/1.1 and HTTP/2 (hyper), request-body limits, `/health` and `/version`, and graceful
 //! shutdown. Everything protocol-specific (XMLA, portal) plugs in through [`Handler`].
+//!
+//! A handler answers with a [`Body`]: either a complete one ([`full`], sent with
+//! `Content-Length`) or a stream fed from another thread through a bounded channel
+//! ([`body_channel`], sent with `Transfer-Encoding: chunked` on HTTP/1.1 and as DATA frames
+//! on HTTP/2), so a large answer never has to be in memory as a whole.
 
 pub mod tls;
 
@@ -10,11 +15,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -41,8 +48,91 @@ pub struct HttpRequest {
     pub peer: SocketAddr,
 }
 
-pub type HttpResponse = Response<Full<Bytes>>;
+/// Why a response body ended early (the streaming side went away before finishing).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+/// A response body: complete ([`full`]) or streamed ([`body_channel`]).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BodyError>;
+pub type HttpResponse = Response<Body>;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A complete body (sent with `Content-Length`).
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A streamed body and the sender that feeds it, connected by a channel holding at most
+/// `capacity` chunks: the sender waits while the client has not taken them (backpressure),
+/// so memory stays bounded by `capacity` × the chunk size, however large the answer.
+///
+/// The body ends normally only after [`BodySender::finish`]. If the sender is dropped
+/// without it (the producer failed or panicked half-way), the body ends with an error, so
+/// hyper aborts the response (HTTP/1.1: no terminating chunk; HTTP/2: RST_STREAM) and the
+/// client sees a broken transfer rather than a truncated document that looks complete.
+pub fn body_channel(capacity: usize) -> (BodySender, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    let finished = Arc::new(AtomicBool::new(false));
+    let body = ChannelBody {
+        rx,
+        finished: finished.clone(),
+    };
+    (BodySender { tx, finished }, body.boxed())
+}
+
+/// The receiving side of a streamed body is gone: the client disconnected (or the
+/// connection was shut down), so nobody will read further chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client is gone: the response body is no longer read")]
+pub struct ClientGone;
+
+/// Feeds a body made by [`body_channel`].
+#[derive(Debug)]
+pub struct BodySender {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    finished: Arc<AtomicBool>,
+}
+
+impl BodySender {
+    /// Send a chunk from a thread outside the async runtime (e.g. `spawn_blocking`),
+    /// waiting while the channel is full. Fails once the body has been dropped.
+    pub fn send_blocking(&self, chunk: Bytes) -> Result<(), ClientGone> {
+        self.tx.blocking_send(chunk).map_err(|_| ClientGone)
+    }
+
+    /// Send a chunk from async code, waiting while the channel is full.
+    pub async fn send(&self, chunk: Bytes) -> Result<(), ClientGone> {
+        self.tx.send(chunk).await.map_err(|_| ClientGone)
+    }
+
+    /// The body is complete: it ends normally once the chunks already sent are read.
+    pub fn finish(self) {
+        self.finished.store(true, Ordering::Release);
+    }
+}
+
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    finished: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            // The channel closes when the sender is dropped; `finish` stored its flag before.
+            Poll::Ready(None) if self.finished.load(Ordering::Acquire) => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err("the response was abandoned before its end".into()))),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Unknown length: HTTP/1.1 uses chunked transfer encoding.
+        SizeHint::default()
+    }
+}
 
 /// What the server answers for paths other than `/health` and `/version`.
 pub trait Handler: Send + Sync + 'static {
@@ -68,7 +158,7 @@ pub struct Server {
 
 /// A plain-text response.
 pub fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    let mut r = Response::new(full(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -80,7 +170,7 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
 /// A JSON response.
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> HttpResponse {
     let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
@@ -236,4 +326,53 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().unwrap()
+    }
+
+    #[test]
+    fn a_finished_stream_arrives_whole_and_in_order() {
+        let (tx, body) = body_channel(2);
+        // The producer runs on its own thread and blocks while the channel is full.
+        let producer = std::thread::spawn(move || {
+            for i in 0..50 {
+                tx.send_blocking(Bytes::from(format!("<c{i}/>"))).unwrap();
+            }
+            tx.finish();
+        });
+        let got = runtime().block_on(body.collect()).unwrap().to_bytes();
+        producer.join().unwrap();
+        let expected: String = (0..50).map(|i| format!("<c{i}/>")).collect();
+        assert_eq!(got, expected.as_bytes());
+    }
+
+    #[test]
+    fn a_stream_abandoned_without_finish_ends_in_an_error() {
+        let (tx, body) = body_channel(4);
+        tx.send_blocking(Bytes::from_static(b"<root>")).unwrap();
+        drop(tx);
+        let err = runtime().block_on(body.collect()).unwrap_err();
+        assert!(err.to_string().contains("abandoned"), "{err}");
+    }
+
+    #[test]
+    fn sending_after_the_body_is_dropped_fails() {
+        let (tx, body) = body_channel(1);
+        drop(body);
+        assert_eq!(tx.send_blocking(Bytes::from_static(b"x")), Err(ClientGone));
+    }
+
+    #[test]
+    fn full_bodies_have_an_exact_length_and_streams_none() {
+        use hyper::body::Body as _;
+        assert_eq!(full("abc").size_hint().exact(), Some(3));
+        let (_tx, body) = body_channel(1);
+        assert_eq!(body.size_hint().exact(), None);
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use datakube_engine::duckdb::types::ValueRef;
 use datakube_engine::{sql_ident, sql_string};
 use datakube_mdx::ast::Drillthrough;
-use datakube_xmla::rowset::{Column, Value, XsdType, write_rowset};
+use datakube_xmla::rowset::{Column, Rowset, Value, XsdType};
 
 use crate::cells::RowScope;
 use crate::error::{QueryError, Result};
@@ -49,7 +49,7 @@ fn xsd_of(duck_type: &str) -> XsdType {
     }
 }
 
-pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<String> {
+pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rowset> {
     let (cube_name, _) = crate::exec::cube_and_subselects(&d.select);
     let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
     let cube = ctx
@@ -234,5 +234,5 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Stri
         }
         out.push(row);
     }
-    Ok(write_rowset(&cols, &out))
+    Ok(Rowset::new(cols, out))
 }

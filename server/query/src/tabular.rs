@@ -4,12 +4,12 @@
 
 use datakube_xmla::cellset::{CellSet, CellValue};
 use datakube_xmla::mddataset::xml_encode_name;
-use datakube_xmla::rowset::{Column, Value, XsdType, opt, write_rowset};
+use datakube_xmla::rowset::{Column, Rowset, Value, XsdType, opt};
 
 use crate::drillthrough::intern;
 use crate::error::{QueryError, Result};
 
-pub fn flatten(cs: &CellSet) -> Result<String> {
+pub fn flatten(cs: &CellSet) -> Result<Rowset> {
     if cs.axes.len() > 2 {
         return Err(QueryError::Unsupported(format!(
             "Format=Tabular flattens at most two axes; this query has {}",
@@ -62,5 +62,5 @@ pub fn flatten(cs: &CellSet) -> Result<String> {
             }
         }
     }
-    Ok(write_rowset(&columns, &rows))
+    Ok(Rowset::new(columns, rows))
 }

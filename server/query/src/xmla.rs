@@ -6,7 +6,7 @@ use datakube_engine::Engine;
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
 use datakube_xmla::response::{codes, empty_root};
-use datakube_xmla::service::{ExecuteRequest, Executor};
+use datakube_xmla::service::{ExecuteRequest, ExecuteResult, Executor};
 
 use datakube_auth::{Principal, RowScope as PrincipalScope};
 
@@ -19,7 +19,7 @@ pub struct QueryExecutor {
 }
 
 impl Executor for QueryExecutor {
-    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault> {
+    fn execute(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault> {
         let (runtime, principal, statement, props, lang, cancel) = (
             req.runtime,
             req.principal,
@@ -31,7 +31,7 @@ impl Executor for QueryExecutor {
         let trimmed = statement.trim_start();
         let upper: String = trimmed.chars().take(64).collect::<String>().to_ascii_uppercase();
         if upper.starts_with("REFRESH CUBE") {
-            return Ok(empty_root());
+            return Ok(empty_root().into());
         }
         let lcid = match lang {
             Lang::Da => 1030,
@@ -61,14 +61,17 @@ impl Executor for QueryExecutor {
                 return Err(Fault::new(codes::MDX_SYNTAX, "expected a DRILLTHROUGH statement"));
             };
             return crate::drillthrough::execute_drillthrough(&ctx, &d)
+                .map(ExecuteResult::from)
                 .map_err(|e| Fault::new(e.code(), e.to_string()));
         }
         let format = props.get("Format").unwrap_or("Native");
         let tabular = format.eq_ignore_ascii_case("Tabular");
         let with_schema = !props.get("Content").is_some_and(|c| c.eq_ignore_ascii_case("Data"));
         match execute(&ctx, statement) {
-            Ok(cs) if tabular => crate::tabular::flatten(&cs).map_err(|e| Fault::new(e.code(), e.to_string())),
-            Ok(cs) => Ok(datakube_xmla::mddataset::write_mddataset(&cs, with_schema)),
+            Ok(cs) if tabular => crate::tabular::flatten(&cs)
+                .map(ExecuteResult::from)
+                .map_err(|e| Fault::new(e.code(), e.to_string())),
+            Ok(cells) => Ok(ExecuteResult::CellSet { cells, with_schema }),
             Err(e) => Err(Fault::new(e.code(), e.to_string())),
         }
     }

@@ -15,7 +15,7 @@ use crate::service::{ExecuteRequest, Executor, Runtime, XmlaService};
 
 struct Forever;
 impl Executor for Forever {
-    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault> {
+    fn execute(&self, req: &ExecuteRequest) -> Result<crate::service::ExecuteResult, Fault> {
         let cancel = req.cancel;
         let start = Instant::now();
         while !cancel.is_cancelled() {

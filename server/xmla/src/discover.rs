@@ -125,7 +125,7 @@ pub(crate) fn rows(req: &Discover, ctx: &Context) -> Result<(&'static RowsetDef,
         "MDSCHEMA_PROPERTIES" => member_and_cell_properties(req, ctx)?,
         "MDSCHEMA_MEMBERS" => members(req, ctx)?,
         "MDSCHEMA_SETS" | "MDSCHEMA_KPIS" | "MDSCHEMA_ACTIONS" => Vec::new(),
-        "MDSCHEMA_FUNCTIONS" => functions(),
+        "MDSCHEMA_FUNCTIONS" => functions(ctx.lang),
         other => {
             return Err(Fault::new(
                 codes::UNSUPPORTED_ROWSET,
@@ -1111,86 +1111,540 @@ fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
     Ok(rows)
 }
 
-/// The MDX functions the query engine evaluates (server/query/src/eval.rs): name, parameter
-/// list, and the interface (what it returns). Keep in step with the engine.
-const FUNCTIONS: &[(&str, &str, &str)] = &[
-    ("AddCalculatedMembers", "Set", "Set"),
-    ("Aggregate", "Set[, Numeric_Expression]", "Numeric"),
-    ("AllMembers", "Hierarchy|Level", "Set"),
-    ("Ascendants", "Member", "Set"),
-    ("Avg", "Set[, Numeric_Expression]", "Numeric"),
-    ("BottomCount", "Set, Count[, Numeric_Expression]", "Set"),
-    ("Children", "Member", "Set"),
-    ("CoalesceEmpty", "Expression, Expression", "Numeric"),
-    ("Count", "Set", "Numeric"),
-    ("CrossJoin", "Set, Set[, Set...]", "Set"),
-    ("CurrentMember", "Hierarchy", "Member"),
-    ("DefaultMember", "Hierarchy", "Member"),
-    ("Descendants", "Member[, Level|Distance[, Flag]]", "Set"),
-    ("Distinct", "Set", "Set"),
-    ("DrilldownLevel", "Set[, Level[, Index]][, INCLUDE_CALC_MEMBERS]", "Set"),
-    (
-        "DrilldownMember",
-        "Set, Set[, RECURSIVE][, Hierarchy][, INCLUDE_CALC_MEMBERS]",
-        "Set",
-    ),
-    ("Except", "Set, Set", "Set"),
-    ("Filter", "Set, Logical_Expression", "Set"),
-    ("FirstChild", "Member", "Member"),
-    ("Generate", "Set, Set[, ALL]", "Set"),
-    ("Head", "Set[, Count]", "Set"),
-    ("Hierarchize", "Set[, POST]", "Set"),
-    ("IIf", "Logical_Expression, Expression, Expression", "Numeric"),
-    ("InStr", "[Start, ]String, String", "Numeric"),
-    ("Intersect", "Set, Set", "Set"),
-    ("IsEmpty", "Expression", "Logical"),
-    ("Lag", "Member, Index", "Member"),
-    ("LastChild", "Member", "Member"),
-    ("Lead", "Member, Index", "Member"),
-    ("Left", "String, Length", "String"),
-    ("Len", "String", "Numeric"),
-    ("Max", "Set[, Numeric_Expression]", "Numeric"),
-    ("Members", "Hierarchy|Level", "Set"),
-    ("Mid", "String, Start[, Length]", "String"),
-    ("Min", "Set[, Numeric_Expression]", "Numeric"),
-    ("NextMember", "Member", "Member"),
-    ("NonEmpty", "Set", "Set"),
-    ("Order", "Set, Expression[, ASC|DESC|BASC|BDESC]", "Set"),
-    ("Parent", "Member", "Member"),
-    ("PrevMember", "Member", "Member"),
-    ("Right", "String, Length", "String"),
-    ("Round", "Numeric_Expression[, Digits]", "Numeric"),
-    ("StrToMember", "String", "Member"),
-    ("Sum", "Set[, Numeric_Expression]", "Numeric"),
-    ("Tail", "Set[, Count]", "Set"),
-    ("TopCount", "Set, Count[, Numeric_Expression]", "Set"),
-    ("Union", "Set, Set[, ALL]", "Set"),
-];
+/// What a function returns: the RETURN_TYPE VARTYPE and, for MDX functions, the
+/// INTERFACE_NAME group SSAS files it under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Returns {
+    Set,
+    Member,
+    /// A number (VT_R8).
+    Numeric,
+    /// A whole number (VT_I4).
+    Integer,
+    String,
+    Logical,
+}
 
-fn functions() -> Rows {
-    FUNCTIONS
-        .iter()
-        .map(|(name, params, returns)| {
-            // RETURN_TYPE as a VARIANT type: 5 (double) for values, 8 (string), 11 (bool), 12 otherwise.
-            let vt = match *returns {
-                "Numeric" => 5,
-                "String" => 8,
-                "Logical" => 11,
-                _ => 12,
+impl Returns {
+    /// The VARTYPE: VT_I4 3, VT_R8 5, VT_BSTR 8, VT_BOOL 11, VT_VARIANT 12 (sets and members).
+    fn vartype(self) -> i64 {
+        match self {
+            Returns::Integer => 3,
+            Returns::Numeric => 5,
+            Returns::String => 8,
+            Returns::Logical => 11,
+            Returns::Set | Returns::Member => 12,
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Returns::Set => "SET",
+            Returns::Member => "MEMBER",
+            Returns::Numeric | Returns::Integer => "NUMERIC",
+            Returns::String => "STRING",
+            Returns::Logical => "LOGICAL",
+        }
+    }
+}
+
+/// Where a function comes from: MDX itself (ORIGIN 1), or the VBA library that SSAS also
+/// exposes (ORIGIN 2, LIBRARY_NAME `VBA`, INTERFACE_NAME the VBA module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Mdx,
+    Vba(&'static str),
+}
+
+/// One row of MDSCHEMA_FUNCTIONS.
+struct Function {
+    name: &'static str,
+    /// PARAMETER_LIST: MDX argument kinds (`[ ]` optional), or VB-style `Name As Type` for VBA.
+    params: &'static str,
+    returns: Returns,
+    origin: Origin,
+    /// OBJECT: for functions written as a property (`<member>.Children`), the object kind.
+    object: Option<&'static str>,
+    en: &'static str,
+    da: &'static str,
+}
+
+const fn mdx(
+    name: &'static str,
+    params: &'static str,
+    returns: Returns,
+    object: Option<&'static str>,
+    en: &'static str,
+    da: &'static str,
+) -> Function {
+    Function {
+        name,
+        params,
+        returns,
+        origin: Origin::Mdx,
+        object,
+        en,
+        da,
+    }
+}
+
+const fn vba(
+    module: &'static str,
+    name: &'static str,
+    params: &'static str,
+    returns: Returns,
+    en: &'static str,
+    da: &'static str,
+) -> Function {
+    Function {
+        name,
+        params,
+        returns,
+        origin: Origin::Vba(module),
+        object: None,
+        en,
+        da,
+    }
+}
+
+const MEMBER: Option<&str> = Some("Member");
+const HIERARCHY: Option<&str> = Some("Hierarchy");
+const LEVEL: Option<&str> = Some("Level");
+
+/// The functions the query engine evaluates (server/query/src/eval.rs; a test keeps the two
+/// in step), with descriptions in English and Danish. Property-style functions that apply
+/// to two kinds of object (`Members`, `AllMembers`) have a row per kind, as in SSAS.
+const FUNCTIONS: &[Function] = {
+    use Returns::*;
+    &[
+        mdx(
+            "AddCalculatedMembers",
+            "Set",
+            Set,
+            None,
+            "Returns a set with the calculated members of its levels added.",
+            "Returnerer sættet med de beregnede medlemmer fra dets niveauer tilføjet.",
+        ),
+        mdx(
+            "Aggregate",
+            "Set[, Numeric_Expression]",
+            Numeric,
+            None,
+            "Aggregates a numeric expression, or the current measure, over a set.",
+            "Aggregerer et numerisk udtryk eller den aktuelle måling over et sæt.",
+        ),
+        mdx(
+            "AllMembers",
+            "Hierarchy",
+            Set,
+            HIERARCHY,
+            "Returns every member of a hierarchy, calculated members included.",
+            "Returnerer alle medlemmer af et hierarki, også de beregnede.",
+        ),
+        mdx(
+            "AllMembers",
+            "Level",
+            Set,
+            LEVEL,
+            "Returns every member of a level, calculated members included.",
+            "Returnerer alle medlemmer på et niveau, også de beregnede.",
+        ),
+        mdx(
+            "Ascendants",
+            "Member",
+            Set,
+            None,
+            "Returns a member together with all its ancestors up to the top of its hierarchy.",
+            "Returnerer et medlem sammen med alle dets forfædre op til toppen af hierarkiet.",
+        ),
+        mdx(
+            "Avg",
+            "Set[, Numeric_Expression]",
+            Numeric,
+            None,
+            "Returns the average of a numeric expression over a set; empty values are not counted.",
+            "Returnerer gennemsnittet af et numerisk udtryk over et sæt; tomme værdier tælles ikke med.",
+        ),
+        mdx(
+            "BottomCount",
+            "Set, Count[, Numeric_Expression]",
+            Set,
+            None,
+            "Returns the given number of tuples with the lowest values, lowest first.",
+            "Returnerer det angivne antal tupler med de laveste værdier, laveste først.",
+        ),
+        mdx(
+            "Children",
+            "Member",
+            Set,
+            MEMBER,
+            "Returns the members one level below a member (its children).",
+            "Returnerer medlemmerne ét niveau under et medlem (dets børn).",
+        ),
+        mdx(
+            "CoalesceEmpty",
+            "Expression, Expression[, Expression...]",
+            Numeric,
+            None,
+            "Returns the first of its arguments that is not empty.",
+            "Returnerer det første af argumenterne, der ikke er tomt.",
+        ),
+        mdx(
+            "Count",
+            "Set",
+            Integer,
+            None,
+            "Returns the number of tuples in a set.",
+            "Returnerer antallet af tupler i et sæt.",
+        ),
+        mdx(
+            "CrossJoin",
+            "Set, Set[, Set...]",
+            Set,
+            None,
+            "Returns every combination of the tuples of two or more sets.",
+            "Returnerer alle kombinationer af tuplerne i to eller flere sæt.",
+        ),
+        mdx(
+            "CurrentMember",
+            "Hierarchy",
+            Member,
+            HIERARCHY,
+            "Returns the member of a hierarchy that the current cell or iteration is at.",
+            "Returnerer det medlem af et hierarki, som den aktuelle celle eller gennemløbning står på.",
+        ),
+        mdx(
+            "DefaultMember",
+            "Hierarchy",
+            Member,
+            HIERARCHY,
+            "Returns the default member of a hierarchy.",
+            "Returnerer et hierarkis standardmedlem.",
+        ),
+        mdx(
+            "Descendants",
+            "Member[, Level|Distance[, Flag]]",
+            Set,
+            None,
+            "Returns the descendants of a member at a level or distance below it, chosen by a flag.",
+            "Returnerer et medlems efterkommere på et niveau eller i en afstand under det, valgt med et flag.",
+        ),
+        mdx(
+            "Distinct",
+            "Set",
+            Set,
+            None,
+            "Returns a set without repeated tuples, keeping the first of each.",
+            "Returnerer et sæt uden gentagne tupler; den første af hver beholdes.",
+        ),
+        mdx(
+            "DrilldownLevel",
+            "Set[, Level[, Index]][, INCLUDE_CALC_MEMBERS]",
+            Set,
+            None,
+            "Expands the members of a set one level down, each followed by its children.",
+            "Folder et sæts medlemmer ét niveau ud, så hvert medlem følges af sine børn.",
+        ),
+        mdx(
+            "DrilldownMember",
+            "Set, Set[, RECURSIVE][, Hierarchy][, INCLUDE_CALC_MEMBERS]",
+            Set,
+            None,
+            "Expands the members of the first set that appear in the second set, each followed by its children.",
+            "Folder de medlemmer af det første sæt ud, som også findes i det andet, så hvert følges af sine børn.",
+        ),
+        mdx(
+            "Except",
+            "Set, Set",
+            Set,
+            None,
+            "Returns the tuples of the first set that are not in the second.",
+            "Returnerer de tupler i det første sæt, som ikke findes i det andet.",
+        ),
+        mdx(
+            "Filter",
+            "Set, Logical_Expression",
+            Set,
+            None,
+            "Returns the tuples of a set for which a condition is true.",
+            "Returnerer de tupler i et sæt, hvor en betingelse er opfyldt.",
+        ),
+        mdx(
+            "FirstChild",
+            "Member",
+            Member,
+            MEMBER,
+            "Returns the first child of a member.",
+            "Returnerer et medlems første barn.",
+        ),
+        mdx(
+            "Generate",
+            "Set, Set[, ALL]",
+            Set,
+            None,
+            "Evaluates the second set once for each tuple of the first and joins the results.",
+            "Beregner det andet sæt én gang for hver tupel i det første og samler resultaterne.",
+        ),
+        mdx(
+            "Head",
+            "Set[, Count]",
+            Set,
+            None,
+            "Returns the first tuples of a set (one unless a count is given).",
+            "Returnerer de første tupler i et sæt (én, medmindre et antal angives).",
+        ),
+        mdx(
+            "Hierarchize",
+            "Set[, POST]",
+            Set,
+            None,
+            "Puts a set in hierarchy order: parents before their children, or after them with POST.",
+            "Sætter et sæt i hierarkisk rækkefølge: forældre før deres børn, eller efter dem med POST.",
+        ),
+        mdx(
+            "IIf",
+            "Logical_Expression, Expression, Expression",
+            Numeric,
+            None,
+            "Returns the second argument when the condition is true, otherwise the third.",
+            "Returnerer det andet argument, når betingelsen er opfyldt, ellers det tredje.",
+        ),
+        vba(
+            "Strings",
+            "InStr",
+            "[Start As Long, ]String1 As String, String2 As String",
+            Integer,
+            "Returns the position where one string first occurs in another, or 0 if it does not.",
+            "Returnerer positionen, hvor en streng først forekommer i en anden, eller 0, hvis den ikke gør.",
+        ),
+        mdx(
+            "Intersect",
+            "Set, Set",
+            Set,
+            None,
+            "Returns the tuples that are in both sets.",
+            "Returnerer de tupler, der findes i begge sæt.",
+        ),
+        mdx(
+            "IsEmpty",
+            "Expression",
+            Logical,
+            None,
+            "Tells whether an expression has no value.",
+            "Angiver, om et udtryk er uden værdi.",
+        ),
+        mdx(
+            "Lag",
+            "Member, Index",
+            Member,
+            MEMBER,
+            "Returns the member the given number of places before a member on its level.",
+            "Returnerer medlemmet det angivne antal pladser før et medlem på samme niveau.",
+        ),
+        mdx(
+            "LastChild",
+            "Member",
+            Member,
+            MEMBER,
+            "Returns the last child of a member.",
+            "Returnerer et medlems sidste barn.",
+        ),
+        mdx(
+            "Lead",
+            "Member, Index",
+            Member,
+            MEMBER,
+            "Returns the member the given number of places after a member on its level.",
+            "Returnerer medlemmet det angivne antal pladser efter et medlem på samme niveau.",
+        ),
+        vba(
+            "Strings",
+            "Left",
+            "String As String, Length As Long",
+            String,
+            "Returns the given number of characters from the start of a string.",
+            "Returnerer det angivne antal tegn fra begyndelsen af en streng.",
+        ),
+        vba(
+            "Strings",
+            "Len",
+            "String As String",
+            Integer,
+            "Returns the number of characters in a string.",
+            "Returnerer antallet af tegn i en streng.",
+        ),
+        mdx(
+            "Max",
+            "Set[, Numeric_Expression]",
+            Numeric,
+            None,
+            "Returns the largest value of a numeric expression over a set.",
+            "Returnerer den største værdi af et numerisk udtryk over et sæt.",
+        ),
+        mdx(
+            "Members",
+            "Hierarchy",
+            Set,
+            HIERARCHY,
+            "Returns the members of a hierarchy, without calculated members.",
+            "Returnerer et hierarkis medlemmer uden de beregnede.",
+        ),
+        mdx(
+            "Members",
+            "Level",
+            Set,
+            LEVEL,
+            "Returns the members of a level, without calculated members.",
+            "Returnerer medlemmerne på et niveau uden de beregnede.",
+        ),
+        vba(
+            "Strings",
+            "Mid",
+            "String As String, Start As Long[, Length As Long]",
+            String,
+            "Returns the part of a string that begins at a position, optionally of a given length.",
+            "Returnerer den del af en streng, der begynder ved en position, eventuelt med en given længde.",
+        ),
+        mdx(
+            "Min",
+            "Set[, Numeric_Expression]",
+            Numeric,
+            None,
+            "Returns the smallest value of a numeric expression over a set.",
+            "Returnerer den mindste værdi af et numerisk udtryk over et sæt.",
+        ),
+        mdx(
+            "NextMember",
+            "Member",
+            Member,
+            MEMBER,
+            "Returns the member after a member on the same level.",
+            "Returnerer medlemmet efter et medlem på samme niveau.",
+        ),
+        mdx(
+            "NonEmpty",
+            "Set",
+            Set,
+            None,
+            "Returns the tuples of a set that have a value.",
+            "Returnerer de tupler i et sæt, der har en værdi.",
+        ),
+        mdx(
+            "Order",
+            "Set, Expression[, ASC|DESC|BASC|BDESC]",
+            Set,
+            None,
+            "Sorts a set by an expression, keeping the hierarchy (ASC, DESC) or ignoring it (BASC, BDESC).",
+            "Sorterer et sæt efter et udtryk, med hierarkiet bevaret (ASC, DESC) eller brudt (BASC, BDESC).",
+        ),
+        mdx(
+            "Parent",
+            "Member",
+            Member,
+            MEMBER,
+            "Returns the member one level above a member (its parent).",
+            "Returnerer medlemmet ét niveau over et medlem (dets forælder).",
+        ),
+        mdx(
+            "PrevMember",
+            "Member",
+            Member,
+            MEMBER,
+            "Returns the member before a member on the same level.",
+            "Returnerer medlemmet før et medlem på samme niveau.",
+        ),
+        vba(
+            "Strings",
+            "Right",
+            "String As String, Length As Long",
+            String,
+            "Returns the given number of characters from the end of a string.",
+            "Returnerer det angivne antal tegn fra slutningen af en streng.",
+        ),
+        vba(
+            "Math",
+            "Round",
+            "Number As Double[, NumDigitsAfterDecimal As Long]",
+            Numeric,
+            "Rounds a number to the given number of decimals (none unless given).",
+            "Afrunder et tal til det angivne antal decimaler (ingen, medmindre det angives).",
+        ),
+        mdx(
+            "StrToMember",
+            "String",
+            Member,
+            None,
+            "Returns the member that a string with its MDX name refers to.",
+            "Returnerer det medlem, som en streng med dets MDX-navn henviser til.",
+        ),
+        mdx(
+            "Sum",
+            "Set[, Numeric_Expression]",
+            Numeric,
+            None,
+            "Returns the sum of a numeric expression over a set.",
+            "Returnerer summen af et numerisk udtryk over et sæt.",
+        ),
+        mdx(
+            "Tail",
+            "Set[, Count]",
+            Set,
+            None,
+            "Returns the last tuples of a set (one unless a count is given).",
+            "Returnerer de sidste tupler i et sæt (én, medmindre et antal angives).",
+        ),
+        mdx(
+            "TopCount",
+            "Set, Count[, Numeric_Expression]",
+            Set,
+            None,
+            "Returns the given number of tuples with the highest values, highest first.",
+            "Returnerer det angivne antal tupler med de højeste værdier, højeste først.",
+        ),
+        mdx(
+            "Union",
+            "Set, Set[, ALL]",
+            Set,
+            None,
+            "Returns the tuples of both sets; repeated tuples are dropped unless ALL is given.",
+            "Returnerer tuplerne fra begge sæt; gentagne tupler udelades, medmindre ALL angives.",
+        ),
+    ]
+};
+
+/// MDSCHEMA_FUNCTIONS in the order the rowset is defined to have: ORIGIN, INTERFACE_NAME,
+/// FUNCTION_NAME.
+fn functions(lang: Lang) -> Rows {
+    let mut list: Vec<&Function> = FUNCTIONS.iter().collect();
+    let key = |f: &Function| match f.origin {
+        Origin::Mdx => (1, f.returns.group()),
+        Origin::Vba(module) => (2, module),
+    };
+    list.sort_by(|a, b| key(a).cmp(&key(b)).then(a.name.cmp(b.name)));
+    list.into_iter()
+        .map(|f| {
+            let (origin, interface) = key(f);
+            let library = match f.origin {
+                Origin::Mdx => N,
+                Origin::Vba(_) => s("VBA"),
+            };
+            let description = match lang {
+                Lang::Da => f.da,
+                Lang::En => f.en,
             };
             vec![
-                s(*name),
-                N,
-                s(*params),
-                i(vt),
-                i(1),
-                s(*returns),
-                N,
-                N,
-                N,
+                s(f.name),
+                s(description),
+                s(f.params),
+                i(f.returns.vartype()),
+                i(origin),
+                s(interface),
+                library,
                 N,
                 N,
-                s(*name),
+                N,
+                f.object.map_or(N, s),
+                s(f.name),
             ]
         })
         .collect()

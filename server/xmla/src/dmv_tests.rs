@@ -1108,7 +1108,7 @@ fn comments_and_semicolon_are_accepted() {
 /// Stands in for the MDX engine: a DMV must never reach it.
 struct NotMdx;
 impl crate::service::Executor for NotMdx {
-    fn execute(&self, req: &crate::service::ExecuteRequest) -> Result<String, Fault> {
+    fn execute(&self, req: &crate::service::ExecuteRequest) -> Result<crate::service::ExecuteResult, Fault> {
         let statement = req.statement;
         Err(Fault::new(
             codes::MDX_UNSUPPORTED,

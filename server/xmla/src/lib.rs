@@ -10,6 +10,7 @@ pub mod rowset;
 pub mod rowsets;
 pub mod service;
 pub mod session;
+pub mod sink;
 pub mod soap;
 
 /// An `xsd:double` lexical form: `INF`, `-INF`, `NaN`, otherwise Rust's shortest round-trip form.
@@ -35,3 +36,6 @@ mod cancel_tests;
 
 #[cfg(test)]
 mod discover_tests;
+
+#[cfg(test)]
+mod stream_tests;

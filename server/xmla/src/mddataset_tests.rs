@@ -129,7 +129,7 @@ fn parse(xml: &str) -> Node {
 }
 
 /// Parse only for well-formedness, counting elements named `count_name` (for big documents).
-fn well_formed_count(xml: &str, count_name: &[u8]) -> usize {
+pub(crate) fn well_formed_count(xml: &str, count_name: &[u8]) -> usize {
     let mut reader = NsReader::from_str(xml);
     let (mut n, mut depth) = (0usize, 0i64);
     loop {
@@ -1072,12 +1072,9 @@ fn cells_outside_the_cell_space_are_left_out() {
     assert_eq!(root.child("CellData").children.len(), 6);
 }
 
-#[test]
-fn a_hundred_thousand_cells() {
-    // 1,000 members × 100 measures; every cell filled. Checks well-formedness and count
-    // only (no timing assertions; in release this writes ~12 MB in a few milliseconds).
-    let rows = 1000usize;
-    let cols = 100usize;
+/// `rows` members × `cols` measures, every cell filled (text with `&` and non-ASCII letters,
+/// doubles and longs). Also used by the streaming tests.
+pub(crate) fn big_cellset(rows: usize, cols: usize) -> CellSet {
     let mut cs = kommune_cellset();
     cs.axes = vec![
         Axis {
@@ -1126,6 +1123,16 @@ fn a_hundred_thousand_cells() {
             format_string: Some("#,##0.00".into()),
         })
         .collect();
+    cs
+}
+
+#[test]
+fn a_hundred_thousand_cells() {
+    // 1,000 members × 100 measures; every cell filled. Checks well-formedness and count
+    // only (no timing assertions; in release this writes ~12 MB in a few milliseconds).
+    let rows = 1000usize;
+    let cols = 100usize;
+    let cs = big_cellset(rows, cols);
     let xml = write_mddataset(&cs, true);
     assert_eq!(well_formed_count(&xml, b"Cell"), rows * cols);
     assert_eq!(well_formed_count(&xml, b"Tuple"), rows + cols + 1);

@@ -56,18 +56,35 @@ fn open_envelope(s: &mut String, session: Option<&str>) {
     }
 }
 
+fn response_element(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Discover => "DiscoverResponse",
+        Kind::Execute => "ExecuteResponse",
+    }
+}
+
+/// Everything of the envelope before the `<root>` element (for writing the root in between).
+pub fn envelope_head(s: &mut String, kind: Kind, session: Option<&str>) {
+    open_envelope(s, session);
+    let name = response_element(kind);
+    let _ = write!(
+        s,
+        "<soap:Body><{name} xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><return>"
+    );
+}
+
+/// Everything of the envelope after the `<root>` element.
+pub fn envelope_tail(s: &mut String, kind: Kind) {
+    let name = response_element(kind);
+    let _ = write!(s, "</return></{name}></soap:Body></soap:Envelope>");
+}
+
 /// A full SOAP envelope around `root` (a `<root …>` element), echoing the session id.
 pub fn envelope(kind: Kind, session: Option<&str>, root: &str) -> String {
     let mut s = String::with_capacity(root.len() + 512);
-    open_envelope(&mut s, session);
-    let name = match kind {
-        Kind::Discover => "DiscoverResponse",
-        Kind::Execute => "ExecuteResponse",
-    };
-    let _ = write!(
-        s,
-        "<soap:Body><{name} xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><return>{root}</return></{name}></soap:Body></soap:Envelope>"
-    );
+    envelope_head(&mut s, kind, session);
+    s.push_str(root);
+    envelope_tail(&mut s, kind);
     s
 }
 

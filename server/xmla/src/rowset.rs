@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::response::{NS_ROWSET, NS_XSD, NS_XSI, esc};
+use crate::sink::{ClientGone, Finished, XmlSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XsdType {
@@ -42,7 +43,7 @@ impl XsdType {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
     pub name: &'static str,
     pub ty: XsdType,
@@ -133,13 +134,29 @@ impl Content {
 
 /// Write a rowset `<root>` with the schema and/or rows as `content` asks.
 pub fn write_rowset_content(columns: &[Column], rows: &[Vec<Value>], content: Content) -> String {
-    let mut s = String::with_capacity(2048 + rows.len() * columns.len() * 32);
+    let mut out = XmlSink::collect(2048 + rows.len() * columns.len() * 32);
+    // A collecting sink never hands anything on, so it cannot fail.
+    let _ = write_rowset_to(columns, rows, content, &mut out);
+    match out.finish() {
+        Ok(Finished::Whole(s)) => s,
+        _ => unreachable!("a collecting sink keeps the whole document"),
+    }
+}
+
+/// Write a rowset `<root>` into `out`, letting it hand the XML on in chunks after every
+/// row. Stops when the client is gone.
+pub fn write_rowset_to(
+    columns: &[Column],
+    rows: &[Vec<Value>],
+    content: Content,
+    out: &mut XmlSink<'_>,
+) -> Result<(), ClientGone> {
     let _ = write!(
-        s,
+        out.buf,
         "<root xmlns=\"{NS_ROWSET}\" xmlns:xsd=\"{NS_XSD}\" xmlns:xsi=\"{NS_XSI}\">"
     );
     if matches!(content, Content::SchemaData | Content::Schema) {
-        write_schema(&mut s, columns);
+        write_schema(&mut out.buf, columns);
     }
     let rows: &[Vec<Value>] = if matches!(content, Content::SchemaData | Content::Data) {
         rows
@@ -147,14 +164,41 @@ pub fn write_rowset_content(columns: &[Column], rows: &[Vec<Value>], content: Co
         &[]
     };
     for row in rows {
+        let s = &mut out.buf;
         s.push_str("<row>");
         for (c, v) in columns.iter().zip(row) {
-            write_value(&mut s, c, v);
+            write_value(s, c, v);
         }
         s.push_str("</row>");
+        out.checkpoint()?;
     }
-    s.push_str("</root>");
-    s
+    out.buf.push_str("</root>");
+    Ok(())
+}
+
+/// A tabular result (`Format=Tabular` MDX, DRILLTHROUGH) before it is written: the executor
+/// hands this over, and the XMLA service writes it while the response is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rowset {
+    pub columns: Vec<Column>,
+    /// One value per column in each row.
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Rowset {
+    pub fn new(columns: Vec<Column>, rows: Vec<Vec<Value>>) -> Self {
+        Rowset { columns, rows }
+    }
+
+    /// The `<root>` with the schema and every row, as one string.
+    pub fn to_xml(&self) -> String {
+        write_rowset(&self.columns, &self.rows)
+    }
+
+    /// Write the `<root>` with the schema and every row into `out`.
+    pub fn write_to(&self, out: &mut XmlSink<'_>) -> Result<(), ClientGone> {
+        write_rowset_to(&self.columns, &self.rows, Content::SchemaData, out)
+    }
 }
 
 fn write_schema(s: &mut String, columns: &[Column]) {

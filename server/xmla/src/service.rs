@@ -3,6 +3,12 @@
 //! `POST /xmla` (and `POST /`, so a bare server URL works) carry XMLA. Every response is text
 //! XML with HTTP 200 — faults included — and `X-Transport-Caps-Negotiation-Flags` with binary
 //! XML and compression off.
+//!
+//! Streaming: an MDX, Tabular or DRILLTHROUGH answer is decided (result or fault) before a
+//! byte is sent; it is then written on the blocking thread in chunks of about
+//! [`CHUNK_BYTES`](crate::sink::CHUNK_BYTES) into a channel of [`CHANNEL_CHUNKS`] chunks
+//! that the HTTP side drains at the client's pace, so the serialized XML never is in memory
+//! as a whole. An answer that fits in one chunk is sent whole, with `Content-Length`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,13 +21,21 @@ use datakube_members::MemberStore;
 use datakube_model::{Catalog, Lang};
 use hyper::{Method, StatusCode};
 
+use crate::cellset::CellSet;
 use crate::discover::{self, Context, Fault, ServerProps};
 use crate::response::{self, Kind, codes};
+use crate::rowset::Rowset;
 use crate::session::{SessionError, SessionState, Sessions};
+use crate::sink::{CHUNK_BYTES, ClientGone, Finished, XmlSink};
 use crate::soap::{self, SessionHeader};
 
 /// Header every response carries: NEGO, REQ_SX, REQ_XPRESS, RESP_SX, RESP_XPRESS all off.
 pub const CAPS_HEADER: (&str, &str) = ("X-Transport-Caps-Negotiation-Flags", "0,0,0,0,0");
+
+/// Chunks a streamed answer may have in flight between the writer and the client; with
+/// [`CHUNK_BYTES`] per chunk this bounds the serialized XML held per response (about 256 KiB
+/// plus the chunk being written).
+pub const CHANNEL_CHUNKS: usize = 4;
 
 /// The model the server answers from. Replaced as a whole (never mutated) on reload.
 pub struct Runtime {
@@ -45,10 +59,100 @@ pub struct ExecuteRequest<'a> {
     pub cancel: &'a CancelToken,
 }
 
+/// What a statement answers with. Large results are handed over unwritten: the service
+/// writes them while the response is sent (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecuteResult {
+    /// A `<root>` element already written (empty results, commands).
+    Root(String),
+    /// An MDX result, written as an MDDataSet; `with_schema` adds the inline `xsd:schema`.
+    CellSet { cells: CellSet, with_schema: bool },
+    /// A rowset (`Format=Tabular`, DRILLTHROUGH), written with its schema.
+    Rowset(Rowset),
+}
+
+impl From<String> for ExecuteResult {
+    fn from(root: String) -> Self {
+        ExecuteResult::Root(root)
+    }
+}
+
+impl From<Rowset> for ExecuteResult {
+    fn from(r: Rowset) -> Self {
+        ExecuteResult::Rowset(r)
+    }
+}
+
+impl ExecuteResult {
+    /// Write the `<root>` element into `out`.
+    pub fn write_to(&self, out: &mut XmlSink<'_>) -> Result<(), ClientGone> {
+        match self {
+            ExecuteResult::Root(r) => {
+                out.buf.push_str(r);
+                Ok(())
+            }
+            ExecuteResult::CellSet { cells, with_schema } => {
+                crate::mddataset::write_mddataset_to(cells, *with_schema, out)
+            }
+            ExecuteResult::Rowset(r) => r.write_to(out),
+        }
+    }
+
+    /// The `<root>` element as one string.
+    pub fn into_xml(self) -> String {
+        match self {
+            ExecuteResult::Root(r) => r,
+            ExecuteResult::CellSet { cells, with_schema } => crate::mddataset::write_mddataset(&cells, with_schema),
+            ExecuteResult::Rowset(r) => r.to_xml(),
+        }
+    }
+}
+
 /// Executes MDX statements (provided by the query engine).
 pub trait Executor: Send + Sync {
-    /// Answer the statement with an MDDataSet or rowset `<root>`, or a fault.
-    fn execute(&self, req: &ExecuteRequest) -> Result<String, Fault>;
+    /// Answer the statement with a result to write, or a fault. Everything that can fail
+    /// must fail here: once writing starts, the response is on its way.
+    fn execute(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault>;
+}
+
+/// The answer to one XMLA request, before it is sent.
+#[derive(Debug)]
+pub enum Reply {
+    /// A complete SOAP text: Discover answers, faults, empty and small results.
+    Text(String),
+    /// An Execute answer still to be written (into its envelope, echoing `session`).
+    Execute {
+        session: Option<String>,
+        result: Box<ExecuteResult>,
+    },
+}
+
+impl Reply {
+    /// Write the whole SOAP envelope into `out`.
+    pub fn write_to(&self, out: &mut XmlSink<'_>) -> Result<(), ClientGone> {
+        match self {
+            Reply::Text(t) => {
+                out.buf.push_str(t);
+                Ok(())
+            }
+            Reply::Execute { session, result } => {
+                response::envelope_head(&mut out.buf, Kind::Execute, session.as_deref());
+                result.write_to(out)?;
+                response::envelope_tail(&mut out.buf, Kind::Execute);
+                Ok(())
+            }
+        }
+    }
+
+    /// The whole SOAP text as one string.
+    pub fn into_string(self) -> String {
+        match self {
+            Reply::Text(t) => t,
+            Reply::Execute { session, result } => {
+                response::envelope(Kind::Execute, session.as_deref(), &result.into_xml())
+            }
+        }
+    }
 }
 
 /// Commands running per session: (owner, token), for `Cancel`.
@@ -71,8 +175,8 @@ pub fn lang_for_lcid(lcid: Option<u32>) -> Lang {
     }
 }
 
-fn xml_response(body: String) -> HttpResponse {
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+fn xml_response(body: datakube_http::Body) -> HttpResponse {
+    let mut r = hyper::Response::new(body);
     let h = r.headers_mut();
     h.insert(
         hyper::header::CONTENT_TYPE,
@@ -125,10 +229,16 @@ impl XmlaService {
 
     /// Handle one XMLA request body for `principal` (the verified identity); returns the SOAP text.
     pub fn handle_soap(&self, body: &[u8], principal: &Principal) -> String {
+        self.answer(body, principal).into_string()
+    }
+
+    /// Handle one XMLA request body for `principal` (the verified identity): everything up to
+    /// writing the answer, which the caller does (streamed or whole).
+    pub fn answer(&self, body: &[u8], principal: &Principal) -> Reply {
         let owner = principal.subject.as_str();
         let req = match soap::parse_request(body) {
             Ok(r) => r,
-            Err(e) => return response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None),
+            Err(e) => return Reply::Text(response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None)),
         };
         // Session first: every in-session response echoes the id.
         let mut session = match &req.session {
@@ -137,7 +247,11 @@ impl XmlaService {
             SessionHeader::Use(id) | SessionHeader::End(id) => match self.sessions.use_session(id, owner) {
                 Ok(s) => Some(s),
                 Err(SessionError::NotOwner) => {
-                    return response::fault(codes::SESSION, &format!("session {id} belongs to another user"), None);
+                    return Reply::Text(response::fault(
+                        codes::SESSION,
+                        &format!("session {id} belongs to another user"),
+                        None,
+                    ));
                 }
             },
         };
@@ -163,14 +277,14 @@ impl XmlaService {
         if let Some(c) = &current_catalog
             && !c.eq_ignore_ascii_case(&runtime.catalog.name)
         {
-            return response::fault(
+            return Reply::Text(response::fault(
                 codes::UNKNOWN_CATALOG,
                 &format!(
                     "unknown catalog '{c}'; this server has the catalog '{}'",
                     runtime.catalog.name
                 ),
                 session_id.as_deref(),
-            );
+            ));
         }
         let ctx = Context {
             catalog: &runtime.catalog,
@@ -182,17 +296,17 @@ impl XmlaService {
             data_updated: &runtime.data_updated,
         };
         let result = match &req.method {
-            soap::Method::Discover(d) => discover::discover(d, &ctx).map(|root| (Kind::Discover, root)),
+            soap::Method::Discover(d) => discover::discover(d, &ctx).map(|root| (Kind::Discover, root.into())),
             soap::Method::Execute(e) => {
                 if let Some(c) = &e.cancel {
                     let target = c.session_id.clone().or_else(|| session_id.clone());
                     self.cancel(target.as_deref(), owner)
-                        .map(|()| (Kind::Execute, response::empty_root()))
+                        .map(|()| (Kind::Execute, response::empty_root().into()))
                 } else if e.statement.trim().is_empty() {
-                    Ok((Kind::Execute, response::empty_root()))
+                    Ok((Kind::Execute, response::empty_root().into()))
                 } else if crate::dmv::is_dmv(&e.statement) {
                     // DMV (`SELECT … FROM $SYSTEM.<rowset>`, Power Query): a schema rowset.
-                    crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root))
+                    crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root.into()))
                 } else {
                     let state = session.clone().unwrap_or_default();
                     let token = Arc::new(CancelToken::new());
@@ -224,11 +338,84 @@ impl XmlaService {
             let _ = self.sessions.end(id, owner);
         }
         match result {
-            Ok((kind, root)) => response::envelope(kind, session_id.as_deref(), &root),
+            Ok((kind, ExecuteResult::Root(root))) => {
+                Reply::Text(response::envelope(kind, session_id.as_deref(), &root))
+            }
+            Ok((_, result)) => Reply::Execute {
+                session: session_id,
+                result: Box::new(result),
+            },
             Err(f) => {
                 tracing::info!(code = f.code, "XMLA fault: {}", f.message);
-                response::fault(f.code, &f.message, session_id.as_deref())
+                Reply::Text(response::fault(f.code, &f.message, session_id.as_deref()))
             }
+        }
+    }
+}
+
+/// Answer one XMLA request on a blocking thread: a whole body when the answer is a complete
+/// text or fits in one chunk, otherwise a body streamed from this thread as it is written.
+async fn respond(svc: Arc<XmlaService>, body: bytes::Bytes, principal: Principal) -> HttpResponse {
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel::<datakube_http::Body>();
+    let task = tokio::task::spawn_blocking(move || {
+        let reply = svc.answer(&body, &principal);
+        send_reply(reply, head_tx);
+        // The result (possibly a large cell set) is dropped here, on the blocking thread.
+    });
+    match head_rx.await {
+        Ok(body) => xml_response(body),
+        // The thread ended without a body: it panicked before the first byte.
+        Err(_) => {
+            let why = match task.await {
+                Err(e) => e.to_string(),
+                Ok(()) => "no answer was produced".to_string(),
+            };
+            tracing::error!("XMLA request failed: {why}");
+            xml_response(datakube_http::full(response::fault(
+                codes::INTERNAL,
+                &format!("internal error: {why}"),
+                None,
+            )))
+        }
+    }
+}
+
+/// Write `reply` (on a blocking thread) and hand the HTTP side its body through `head`: the
+/// whole text if it is ready or stays under one chunk, otherwise a channel body that gets
+/// its first chunk right away and the rest as the client reads (the writer waits while the
+/// channel is full and stops at its next checkpoint once the client is gone).
+fn send_reply(reply: Reply, head: tokio::sync::oneshot::Sender<datakube_http::Body>) {
+    if let Reply::Text(t) = reply {
+        let _ = head.send(datakube_http::full(t));
+        return;
+    }
+    let started = std::time::Instant::now();
+    let (tx, body) = datakube_http::body_channel(CHANNEL_CHUNKS);
+    let mut pending_head = Some((head, body));
+    let mut emit = |chunk: String| -> Result<(), ClientGone> {
+        if let Some((head, body)) = pending_head.take() {
+            head.send(body).map_err(|_| ClientGone)?;
+        }
+        tx.send_blocking(bytes::Bytes::from(chunk))
+    };
+    let mut out = XmlSink::chunked(CHUNK_BYTES, &mut emit);
+    let written = reply.write_to(&mut out);
+    let sent = out.emitted();
+    match written.and_then(|()| out.finish()) {
+        Ok(Finished::Whole(text)) => {
+            if let Some((head, _)) = pending_head.take() {
+                let _ = head.send(datakube_http::full(text));
+            }
+        }
+        Ok(Finished::Streamed) => {
+            tx.finish();
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "XMLA answer streamed");
+        }
+        Err(ClientGone) => {
+            tracing::info!(
+                sent_bytes = sent,
+                "XMLA answer stopped while streaming: the client is gone"
+            );
         }
     }
 }
@@ -241,7 +428,7 @@ pub struct XmlaHandler {
 
 /// 401 with a Basic challenge: MSOLAP (Excel, Power BI, TARGIT) sends credentials only then.
 fn challenge(realm: &str) -> HttpResponse {
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+    let mut r = hyper::Response::new(datakube_http::full(bytes::Bytes::from_static(
         b"authentication required: log in with your user name and password or a personal access token\n",
     )));
     *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -275,11 +462,7 @@ impl datakube_http::Handler for XmlaHandler {
                             return challenge(auth.realm());
                         }
                     };
-                    let body = req.body.clone();
-                    let text = tokio::task::spawn_blocking(move || svc.handle_soap(&body, &principal))
-                        .await
-                        .unwrap_or_else(|e| response::fault(codes::INTERNAL, &format!("internal error: {e}"), None));
-                    xml_response(text)
+                    respond(svc, req.body.clone(), principal).await
                 }
                 (&Method::GET, "/") => {
                     let rt = svc.runtime();
