@@ -231,12 +231,37 @@ fn function_rows_follow_the_restrictions() {
         get(&members[1], "DESCRIPTION"),
         Some("Returnerer medlemmerne på et niveau uden de beregnede.")
     );
-    // The VBA string functions: ORIGIN 2, module Strings.
+    // The VBA functions: ORIGIN 2, sorted by module, then name.
     let vba = rows_of(&run("MDSCHEMA_FUNCTIONS", vec![("ORIGIN", "2")], vec![]));
     let names: Vec<_> = vba.iter().map(|r| get(r, "FUNCTION_NAME").unwrap()).collect();
-    assert_eq!(names, ["Round", "InStr", "Left", "Len", "Mid", "Right"]);
+    assert_eq!(
+        names,
+        [
+            "CBool",
+            "Fix",
+            "Val",
+            "Date",
+            "DateSerial",
+            "Day",
+            "Month",
+            "Now",
+            "Weekday",
+            "Year",
+            "Exp",
+            "Log",
+            "Round",
+            "Sgn",
+            "Sqr",
+            "Format",
+            "InStr",
+            "Left",
+            "Len",
+            "Mid",
+            "Right"
+        ]
+    );
     let strings = rows_of(&run("MDSCHEMA_FUNCTIONS", vec![("INTERFACE_NAME", "Strings")], vec![]));
-    assert_eq!(strings.len(), 5);
+    assert_eq!(strings.len(), 6);
     assert!(
         rows_of(&run(
             "MDSCHEMA_FUNCTIONS",
