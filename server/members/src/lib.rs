@@ -214,6 +214,10 @@ fn key_of(v: ValueRef<'_>) -> Key {
         ValueRef::USmallInt(i) => Key::Int(i.into()),
         ValueRef::UInt(i) => Key::Int(i.into()),
         ValueRef::Text(t) => Key::Str(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Boolean(b) => Key::Str(b.to_string()),
+        // 20319.0 prints as 20319, 0.5 as 0.5.
+        ValueRef::Double(d) => Key::Str(d.to_string()),
+        ValueRef::Float(d) => Key::Str(d.to_string()),
         other => Key::Str(format!("{other:?}")),
     }
 }
@@ -232,6 +236,7 @@ fn prop_of(v: ValueRef<'_>) -> PropValue {
         ValueRef::Double(d) => PropValue::Double(d),
         ValueRef::Float(d) => PropValue::Double(d.into()),
         ValueRef::Text(t) => PropValue::Str(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Boolean(b) => PropValue::Str(b.to_string()),
         other => match key_of(other) {
             Key::Int(i) => PropValue::Int(i),
             Key::Str(s) => PropValue::Str(s),
@@ -400,11 +405,17 @@ fn load_hierarchy(
             order.push(sql_ident(&l.sort_column));
             order.push(sql_ident(&l.key_column));
         }
+        // Mondrian-style catalogs sort the NULL member (`#null`) first, as Mondrian does.
+        let nulls = match h.naming {
+            Naming::Key => "",
+            Naming::NamePath => " NULLS FIRST",
+        };
+        let order_by: Vec<String> = order.iter().map(|o| format!("{o}{nulls}")).collect();
         let sql = format!(
             "SELECT DISTINCT {}, {} FROM {from} ORDER BY {}",
             cols.join(", "),
             order.join(", "),
-            order.join(", ")
+            order_by.join(", ")
         );
         let mut stmt = conn.prepare(&sql).map_err(|e| err(format!("{e}")))?;
         let mut rows = stmt.query([]).map_err(|e| err(format!("{e}")))?;
@@ -424,7 +435,11 @@ fn load_hierarchy(
                     .get_ref(c + 1)
                     .ok()
                     .and_then(text_of)
-                    .unwrap_or_else(|| key.to_string());
+                    .unwrap_or_else(|| match (h.naming, &key) {
+                        // Mondrian's name for the member of a NULL key.
+                        (Naming::NamePath, Key::Null) => "#null".to_string(),
+                        _ => key.to_string(),
+                    });
                 let name_en = r.get_ref(c + 2).ok().and_then(text_of);
                 let props: Vec<PropValue> = (0..l.properties.len())
                     .map(|i| r.get_ref(c + 3 + i).map(prop_of).unwrap_or(PropValue::Null))

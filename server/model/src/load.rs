@@ -1788,6 +1788,104 @@ dimension:
         assert_eq!(c.cube("SKOLE").unwrap().default_measure().unwrap().name, "Elever");
     }
 
+    /// A two-hierarchy time dimension on the fact table, for the naming and has_all tests.
+    const TID: &str = "\
+dimension:
+  name: Tid
+  caption: {da: Tid, en: Time}
+  hierarchies:
+    - name: Tid
+      caption: {da: Tid, en: Time}
+      has_all: false
+      levels:
+        - name: År
+          caption: {da: År, en: Year}
+          key_column: aar
+          type: years
+    - name: Skoleår
+      caption: {da: Skoleår, en: School year}
+      levels:
+        - name: Skoleår
+          caption: {da: Skoleår, en: School year}
+          key_column: skoleaar
+";
+
+    #[test]
+    fn name_path_naming_and_has_all() {
+        let catalog = "catalog: {name: F, caption: {da: F, en: F}, naming: name_path}\n";
+        let c = load(&[
+            ("catalog.yaml", catalog),
+            ("t.yaml", TID),
+            ("s.yaml", &cube(&format!("  dimensions:\n    - shared: Tid\n{MEASURE}"))),
+        ])
+        .unwrap();
+        assert_eq!(c.naming, Naming::NamePath);
+        let d = &c.cubes[0].dimensions[0];
+        let (first, second) = (&d.hierarchies[0], &d.hierarchies[1]);
+        assert_eq!(first.unique_name, "[Tid]");
+        assert_eq!(first.levels[0].unique_name, "[Tid].[År]");
+        assert!(!first.has_all);
+        assert_eq!(second.unique_name, "[Tid.Skoleår]");
+        assert_eq!(second.levels[0].unique_name, "[Tid.Skoleår].[Skoleår]");
+        assert_eq!(second.all_member.unique_name, "[Tid.Skoleår].[All]");
+        assert!(second.has_all && second.naming == Naming::NamePath);
+        assert!(first.joins_on_leaf_key());
+
+        // The default stays SSAS-style.
+        let c = load(&[
+            ("catalog.yaml", CATALOG),
+            ("t.yaml", TID),
+            ("s.yaml", &cube(&format!("  dimensions:\n    - shared: Tid\n{MEASURE}"))),
+        ])
+        .unwrap();
+        let h = &c.cubes[0].dimensions[0].hierarchies[1];
+        assert_eq!(h.unique_name, "[Tid].[Skoleår]");
+        assert_eq!(h.levels[0].unique_name, "[Tid].[Skoleår].[Skoleår]");
+        assert_eq!(h.naming, Naming::Key);
+    }
+
+    #[test]
+    fn has_all_false_rules_and_primary_key() {
+        let bad = TID.replace(
+            "      has_all: false\n",
+            "      has_all: false\n      all_member: {name: Alle}\n      primary_key: nope\n",
+        );
+        let e = errors(&[
+            ("catalog.yaml", CATALOG),
+            ("t.yaml", &bad),
+            ("s.yaml", &cube(&format!("  dimensions:\n    - shared: Tid\n{MEASURE}"))),
+        ]);
+        assert!(
+            e.iter().any(
+                |x| x.starts_with("t.yaml:8:7: error: hierarchy 'Tid' has has_all: false, so it has no All member")
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|x| x.contains("error: unknown column 'nope' in skole/elev_fag")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn public_security_has_no_row_scope() {
+        let public = cube(MEASURE).replace("{class: individual, row_scope_column: kommunekode}", "{class: public}");
+        let c = load(&[("catalog.yaml", CATALOG), ("s.yaml", &public)]).unwrap();
+        assert!(c.cubes[0].is_public());
+        assert_eq!(c.cubes[0].security.row_scope_column, None);
+
+        let with_scope = cube(MEASURE).replace("class: individual", "class: public");
+        let e = errors(&[("catalog.yaml", CATALOG), ("s.yaml", &with_scope)]);
+        assert!(
+            e[0].starts_with("s.yaml:5:29: error: a public cube has no row scope"),
+            "{e:?}"
+        );
+        let no_scope = cube(MEASURE).replace(", row_scope_column: kommunekode", "");
+        let e = errors(&[("catalog.yaml", CATALOG), ("s.yaml", &no_scope)]);
+        assert!(e[0].contains("error: security needs a row_scope_column"), "{e:?}");
+    }
+
     #[test]
     fn no_catalog_file() {
         let e = errors(&[("s.yaml", &cube(MEASURE))]);

@@ -233,7 +233,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             let ids = members_of(h);
             if ids.len() <= MAX_IN_LIST {
                 let lits: Vec<String> = ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect();
-                where_.push(format!("{e} IN ({})", lits.join(", ")));
+                where_.push(in_list(&e, lits));
             }
             group_exprs.push((h, level, e));
         }
@@ -268,7 +268,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             let mut ors = Vec::new();
             for (level, lits) in by_level {
                 let e = key_expr(h, level, &mut joins)?;
-                ors.push(format!("{e} IN ({})", lits.join(", ")));
+                ors.push(in_list(&e, lits));
             }
             if !ors.is_empty() {
                 where_.push(format!("({})", ors.join(" OR ")));
@@ -489,6 +489,19 @@ fn leaf_key_column(sp: &Space, h: HierIdx) -> String {
         .foreign_key
         .clone()
         .unwrap_or_else(|| hc.hierarchy.primary_key.clone())
+}
+
+/// `e IN (literals)`, with a NULL key matched by `IS NULL` (IN never matches NULL).
+fn in_list(e: &str, mut lits: Vec<String>) -> String {
+    let had_null = lits.len() != {
+        lits.retain(|l| l != "NULL");
+        lits.len()
+    };
+    match (lits.is_empty(), had_null) {
+        (true, _) => format!("{e} IS NULL"),
+        (false, false) => format!("{e} IN ({})", lits.join(", ")),
+        (false, true) => format!("({e} IN ({}) OR {e} IS NULL)", lits.join(", ")),
+    }
 }
 
 /// Keys (as SQL literals) of a member and all its descendants (parent-child hierarchies).

@@ -146,7 +146,9 @@ impl<'s, 'a> Env<'s, 'a> {
                 .collect();
         }
         let hm = &self.space.hier(h).members;
-        let mut ids: Vec<u32> = (0..hm.members.len() as u32).collect();
+        // Without an All member, member 0 is an internal root MDX never sees.
+        let first = if hm.has_all { 0 } else { 1 };
+        let mut ids: Vec<u32> = (first..hm.members.len() as u32).collect();
         ids.sort_by_key(|&id| hm.get(id).ordinal);
         if all_measures {
             // AllMembers: the calculated members too.
@@ -480,11 +482,7 @@ impl<'s, 'a> Env<'s, 'a> {
                     }
                     Val::Scalar(s) => {
                         let i = s.as_num().unwrap_or(-1.0);
-                        let root = if h == MEASURES {
-                            0
-                        } else {
-                            self.space.hier(h).members.all().level
-                        };
+                        let root = if h == MEASURES { 0 } else { self.space.first_level(h) };
                         let number = i as i64 + root as i64;
                         let max = if h == MEASURES {
                             0
@@ -777,11 +775,7 @@ impl<'s, 'a> Env<'s, 'a> {
                 Ok(Val::Scalar(Scalar::Str(self.level_text(h, number, &n))))
             }
             ("ordinal", Val::Level { h, number }) => {
-                let root = if h == MEASURES {
-                    0
-                } else {
-                    self.space.hier(h).members.all().level
-                };
+                let root = if h == MEASURES { 0 } else { self.space.first_level(h) };
                 Ok(Val::Scalar(Scalar::Num((number - root) as f64)))
             }
             ("name" | "caption" | "uniquename", Val::Hierarchy(h)) => {
@@ -808,7 +802,7 @@ impl<'s, 'a> Env<'s, 'a> {
                 let cnt = if h == MEASURES {
                     1
                 } else {
-                    self.space.hier(h).members.levels.len() - self.space.hier(h).members.all().level as usize
+                    self.space.hier(h).members.levels.len() - self.space.first_level(h) as usize
                 };
                 Ok(Val::Scalar(Scalar::Num(cnt as f64)))
             }
@@ -1519,7 +1513,7 @@ impl<'s, 'a> Env<'s, 'a> {
                     let mut chain = Vec::new();
                     let mut x = t.first().copied();
                     while let Some(m) = x {
-                        if self.level_of(m) == 0 && m.h != MEASURES && self.space.hier(m.h).members.all().level == 0 {
+                        if self.level_of(m) == 0 && m.h != MEASURES && self.space.first_level(m.h) == 0 {
                             break;
                         }
                         chain.push(m);

@@ -218,9 +218,8 @@ pub(crate) fn define_member(space: &mut Space, m: &datakube_mdx::ast::MemberDefi
     };
     let (h, parent, under_member) = match space.resolve(&prefix) {
         Ok(crate::space::Object::Hierarchy(h)) => {
-            let root = space.hier(h).members.all();
             // Under the All member; a hierarchy without one gets a top-level member.
-            (h, (root.level == 0).then_some(0), false)
+            (h, space.hier(h).members.has_all.then_some(0), false)
         }
         Ok(crate::space::Object::Member(p)) if p.h != MEASURES => (p.h, Some(p.id), true),
         Ok(_) => return Err(bad("its parent must be a hierarchy or a member")),
@@ -886,7 +885,7 @@ fn axis_member(
                         .parent
                         .map(|p| sp.member_level(MemberRef { h: m.h, id: p }).to_string()),
                     "PARENT_COUNT" => Some(if c.parent.is_some() { "1".into() } else { "0".into() }),
-                    "LEVEL_NUMBER" => Some(c.level.to_string()),
+                    "LEVEL_NUMBER" => Some((c.level - sp.first_level(m.h)).to_string()),
                     _ => None,
                 },
                 Prop::User { .. } => None,
@@ -897,7 +896,7 @@ fn axis_member(
             unique_name: c.unique_name.clone(),
             caption: c.name.clone(),
             level_unique_name: level_unique,
-            level_number: c.level as u32,
+            level_number: (c.level - sp.first_level(m.h)) as u32,
             display_info: cellset::display_info(0, false, same_parent),
             properties: values,
         };
@@ -911,22 +910,26 @@ fn axis_member(
         hc.hierarchy.levels[mem.level as usize - 1].unique_name.clone()
     };
     let drilled = next.is_some_and(|n| n.h == m.h && sp.member_parent(n) == Some(m));
+    // The parent MDX sees (none for top-level members of a hierarchy without All), and level
+    // numbers counted from the first level MDX sees.
+    let parent = sp.member_parent(m).map(|p| p.id);
+    let lnum = mem.level - sp.first_level(m.h);
     let same_parent =
-        prev.is_some_and(|p| p.h == m.h && sp.member_parent(p).map(|x| x.id) == mem.parent && mem.parent.is_some());
+        prev.is_some_and(|p| p.h == m.h && sp.member_parent(p).map(|x| x.id) == parent && parent.is_some());
     let values = props
         .iter()
         .map(|&pi| match &all_props[pi] {
             Prop::Intrinsic(n) => match n.as_str() {
-                "PARENT_UNIQUE_NAME" => mem.parent.map(|p| hm.get(p).unique_name.clone()),
+                "PARENT_UNIQUE_NAME" => parent.map(|p| hm.get(p).unique_name.clone()),
                 "HIERARCHY_UNIQUE_NAME" => Some(hc.hierarchy.unique_name.clone()),
                 "MEMBER_TYPE" => Some(if mem.level == 0 { "2".into() } else { "1".into() }),
                 "MEMBER_NAME" => Some(mem.name.clone()),
                 "MEMBER_KEY" | "KEY" => Some(mem.key.to_string()).filter(|s| !s.is_empty()),
                 "CHILDREN_CARDINALITY" => Some(mem.children.len().to_string()),
-                "PARENT_LEVEL" => mem.parent.map(|p| hm.get(p).level.to_string()),
-                "PARENT_COUNT" => Some(if mem.parent.is_some() { "1".into() } else { "0".into() }),
+                "PARENT_LEVEL" => parent.map(|_| (lnum - 1).to_string()),
+                "PARENT_COUNT" => Some(if parent.is_some() { "1".into() } else { "0".into() }),
                 "MEMBER_ORDINAL" => Some(mem.ordinal.to_string()),
-                "LEVEL_NUMBER" => Some(mem.level.to_string()),
+                "LEVEL_NUMBER" => Some(lnum.to_string()),
                 _ => None,
             },
             Prop::User { level, index, .. } if *level == mem.level => match mem.properties.get(*index) {
@@ -943,7 +946,7 @@ fn axis_member(
         unique_name: mem.unique_name.clone(),
         caption: mem.caption(sp.lang).to_string(),
         level_unique_name: level_unique,
-        level_number: mem.level as u32,
+        level_number: lnum as u32,
         display_info: cellset::display_info(mem.children.len(), drilled, same_parent),
         properties: values,
     }

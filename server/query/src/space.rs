@@ -270,6 +270,16 @@ impl<'a> Space<'a> {
         CALC_BASE + (hc.calcs.len() - 1) as u32
     }
 
+    /// The level number MDX calls 0 (LNum 0, `Levels(0)`): the All level, or the top level
+    /// of a hierarchy without an All member.
+    pub fn first_level(&self, h: HierIdx) -> u16 {
+        if h == MEASURES || self.hier(h).members.has_all {
+            0
+        } else {
+            1
+        }
+    }
+
     /// Whether `m` is a calculated member of a hierarchy other than Measures.
     pub fn is_calc(&self, m: MemberRef) -> bool {
         m.h != MEASURES && m.id >= CALC_BASE
@@ -299,7 +309,9 @@ impl<'a> Space<'a> {
         } else {
             self.hier(m.h).members.get(m.id).parent
         };
-        p.map(|id| MemberRef { h: m.h, id })
+        // Without an All member, the internal root is no one's parent.
+        p.filter(|&id| id != 0 || self.hier(m.h).members.has_all)
+            .map(|id| MemberRef { h: m.h, id })
     }
 
     pub fn member_unique_name(&self, m: MemberRef) -> String {
@@ -592,4 +604,172 @@ pub fn print_name(name: &ObjectName) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datakube_engine::{Engine, EngineConfig, open_connection, sql_string};
+    use datakube_mdx::ast::Expr;
+
+    /// A name-path catalog over a tiny fact table: Store (Portland in two states, so City has
+    /// repeating keys), Time without an All member, one measure.
+    fn fixture() -> (tempfile::TempDir, datakube_model::Catalog, MemberStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&EngineConfig::default()).unwrap();
+        let fact = dir.path().join("fact.parquet");
+        conn.execute_batch(&format!(
+            "COPY (SELECT * FROM (VALUES
+                ('USA', 'OR', 'Portland', 1, 'Store 1', 1997, 19971, 'Q1', 5.0),
+                ('USA', 'ME', 'Portland', 2, 'Store 2', 1997, 19972, 'Q2', 7.0),
+                ('USA', 'OR', 'Salem', 3, 'Store 3', 1998, 19981, 'Q1', 11.0))
+              t(country, state, city, store_id, store_name, yr, q_key, q, amount))
+             TO {} (FORMAT parquet)",
+            sql_string(&fact.to_string_lossy())
+        ))
+        .unwrap();
+        let cap = |n: &str| format!("{{da: {n}, en: {n}}}");
+        let level = |n: &str, key: &str, extra: &str| {
+            format!(
+                "        - name: {n}\n          caption: {}\n          key_column: {key}\n{extra}",
+                cap(n)
+            )
+        };
+        let yaml = format!(
+            "cube:
+  name: Sales
+  caption: {}
+  source: {{path: fact.parquet}}
+  security: {{class: public}}
+  dimensions:
+    - name: Store
+      caption: {}
+      hierarchies:
+      - name: Store
+        caption: {}
+        all_member: {{name: All Stores}}
+        levels:
+{}{}{}{}    - name: Time
+      caption: {}
+      hierarchies:
+      - name: Time
+        caption: {}
+        has_all: false
+        levels:
+{}{}  measures:
+    - name: Amount
+      caption: {}
+      column: amount
+      aggregator: sum
+",
+            cap("Sales"),
+            cap("Store"),
+            cap("Store"),
+            level("Store Country", "country", ""),
+            level("Store State", "state", ""),
+            level("Store City", "city", "          unique_members: false\n"),
+            level("Store Name", "store_id", "          name_column: store_name\n"),
+            cap("Time"),
+            cap("Time"),
+            level("Year", "yr", "          type: years\n"),
+            level(
+                "Quarter",
+                "q_key",
+                "          name_column: q\n          type: quarters\n"
+            ),
+            cap("Amount"),
+        );
+        let defs = dir.path().join("defs");
+        std::fs::create_dir_all(&defs).unwrap();
+        std::fs::write(
+            defs.join("catalog.yaml"),
+            "catalog: {name: T, caption: {da: T, en: T}, naming: name_path}\n",
+        )
+        .unwrap();
+        std::fs::write(defs.join("sales.yaml"), yaml).unwrap();
+        let catalog = datakube_model::load_catalog(&defs, None).unwrap_or_else(|d| panic!("{d:?}"));
+        let engine = Engine::open(&EngineConfig::default()).unwrap();
+        let members = MemberStore::load(&engine, dir.path(), &catalog).unwrap();
+        (dir, catalog, members)
+    }
+
+    fn resolve(sp: &Space, mdx: &str) -> Result<Object> {
+        match datakube_mdx::parse_expression(mdx).unwrap() {
+            Expr::Identifier(n) => sp.resolve(&n),
+            other => panic!("not a name: {other:?}"),
+        }
+    }
+
+    fn member_name(sp: &Space, mdx: &str) -> String {
+        match resolve(sp, mdx) {
+            Ok(Object::Member(m)) if m.h == MEASURES => sp.measures[m.id as usize].unique_name.clone(),
+            Ok(Object::Member(m)) => sp.hier(m.h).members.get(m.id).unique_name.clone(),
+            other => panic!("{mdx}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn name_path_names_resolve() {
+        let (_dir, catalog, members) = fixture();
+        let sp = Space::new(&catalog.cubes[0], &members, Lang::En).unwrap();
+        let (store, time) = (1, 2);
+        assert_eq!(sp.hierarchy_unique_name(store), "[Store]");
+        // Repeating city keys: one member per parent.
+        assert_eq!(
+            member_name(&sp, "[Store].[USA].[OR].[Portland]"),
+            "[Store].[USA].[OR].[Portland]"
+        );
+        assert_eq!(
+            member_name(&sp, "[Store].[USA].[ME].[Portland]"),
+            "[Store].[USA].[ME].[Portland]"
+        );
+        assert_eq!(sp.hier(store).members.level_members(3).len(), 3);
+        assert_eq!(
+            member_name(&sp, "[Store].[All Stores].[USA].[OR]"),
+            "[Store].[USA].[OR]"
+        );
+        assert_eq!(member_name(&sp, "[Store].[All Stores]"), "[Store].[All Stores]");
+        assert_eq!(
+            member_name(&sp, "[Store].[Store City].[Salem]"),
+            "[Store].[USA].[OR].[Salem]"
+        );
+        assert_eq!(
+            member_name(&sp, "[Store].[Store 2]"),
+            "[Store].[USA].[ME].[Portland].[Store 2]"
+        );
+        // Without the dimension: members, levels, measures.
+        assert_eq!(member_name(&sp, "[Store 3]"), "[Store].[USA].[OR].[Salem].[Store 3]");
+        assert_eq!(member_name(&sp, "[USA].[ME]"), "[Store].[USA].[ME]");
+        assert_eq!(
+            resolve(&sp, "[Store City]").unwrap(),
+            Object::Level { h: store, number: 3 }
+        );
+        assert_eq!(member_name(&sp, "[Amount]"), "[Measures].[Amount]");
+        assert_eq!(member_name(&sp, "Measures.[Amount]"), "[Measures].[Amount]");
+        assert_eq!(
+            member_name(&sp, "[Measures].[MeasuresLevel].[Amount]"),
+            "[Measures].[Amount]"
+        );
+        assert_eq!(resolve(&sp, "Store").unwrap(), Object::Hierarchy(store));
+        assert_eq!(resolve(&sp, "[Time].[Time]").unwrap(), Object::Hierarchy(time));
+        assert!(resolve(&sp, "[Nowhere]").is_err());
+    }
+
+    #[test]
+    fn a_hierarchy_without_all_member() {
+        let (_dir, catalog, members) = fixture();
+        let sp = Space::new(&catalog.cubes[0], &members, Lang::En).unwrap();
+        let t = sp.hier(2);
+        assert!(!t.members.has_all && sp.hier(1).members.has_all);
+        // Member 0 is still the root (level 0); the default member is the first year.
+        assert_eq!(t.members.level_members(0), &[0]);
+        assert_eq!(t.members.get(t.default).unique_name, "[Time].[1997]");
+        assert_eq!(t.default, t.members.first_member());
+        assert_eq!(member_name(&sp, "[Time].[1998].[Q1]"), "[Time].[1998].[Q1]");
+        assert!(resolve(&sp, "[Time].[All]").is_err());
+        assert!(resolve(&sp, "[Time].[(All)]").is_err());
+        assert!(t.members.by_unique_name(&t.members.all().unique_name).is_none());
+        // Quarter keys are unique (year and quarter), names repeat.
+        assert_eq!(t.members.level_members(2).len(), 3);
+    }
 }
