@@ -279,3 +279,97 @@ fn order_keeps_the_hierarchy_unless_told_to_break_it_and_top_percent() {
     let got: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
     assert_eq!(got, want);
 }
+
+/// Execute `mdx` with a SOAP session header (`BeginSession` when `session` is None).
+fn execute_in_session(s: &Server, mdx: &str, session: Option<&str>, user: (&str, &str)) -> (common::Answer, String) {
+    let header = match session {
+        None => {
+            "<BeginSession xmlns=\"urn:schemas-microsoft-com:xml-analysis\" soap:mustUnderstand=\"1\"/>".to_string()
+        }
+        Some(id) => format!("<Session xmlns=\"urn:schemas-microsoft-com:xml-analysis\" SessionId=\"{id}\"/>"),
+    };
+    let body = format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Header>{header}</soap:Header><soap:Body>\
+<Execute xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><Command><Statement>{}</Statement></Command><Properties><PropertyList>\
+<Catalog>FLIS</Catalog><LocaleIdentifier>1033</LocaleIdentifier></PropertyList></Properties></Execute></soap:Body></soap:Envelope>",
+        common::xml_escape(mdx)
+    );
+    let (b, code) = common::curl_post_as(&s.url(), &body, Some(user), &[]);
+    assert_eq!(code, "200", "{b}");
+    let id = common::session_id(&b).unwrap_or_default();
+    (common::Answer::parse(&b), id)
+}
+
+#[test]
+fn session_scoped_calculated_members_and_sets() {
+    let s = server();
+    let admin = ("admin", "admin");
+    let by_k = regnskab_by_kommune(s);
+    let total: f64 = by_k.values().sum();
+    // A session with a calculated measure and a named set.
+    let (a, sid) = execute_in_session(
+        s,
+        "CREATE SESSION MEMBER [Økonomi].[Measures].[Dobbelt] AS [Measures].[Regnskab] * 2, FORMAT_STRING = '#,##0'",
+        None,
+        admin,
+    );
+    assert!(a.fault.is_none(), "{:?}", a.fault);
+    assert!(!sid.is_empty(), "BeginSession answers with a session id");
+    let (a, _) = execute_in_session(
+        s,
+        "CREATE SET [Økonomi].[Top3] AS TopCount([Kommune].[Geografi].[Kommune].Members, 3, [Measures].[Regnskab])",
+        Some(&sid),
+        admin,
+    );
+    assert!(a.fault.is_none(), "{:?}", a.fault);
+    let (a, _) = execute_in_session(
+        s,
+        "SELECT {[Measures].[Regnskab], [Measures].[Dobbelt]} ON 0, [Top3] ON 1 FROM [Økonomi]",
+        Some(&sid),
+        admin,
+    );
+    let a = a.ok();
+    let mut top: Vec<(i64, f64)> = by_k.iter().map(|(k, v)| (*k, *v)).collect();
+    top.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    let got: Vec<i64> = a.axes[1].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(got, top.iter().take(3).map(|x| x.0).collect::<Vec<_>>());
+    for (i, (_, v)) in top.iter().take(3).enumerate() {
+        assert!(close(a.value(i as u64 * 2).unwrap(), *v));
+        assert!(close(a.value(i as u64 * 2 + 1).unwrap(), 2.0 * v));
+    }
+    // The query's WITH overrides the session's definition.
+    let (a, _) = execute_in_session(
+        s,
+        "WITH MEMBER [Measures].[Dobbelt] AS [Measures].[Regnskab] * 3 SELECT [Measures].[Dobbelt] ON 0 FROM [Økonomi]",
+        Some(&sid),
+        admin,
+    );
+    assert!(close(a.ok().value(0).unwrap(), 3.0 * total));
+    // Another session does not see them.
+    let (a, other) = execute_in_session(s, "SELECT [Measures].[Dobbelt] ON 0 FROM [Økonomi]", None, admin);
+    assert_ne!(other, sid);
+    assert!(a.fault.unwrap().1.contains("Dobbelt"));
+    // DROP removes it; dropping it twice is an error naming it.
+    let (a, _) = execute_in_session(s, "DROP MEMBER [Økonomi].[Measures].[Dobbelt]", Some(&sid), admin);
+    assert!(a.fault.is_none(), "{:?}", a.fault);
+    let (a, _) = execute_in_session(s, "SELECT [Measures].[Dobbelt] ON 0 FROM [Økonomi]", Some(&sid), admin);
+    assert!(a.fault.is_some());
+    let (a, _) = execute_in_session(s, "DROP MEMBER [Økonomi].[Measures].[Dobbelt]", Some(&sid), admin);
+    assert!(a.fault.unwrap().1.contains("Dobbelt"));
+    // A definition for an unknown cube, or with a parent that does not exist, is refused.
+    let (a, _) = execute_in_session(s, "CREATE MEMBER [Nope].[Measures].[X] AS 1", Some(&sid), admin);
+    assert!(a.fault.unwrap().1.contains("[Nope]"));
+    let (a, _) = execute_in_session(
+        s,
+        "CREATE MEMBER [Økonomi].[Kommune].[Geografi].[Nowhere].[X] AS 1",
+        Some(&sid),
+        admin,
+    );
+    assert!(a.fault.unwrap().1.contains("Nowhere"));
+    // Without a session there is nowhere to keep a definition.
+    let f = s
+        .mdx("CREATE MEMBER [Økonomi].[Measures].[X] AS 1", 1033)
+        .fault
+        .expect("sessionless CREATE");
+    assert!(f.1.contains("BeginSession"), "{f:?}");
+}

@@ -349,6 +349,7 @@ fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         last_schema_update: "",
         default_cube: None,
         ignore_missing_members: false,
+        session_definitions: Vec::new(),
         cancel: None,
     };
     match datakube_query::exec::explain(&ctx, &a.mdx) {

@@ -39,6 +39,8 @@ pub struct QueryContext<'a> {
     /// `MdxMissingMemberMode=Ignore`: a reference to a member that does not exist is an
     /// empty set (left out of sets, empty in values) instead of an error.
     pub ignore_missing_members: bool,
+    /// Calculated members and named sets of the session: (cube, definition without the cube).
+    pub session_definitions: Vec<(String, Definition)>,
     /// Set when the client sends Cancel for this command.
     pub cancel: Option<&'a datakube_engine::CancelToken>,
 }
@@ -299,7 +301,14 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     }
 
     // WITH: calculated measures first (sets may refer to them), then sets in order.
-    for d in &sel.with {
+    // Session definitions for this cube first; the query's WITH may redefine them.
+    let session: Vec<&Definition> = ctx
+        .session_definitions
+        .iter()
+        .filter(|(c, _)| c.eq_ignore_ascii_case(&cube.name))
+        .map(|(_, d)| d)
+        .collect();
+    for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Member(m) = d {
             define_member(&mut space, m)?;
         } else if let Definition::CellCalculation(c) = d {
@@ -318,7 +327,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         Restrictions::new(),
         ctx.cancel,
     )));
-    for d in &sel.with {
+    for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Set(s) = d {
             let tuples = env.eval_set(&s.expr, None)?;
             let key = s

@@ -10,6 +10,8 @@ use datakube_xmla::service::{ExecuteRequest, ExecuteResult, Executor};
 
 use datakube_auth::{Principal, RowScope as PrincipalScope};
 
+use datakube_mdx::ast::{Definition, ObjectName, Statement};
+
 use crate::cells::RowScope;
 use crate::exec::{QueryContext, execute};
 
@@ -52,8 +54,12 @@ impl Executor for QueryExecutor {
             ignore_missing_members: props
                 .get("MdxMissingMemberMode")
                 .is_some_and(|m| m.eq_ignore_ascii_case("Ignore")),
+            session_definitions: session_definitions(&req.session.borrow()),
             cancel: Some(cancel),
         };
+        if upper.starts_with("CREATE") || upper.starts_with("DROP") {
+            return session_statement(&ctx, req, statement).map(|()| empty_root().into());
+        }
         if upper.starts_with("DRILLTHROUGH") {
             let stmt = datakube_mdx::parse_statement(statement)
                 .map_err(|e| Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}")))?;
@@ -74,6 +80,137 @@ impl Executor for QueryExecutor {
             Ok(cells) => Ok(ExecuteResult::CellSet { cells, with_schema }),
             Err(e) => Err(Fault::new(e.code(), e.to_string())),
         }
+    }
+}
+
+/// The session's calculated members and sets, parsed: (cube, definition without the cube).
+fn session_definitions(state: &datakube_xmla::session::SessionState) -> Vec<(String, Definition)> {
+    let mut out = Vec::new();
+    for d in &state.definitions {
+        // Stored as checked `CREATE` statements; a failure here would be a bug, so it is logged.
+        match datakube_mdx::parse_statement(&d.mdx) {
+            Ok(Statement::Create(c)) => {
+                out.extend(c.definitions.into_iter().map(|def| (d.cube.clone(), without_cube(def))));
+            }
+            other => tracing::warn!(?other, "a stored session definition does not parse"),
+        }
+    }
+    out
+}
+
+fn definition_name(d: &Definition) -> &ObjectName {
+    match d {
+        Definition::Member(m) => &m.name,
+        Definition::Set(s) => &s.name,
+        Definition::CellCalculation(c) => &c.name,
+    }
+}
+
+/// The definition with its leading cube name (`[Sales].` or `CURRENTCUBE.`) removed.
+fn without_cube(mut d: Definition) -> Definition {
+    let name = match &mut d {
+        Definition::Member(m) => &mut m.name,
+        Definition::Set(s) => &mut s.name,
+        Definition::CellCalculation(c) => &mut c.name,
+    };
+    if name.segments.len() > 1 {
+        name.segments.remove(0);
+    }
+    d
+}
+
+fn definition_key(d: &Definition) -> String {
+    let kind = match d {
+        Definition::Member(_) => "member",
+        Definition::Set(_) => "set",
+        Definition::CellCalculation(_) => "cell",
+    };
+    format!("{kind}:{}", definition_name(d)).to_lowercase()
+}
+
+/// `CREATE [SESSION] MEMBER/SET [Cube].[…] AS …` and `DROP MEMBER/SET [Cube].[…]`: kept in the
+/// session (bounded there), checked against the cube first.
+fn session_statement(ctx: &QueryContext, req: &ExecuteRequest, statement: &str) -> Result<(), Fault> {
+    let stmt = datakube_mdx::parse_statement(statement)
+        .map_err(|e| Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}")))?;
+    if req.session.borrow().id.is_empty() {
+        return Err(Fault::new(
+            codes::SESSION,
+            "CREATE and DROP keep calculations in a session: start one with BeginSession first",
+        ));
+    }
+    let cube_of = |name: &ObjectName| -> Result<String, Fault> {
+        let first = name.segments.first().map(|s| s.text()).unwrap_or_default();
+        let cube_name = if first.eq_ignore_ascii_case("CURRENTCUBE") {
+            ctx.default_cube.map(str::to_string).ok_or_else(|| {
+                Fault::new(
+                    codes::MDX_SYNTAX,
+                    "CURRENTCUBE needs the Cube property; name the cube instead: [Cube].[Measures].[X]",
+                )
+            })?
+        } else {
+            first
+        };
+        ctx.catalog
+            .cube(&cube_name)
+            .map(|c| c.name.clone())
+            .ok_or_else(|| Fault::new(codes::MDX_NAME, format!("the cube [{cube_name}] does not exist; a session definition starts with the cube: [Cube].[Measures].[X]")))
+    };
+    match stmt {
+        Statement::Create(c) => {
+            let mut state = req.session.borrow_mut();
+            for def in c.definitions {
+                if matches!(def, Definition::CellCalculation(_)) {
+                    return Err(Fault::new(
+                        codes::MDX_UNSUPPORTED,
+                        "CREATE CELL CALCULATION is not supported",
+                    ));
+                }
+                let cube = cube_of(definition_name(&def))?;
+                let inner = without_cube(def.clone());
+                // Check the name against the cube (a member's parent must exist).
+                if let Definition::Member(m) = &inner {
+                    let c = ctx.catalog.cube(&cube).expect("checked above");
+                    let mut space = crate::space::Space::new(c, ctx.members, ctx.lang)
+                        .map_err(|e| Fault::new(e.code(), e.to_string()))?;
+                    crate::exec::define_member(&mut space, m).map_err(|e| Fault::new(e.code(), e.to_string()))?;
+                }
+                let single = datakube_mdx::ast::Create {
+                    session: true,
+                    definitions: vec![def],
+                    span: c.span,
+                };
+                state
+                    .define(datakube_xmla::session::SessionDefinition {
+                        cube,
+                        key: definition_key(&inner),
+                        mdx: Statement::Create(Box::new(single)).to_string(),
+                    })
+                    .map_err(|m| Fault::new(codes::SESSION, m))?;
+            }
+            Ok(())
+        }
+        Statement::Drop(d) => {
+            let mut state = req.session.borrow_mut();
+            let kind = match d.kind {
+                datakube_mdx::ast::DropKind::Member => "member",
+                datakube_mdx::ast::DropKind::Set => "set",
+            };
+            for name in &d.names {
+                let cube = cube_of(name)?;
+                let mut rest = name.clone();
+                rest.segments.remove(0);
+                let key = format!("{kind}:{rest}").to_lowercase();
+                if !state.undefine(&cube, &key) {
+                    return Err(Fault::new(
+                        codes::MDX_NAME,
+                        format!("DROP {}: the session has no such {kind} in cube [{cube}]", name),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(Fault::new(codes::MDX_SYNTAX, "expected CREATE or DROP")),
     }
 }
 

@@ -51,7 +51,9 @@ pub struct ExecuteRequest<'a> {
     pub runtime: &'a Runtime,
     /// The verified identity: the only source of the row scope.
     pub principal: &'a Principal,
-    pub session: &'a SessionState,
+    /// The session's state; an executor may change it (`CREATE SESSION MEMBER`), and the
+    /// change is kept when the session exists.
+    pub session: &'a std::cell::RefCell<SessionState>,
     pub statement: &'a str,
     pub props: &'a soap::Properties,
     pub lang: Lang,
@@ -308,7 +310,7 @@ impl XmlaService {
                     // DMV (`SELECT … FROM $SYSTEM.<rowset>`, Power Query): a schema rowset.
                     crate::dmv::execute(&e.statement, &e.parameters, &ctx).map(|root| (Kind::Execute, root.into()))
                 } else {
-                    let state = session.clone().unwrap_or_default();
+                    let state = std::cell::RefCell::new(session.clone().unwrap_or_default());
                     let token = Arc::new(CancelToken::new());
                     let key = session_id.clone().unwrap_or_default();
                     if !key.is_empty() {
@@ -329,6 +331,10 @@ impl XmlaService {
                         .map(|root| (Kind::Execute, root));
                     if !key.is_empty() {
                         self.running_map().remove(&key);
+                    }
+                    let state = state.into_inner();
+                    if session.as_ref().is_some_and(|s| s.definitions != state.definitions) {
+                        self.sessions.save(&state);
                     }
                     result
                 }

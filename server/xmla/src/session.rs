@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 pub const MAX_SESSIONS: usize = 10_000;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 pub const MAX_SESSION_PROPERTIES: usize = 256;
+/// Most `CREATE SESSION MEMBER/SET` definitions one session keeps.
+pub const MAX_SESSION_DEFINITIONS: usize = 256;
+/// Longest definition (its MDX text) a session keeps.
+pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
 const MAX_PROPERTY_BYTES: usize = 4096;
 
 /// What a session remembers between requests.
@@ -25,9 +29,54 @@ pub struct SessionState {
     pub locale: Option<u32>,
     /// Other properties sent with BeginSession or later requests (bounded).
     pub properties: Vec<(String, String)>,
+    /// Calculated members and named sets made with `CREATE [SESSION] MEMBER/SET` (bounded).
+    pub definitions: Vec<SessionDefinition>,
+}
+
+/// A session-scoped calculated member or named set: its cube, a lookup key and its MDX text
+/// (`MEMBER [Measures].[X] AS …` / `SET [S] AS …`, without the cube name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDefinition {
+    pub cube: String,
+    /// `member:[measures].[x]` or `set:[s]`, lower-case.
+    pub key: String,
+    pub mdx: String,
 }
 
 impl SessionState {
+    /// Add or replace a definition. Refused (with the reason) beyond the bounds.
+    pub fn define(&mut self, def: SessionDefinition) -> Result<(), String> {
+        if def.mdx.len() > MAX_DEFINITION_BYTES {
+            return Err(format!(
+                "the definition is {} bytes; a session keeps definitions of at most {MAX_DEFINITION_BYTES} bytes",
+                def.mdx.len()
+            ));
+        }
+        if let Some(slot) = self
+            .definitions
+            .iter_mut()
+            .find(|d| d.cube.eq_ignore_ascii_case(&def.cube) && d.key == def.key)
+        {
+            *slot = def;
+            return Ok(());
+        }
+        if self.definitions.len() >= MAX_SESSION_DEFINITIONS {
+            return Err(format!(
+                "a session keeps at most {MAX_SESSION_DEFINITIONS} calculated members and sets; DROP some first"
+            ));
+        }
+        self.definitions.push(def);
+        Ok(())
+    }
+
+    /// Remove a definition; `false` when there was none.
+    pub fn undefine(&mut self, cube: &str, key: &str) -> bool {
+        let before = self.definitions.len();
+        self.definitions
+            .retain(|d| !(d.cube.eq_ignore_ascii_case(cube) && d.key == key));
+        self.definitions.len() != before
+    }
+
     /// Remember properties the client sent (catalog and locale get their own fields).
     pub fn absorb(&mut self, props: &[(String, String)]) {
         for (k, v) in props {
@@ -195,6 +244,33 @@ mod tests {
         let st = s.use_session("7A1D0F2E-0000-0000-0000-000000000000", "u1").unwrap();
         assert_eq!(st.catalog, None);
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn definitions_are_replaced_dropped_and_bounded() {
+        let mut st = SessionState::default();
+        let def = |k: &str, mdx: &str| SessionDefinition {
+            cube: "Sales".into(),
+            key: k.into(),
+            mdx: mdx.into(),
+        };
+        st.define(def("member:[measures].[x]", "MEMBER [Measures].[X] AS 1"))
+            .unwrap();
+        st.define(def("member:[measures].[x]", "MEMBER [Measures].[X] AS 2"))
+            .unwrap();
+        assert_eq!(st.definitions.len(), 1);
+        assert!(st.definitions[0].mdx.ends_with('2'));
+        assert!(st.undefine("sales", "member:[measures].[x]"));
+        assert!(!st.undefine("sales", "member:[measures].[x]"));
+        for i in 0..MAX_SESSION_DEFINITIONS {
+            st.define(def(&format!("set:[s{i}]"), "SET [S] AS {}")).unwrap();
+        }
+        let err = st.define(def("set:[one more]", "SET [S] AS {}")).unwrap_err();
+        assert!(err.contains("at most"), "{err}");
+        let err = st
+            .define(def("set:[s0]", &"x".repeat(MAX_DEFINITION_BYTES + 1)))
+            .unwrap_err();
+        assert!(err.contains("bytes"), "{err}");
     }
 
     #[test]
