@@ -90,7 +90,9 @@ pub struct CellFetcher<'s, 'a> {
     data_dir: &'s Path,
     scope: RowScope,
     restrictions: Restrictions,
-    cache: HashMap<(u32, Coord), Scalar>,
+    /// Values fetched so far; shared with the fetchers made by [`CellFetcher::fresh`], so a
+    /// value filter inside a calculated member reuses what the query already read.
+    cache: std::rc::Rc<std::cell::RefCell<HashMap<(u32, Coord), Scalar>>>,
     pending: HashSet<(u32, Coord)>,
     /// Every statement run, in order (for logs and tests).
     pub executed: Vec<CellQuery>,
@@ -113,7 +115,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             // Cubes without personal data (class public) have no row scope.
             scope: if space.cube.is_public() { RowScope::All } else { scope },
             restrictions,
-            cache: HashMap::new(),
+            cache: Default::default(),
             pending: HashSet::new(),
             executed: Vec::new(),
             cancel,
@@ -123,21 +125,23 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     /// A fetcher with the same scope and restrictions and an empty cache, for values needed
     /// while this one is busy (a value filter inside a calculated member).
     pub fn fresh(&self) -> CellFetcher<'s, 'a> {
-        CellFetcher::new(
+        let mut f = CellFetcher::new(
             self.space,
             self.engine,
             self.data_dir,
             self.scope.clone(),
             self.restrictions.clone(),
             self.cancel,
-        )
+        );
+        f.cache = self.cache.clone();
+        f
     }
 
     /// Restrict hierarchy `h` to the members `ids` (a subselect or a set slicer). Values
     /// fetched before no longer hold, so the cache is emptied.
     pub fn set_restriction(&mut self, h: HierIdx, ids: Vec<u32>) {
         self.restrictions.insert(h, ids);
-        self.cache.clear();
+        self.cache.borrow_mut().clear();
         self.pending.clear();
     }
 
@@ -445,7 +449,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .and_then(|vals| vals[mi])
                 .map(Scalar::Num)
                 .unwrap_or(Scalar::Empty);
-            self.cache.insert((*m, c.clone()), v);
+            self.cache.borrow_mut().insert((*m, c.clone()), v);
         }
         self.executed.push(plan);
         Ok(())
@@ -472,8 +476,9 @@ pub fn key_text(v: datakube_engine::duckdb::types::ValueRef<'_>) -> String {
 impl CellSource for CellFetcher<'_, '_> {
     fn stored(&mut self, measure: u32, coord: &[u32]) -> Option<Scalar> {
         let key = (measure, coord[1..].to_vec());
-        match self.cache.get(&key) {
-            Some(v) => Some(v.clone()),
+        let hit = self.cache.borrow().get(&key).cloned();
+        match hit {
+            Some(v) => Some(v),
             None => {
                 self.pending.insert(key);
                 None
