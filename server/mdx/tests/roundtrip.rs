@@ -95,6 +95,10 @@ const STATEMENTS: &[&str] = &[
     "DRILLTHROUGH MAXROWS 50 FIRSTROWSET 1 SELECT FROM [Sales] WHERE ([Time].[1997]) RETURN [$Store].[Store Name], MemberValue([$Time].[Year])",
     "CREATE SESSION SET [Sales].[Top] AS TopCount([Store].Members, 3, [Measures].[Sales])",
     "CREATE MEMBER [Sales].[Measures].[X] AS '[Measures].[Sales] * 2', FORMAT_STRING = '#,0', VISIBLE = 1",
+    // Regressions found by the proptest round trip.
+    "WITH CELL CALCULATION [c] FOR CASE [a] AS s WHEN 1 THEN s END AS .5 SELECT FROM [C]",
+    "WITH CELL CALCULATION [c] FOR .5 AS '1' SELECT FROM [C]",
+    "SELECT FROM [C] WHERE [a] IS (NULL.Item())",
 ];
 
 const COMMANDS: &[&str] = &[
@@ -252,6 +256,20 @@ fn programmatic_trees_print_with_needed_parentheses() {
         Expr::Alias {
             expr: Box::new(un(UnaryOp::Existing, id("s"))),
             alias: Ident::quoted("x y"),
+            span: Span::EMPTY,
+        },
+        // Regression (proptest): an IS target starting with NULL must not read back as IS NULL.
+        Expr::Is {
+            expr: Box::new(id("a")),
+            target: IsTarget::Expr(Box::new(Expr::Method {
+                object: Box::new(Expr::Literal {
+                    value: Literal::Null,
+                    span: Span::EMPTY,
+                }),
+                name: Ident::new("Item"),
+                args: vec![],
+                span: Span::EMPTY,
+            })),
             span: Span::EMPTY,
         },
     ];
