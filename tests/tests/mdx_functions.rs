@@ -366,6 +366,22 @@ fn session_scoped_calculated_members_and_sets() {
         admin,
     );
     assert!(a.fault.unwrap().1.contains("Nowhere"));
+    // Several definitions in one command, separated by `;`.
+    let (a, _) = execute_in_session(
+        s,
+        "CREATE MEMBER [Økonomi].[Measures].[A] AS 1; CREATE MEMBER [Økonomi].[Measures].[B] AS [Measures].[A] + 1",
+        Some(&sid),
+        admin,
+    );
+    assert!(a.fault.is_none(), "{:?}", a.fault);
+    let (a, _) = execute_in_session(
+        s,
+        "SELECT {[Measures].[A], [Measures].[B]} ON 0 FROM [Økonomi]",
+        Some(&sid),
+        admin,
+    );
+    let a = a.ok();
+    assert_eq!((a.value(0), a.value(1)), (Some(1.0), Some(2.0)));
     // Without a session there is nowhere to keep a definition.
     let f = s
         .mdx("CREATE MEMBER [Økonomi].[Measures].[X] AS 1", 1033)

@@ -18,8 +18,13 @@
 //! a chain denotes (dimension, hierarchy, level, member) is left to the engine.
 //!
 //! Operator precedence follows SSAS, from loosest to tightest: `OR`; `XOR`; `AND`; `NOT`;
-//! comparisons (`= <> < <= > >=`); `EXISTING`; `+ -`; `* /`; `^` and prefix `-`/`+`
+//! comparisons (`= <> < <= > >=`); `EXISTING`; `+ - ||`; `* /`; `^` and prefix `-`/`+`
 //! (`-a^b` is `-(a^b)`); `:`; `AS`; `IS`; then dot access. Binary operators are left-associative.
+//! `||` (string concatenation, as in Mondrian) binds like `+`.
+//!
+//! Literals: numbers (`1`, `2.5`, `1.5E3`, `.5`), strings in single or double quotes, `NULL`.
+//! MDX has no date literal (SSAS builds dates with `CDate("...")`/`DateSerial(...)`, which are
+//! ordinary function calls here).
 
 /// A region of the source text: byte range `start..end` plus the 1-based line and column
 /// (in characters) of `start`.
@@ -184,6 +189,8 @@ pub enum BinaryOp {
     Or,
     /// `XOR`
     Xor,
+    /// `||` (string concatenation; same precedence as `+`)
+    Concat,
 }
 
 /// Right-hand side of an `IS` test.
@@ -438,6 +445,13 @@ pub struct Drop {
     pub span: Span,
 }
 
+/// `REFRESH CUBE name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refresh {
+    pub cube: ObjectName,
+    pub span: Span,
+}
+
 /// A complete MDX statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -449,6 +463,8 @@ pub enum Statement {
     Create(Box<Create>),
     /// `DROP MEMBER|SET ...`.
     Drop(Box<Drop>),
+    /// `REFRESH CUBE name`.
+    Refresh(Box<Refresh>),
 }
 
 // ----- span access and span-insensitive comparison ------------------------------------------
@@ -655,6 +671,7 @@ impl Statement {
             Statement::Drillthrough(d) => d.span,
             Statement::Create(c) => c.span,
             Statement::Drop(d) => d.span,
+            Statement::Refresh(r) => r.span,
         }
     }
 
@@ -674,6 +691,10 @@ impl Statement {
             Statement::Drop(d) => {
                 d.span = Span::EMPTY;
                 d.names.iter_mut().for_each(ObjectName::strip_spans);
+            }
+            Statement::Refresh(r) => {
+                r.span = Span::EMPTY;
+                r.cube.strip_spans();
             }
         }
     }

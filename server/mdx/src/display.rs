@@ -133,6 +133,7 @@ impl Display for BinaryOp {
             BinaryOp::And => "AND",
             BinaryOp::Or => "OR",
             BinaryOp::Xor => "XOR",
+            BinaryOp::Concat => "||",
         })
     }
 }
@@ -206,6 +207,27 @@ fn write_operand(f: &mut Formatter<'_>, e: &Expr, min_bp: u8, next_bp: u8) -> fm
     if needs { write!(f, "({e})") } else { write!(f, "{e}") }
 }
 
+/// Whether the printed form of `e` starts with the word `NULL` or `EMPTY`.
+fn starts_with_null_or_empty(e: &Expr) -> bool {
+    let mut e = e;
+    loop {
+        e = match e {
+            Expr::Literal {
+                value: Literal::Null, ..
+            } => return true,
+            Expr::Identifier(n) => {
+                return matches!(n.segments.first(), Some(Segment::Name { text, quoted: false, .. })
+                    if text.eq_ignore_ascii_case("EMPTY"));
+            }
+            Expr::Binary { left, .. } => left,
+            Expr::Range { start, .. } => start,
+            Expr::Is { expr, .. } | Expr::Alias { expr, .. } => expr,
+            Expr::Property { object, .. } | Expr::Method { object, .. } if is_postfix_object(object) => object,
+            _ => return false,
+        };
+    }
+}
+
 fn is_postfix_object(e: &Expr) -> bool {
     matches!(
         e,
@@ -269,7 +291,12 @@ impl Display for Expr {
                     IsTarget::Empty => f.write_str(" IS EMPTY"),
                     IsTarget::Expr(t) => {
                         f.write_str(" IS ")?;
-                        write_operand(f, t, PREC_IS + 1, 0)
+                        if starts_with_null_or_empty(t) {
+                            // `IS NULL...` / `IS EMPTY...` would read as the NULL/EMPTY test.
+                            write!(f, "({t})")
+                        } else {
+                            write_operand(f, t, PREC_IS + 1, 0)
+                        }
                     }
                 }
             }
@@ -424,8 +451,8 @@ impl Display for CellCalculationDefinition {
         write!(f, "CELL CALCULATION {} FOR ", self.name)?;
         if self.for_quoted {
             write_formula(f, &self.for_expr, true)?;
-        } else if matches!(self.for_expr, Expr::Alias { .. }) {
-            // `x AS y` is not an alias after FOR; keep an alias parenthesised.
+        } else if has_toplevel_alias(&self.for_expr) {
+            // `x AS y` outside brackets is not an alias after FOR; keep it parenthesised.
             write!(f, "({})", self.for_expr)?;
         } else {
             write!(f, "{}", self.for_expr)?;
@@ -434,6 +461,28 @@ impl Display for CellCalculationDefinition {
         write_formula(f, &self.expr, self.expr_quoted)?;
         write_properties(f, &self.properties)
     }
+}
+
+/// Whether printing `e` shows an `AS alias` outside any brackets (which the parser reads as
+/// the end of a CELL CALCULATION's unquoted FOR clause).
+fn has_toplevel_alias(e: &Expr) -> bool {
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Alias { .. } => return true,
+            Expr::Unary { expr, .. } => stack.push(expr),
+            Expr::Binary { left, right, .. } => stack.extend([&**left, &**right]),
+            Expr::Range { start, end, .. } => stack.extend([&**start, &**end]),
+            Expr::Is { expr, target, .. } => {
+                stack.push(expr);
+                if let IsTarget::Expr(t) = target {
+                    stack.push(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 impl Display for Definition {
@@ -553,6 +602,12 @@ impl Display for Drop {
     }
 }
 
+impl Display for Refresh {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "REFRESH CUBE {}", self.cube)
+    }
+}
+
 impl Display for Statement {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
@@ -560,6 +615,7 @@ impl Display for Statement {
             Statement::Drillthrough(d) => write!(f, "{d}"),
             Statement::Create(c) => write!(f, "{c}"),
             Statement::Drop(d) => write!(f, "{d}"),
+            Statement::Refresh(r) => write!(f, "{r}"),
         }
     }
 }

@@ -164,6 +164,8 @@ pub enum TokenKind {
     LBrace,
     RBrace,
     Semicolon,
+    /// `||` (string concatenation).
+    Concat,
     /// End of input.
     Eof,
 }
@@ -198,6 +200,7 @@ impl TokenKind {
             TokenKind::LBrace => "{",
             TokenKind::RBrace => "}",
             TokenKind::Semicolon => ";",
+            TokenKind::Concat => "||",
             _ => return None,
         })
     }
@@ -332,6 +335,8 @@ impl<'a> Lexer<'a> {
     fn dot_may_start_number(&self) -> bool {
         match self.tokens.last().map(|t| &t.kind) {
             None => true,
+            // `CELL CALCULATION c FOR .5 AS ...`: FOR is a contextual word, not a keyword.
+            Some(TokenKind::Word { value, keyword: None }) if value.eq_ignore_ascii_case("FOR") => true,
             Some(
                 TokenKind::Word { keyword: None, .. }
                 | TokenKind::QuotedIdent(_)
@@ -442,6 +447,10 @@ impl<'a> Lexer<'a> {
                         '{' => TokenKind::LBrace,
                         '}' => TokenKind::RBrace,
                         ';' => TokenKind::Semicolon,
+                        '|' if self.peek() == Some('|') => {
+                            self.bump();
+                            TokenKind::Concat
+                        }
                         '<' => match self.peek() {
                             Some('>') => {
                                 self.bump();
@@ -693,7 +702,7 @@ mod tests {
     #[test]
     fn operators_and_comments() {
         assert_eq!(
-            kinds("+ - * / ^ < > = <> <= >= : , . ( ) { } ; -- line\n // line\n /* block\n */ x"),
+            kinds("+ - * / ^ < > = <> <= >= : , . ( ) { } ; || -- line\n // line\n /* block\n */ x"),
             vec![
                 TokenKind::Plus,
                 TokenKind::Minus,
@@ -714,6 +723,7 @@ mod tests {
                 TokenKind::LBrace,
                 TokenKind::RBrace,
                 TokenKind::Semicolon,
+                TokenKind::Concat,
                 word("x"),
                 TokenKind::Eof,
             ]

@@ -1,7 +1,7 @@
 //! datakube-mdx: lexer, parser, AST and printer for MDX (Multidimensional Expressions).
 //!
 //! Entry points: [`parse_statement`] for a whole statement (`SELECT`, `DRILLTHROUGH`,
-//! `CREATE`, `DROP`) and [`parse_expression`] for a single expression such as the formula of a
+//! `CREATE`, `DROP`, `REFRESH CUBE`), [`parse_statements`] for a `;`-separated command, and [`parse_expression`] for a single expression such as the formula of a
 //! calculated measure. The tree is in [`ast`]; every node prints back as MDX through `Display`.
 //!
 //! ```
@@ -65,8 +65,25 @@ pub fn parse_expression(src: &str) -> Result<ast::Expr, ParseError> {
 /// Parse one MDX statement; a trailing `;` is allowed.
 ///
 /// Supported: `[WITH ...] SELECT ... FROM ... [WHERE ...] [CELL PROPERTIES ...]` (with
-/// subselects), `DRILLTHROUGH`, `CREATE [SESSION] MEMBER|SET|CELL CALCULATION` and
-/// `DROP MEMBER|SET`.
+/// subselects), `DRILLTHROUGH`, `CREATE [SESSION] MEMBER|SET|CELL CALCULATION`,
+/// `DROP MEMBER|SET` and `REFRESH CUBE`. For several statements in one command see
+/// [`parse_statements`].
 pub fn parse_statement(src: &str) -> Result<ast::Statement, ParseError> {
     parser::Parser::new(src)?.parse_standalone_statement()
+}
+
+/// Parse a command that may hold several statements separated by `;` (as in one XMLA
+/// `Execute`), e.g. `CREATE MEMBER [Sales].[Measures].[A] AS 1; CREATE SET [Sales].[S] AS {}`.
+///
+/// As in SSAS, only `CREATE`, `DROP` and `REFRESH CUBE` statements can be combined; a `SELECT`
+/// or `DRILLTHROUGH` must be the only statement (an error otherwise). Empty statements (`;;`)
+/// are skipped; at least one statement is required. [`format_statements`] prints the list back.
+pub fn parse_statements(src: &str) -> Result<Vec<ast::Statement>, ParseError> {
+    parser::Parser::new(src)?.parse_standalone_statements()
+}
+
+/// Print statements as one command, separated by `;` and a line break (the inverse of
+/// [`parse_statements`]).
+pub fn format_statements(statements: &[ast::Statement]) -> String {
+    statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n")
 }

@@ -34,7 +34,7 @@ pub(crate) fn binary_bp(op: BinaryOp) -> u8 {
         BinaryOp::Xor => BP_XOR,
         BinaryOp::And => BP_AND,
         BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq => BP_CMP,
-        BinaryOp::Add | BinaryOp::Sub => BP_ADD,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Concat => BP_ADD,
         BinaryOp::Mul | BinaryOp::Div => BP_MUL,
         BinaryOp::Pow => BP_POW,
     }
@@ -324,14 +324,61 @@ impl<'a> Parser<'a> {
         Ok(st)
     }
 
+    /// Statements separated by `;` (empty statements between semicolons are skipped). As in
+    /// SSAS, several statements in one command must all be `CREATE`, `DROP` or `REFRESH CUBE`
+    /// (MDX script commands); a `SELECT` or `DRILLTHROUGH` must be alone.
+    pub(crate) fn parse_standalone_statements(&mut self) -> PResult<Vec<Statement>> {
+        let mut out: Vec<(Statement, Span)> = Vec::new();
+        loop {
+            while self.eat_kind(&TokenKind::Semicolon) {}
+            if matches!(self.peek_kind(), TokenKind::Eof) {
+                break;
+            }
+            let start = self.peek().span;
+            let st = self.parse_statement()?;
+            out.push((st, start));
+            if matches!(self.peek_kind(), TokenKind::Eof) {
+                break;
+            }
+            if !matches!(self.peek_kind(), TokenKind::Semicolon) {
+                return self.expected(&["';'", "end of input"], "after statement");
+            }
+        }
+        if out.is_empty() {
+            return self.expected(
+                &["SELECT", "WITH", "DRILLTHROUGH", "CREATE", "DROP", "REFRESH"],
+                "at start of statement",
+            );
+        }
+        if out.len() > 1
+            && let Some((st, at)) = out
+                .iter()
+                .find(|(st, _)| matches!(st, Statement::Select(_) | Statement::Drillthrough(_)))
+        {
+            let what = if matches!(st, Statement::Select(_)) {
+                "SELECT"
+            } else {
+                "DRILLTHROUGH"
+            };
+            return self.error_at(
+                *at,
+                format!(
+                    "a {what} statement must be alone in its command; only CREATE, DROP and REFRESH CUBE statements can be combined with ';'"
+                ),
+            );
+        }
+        Ok(out.into_iter().map(|(st, _)| st).collect())
+    }
+
     fn parse_statement(&mut self) -> PResult<Statement> {
         match self.peek_kind().keyword() {
             Some(Keyword::Select | Keyword::With) => Ok(Statement::Select(Box::new(self.parse_select()?))),
             Some(Keyword::Drillthrough) => Ok(Statement::Drillthrough(Box::new(self.parse_drillthrough()?))),
             Some(Keyword::Create) => Ok(Statement::Create(Box::new(self.parse_create()?))),
             Some(Keyword::Drop) => Ok(Statement::Drop(Box::new(self.parse_drop()?))),
+            None if self.peek_word("REFRESH") => Ok(Statement::Refresh(Box::new(self.parse_refresh()?))),
             _ => self.expected(
-                &["SELECT", "WITH", "DRILLTHROUGH", "CREATE", "DROP"],
+                &["SELECT", "WITH", "DRILLTHROUGH", "CREATE", "DROP", "REFRESH CUBE"],
                 "at start of statement",
             ),
         }
@@ -633,6 +680,19 @@ impl<'a> Parser<'a> {
         })
     }
 
+    fn parse_refresh(&mut self) -> PResult<Refresh> {
+        let start = self.next().span;
+        if !self.peek_word("CUBE") {
+            return self.expected(&["CUBE"], "after REFRESH");
+        }
+        self.next();
+        let cube = self.parse_object_name("cube name")?;
+        Ok(Refresh {
+            cube,
+            span: self.span_from(start),
+        })
+    }
+
     // ----- definitions ---------------------------------------------------------------------
 
     /// Whether a calculation definition starts `n` tokens ahead.
@@ -825,7 +885,8 @@ impl<'a> Parser<'a> {
             prev_end: raw_start,
             nesting: self.nesting,
             h: 0,
-            no_alias: self.no_alias,
+            // The quotes delimit the formula, so `x AS y` inside is always an alias.
+            no_alias: false,
             in_formula: true,
         };
         let e = sub.parse_expr()?;
@@ -981,6 +1042,7 @@ impl<'a> Parser<'a> {
             let binary = match self.peek_kind() {
                 TokenKind::Plus => Some(BinaryOp::Add),
                 TokenKind::Minus => Some(BinaryOp::Sub),
+                TokenKind::Concat => Some(BinaryOp::Concat),
                 TokenKind::Star => Some(BinaryOp::Mul),
                 TokenKind::Slash => Some(BinaryOp::Div),
                 TokenKind::Caret => Some(BinaryOp::Pow),
@@ -1210,7 +1272,7 @@ impl<'a> Parser<'a> {
                         quoted: false,
                         span,
                     };
-                    let args = self.parse_call_args()?;
+                    let args = self.parse_call_args(&name.value)?;
                     self.set_height(self.h + 1, span)?;
                     return Ok(Expr::Function {
                         name,
@@ -1266,7 +1328,7 @@ impl<'a> Parser<'a> {
                                 span: t.span,
                             };
                             if matches!(self.peek_kind(), TokenKind::LParen) {
-                                let args = self.parse_call_args()?;
+                                let args = self.parse_call_args(&format!(".{}", name.value))?;
                                 h = h.max(self.h) + 1;
                                 self.set_height(h, t.span)?;
                                 let span = self.span_from(expr.span());
@@ -1357,8 +1419,16 @@ impl<'a> Parser<'a> {
         Ok(expr)
     }
 
-    /// `(` args `)` where any argument may be omitted: `f(a,,b)`.
-    fn parse_call_args(&mut self) -> PResult<Vec<Expr>> {
+    /// `(` args `)` where any argument may be omitted: `f(a,,b)`. `function` names the
+    /// function for error messages.
+    fn parse_call_args(&mut self, function: &str) -> PResult<Vec<Expr>> {
+        let saved = std::mem::replace(&mut self.no_alias, false);
+        let result = self.parse_call_args_inner(function);
+        self.no_alias = saved;
+        result
+    }
+
+    fn parse_call_args_inner(&mut self, function: &str) -> PResult<Vec<Expr>> {
         self.expect_kind(&TokenKind::LParen, "")?;
         if self.eat_kind(&TokenKind::RParen) {
             self.h = 0;
@@ -1387,13 +1457,22 @@ impl<'a> Parser<'a> {
             if self.eat_kind(&TokenKind::RParen) {
                 break;
             }
-            return self.expected(&["')'", "','"], "after function argument");
+            let function = shorten_name(function);
+            return self.expected(&["')'", "','"], &format!("to close the argument list of {function}"));
         }
         self.h = h;
         Ok(args)
     }
 
     fn parse_expr_list(&mut self, close: &TokenKind, context: &str) -> PResult<Vec<Expr>> {
+        // Inside brackets `x AS y` is always an alias, also in a CELL CALCULATION's FOR clause.
+        let saved = std::mem::replace(&mut self.no_alias, false);
+        let result = self.parse_expr_list_inner(close, context);
+        self.no_alias = saved;
+        result
+    }
+
+    fn parse_expr_list_inner(&mut self, close: &TokenKind, context: &str) -> PResult<Vec<Expr>> {
         let mut items = Vec::new();
         let mut h = 0;
         loop {
@@ -1413,6 +1492,14 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_case(&mut self) -> PResult<Expr> {
+        // CASE ... END brackets its parts: `x AS y` inside is an alias, also in a FOR clause.
+        let saved = std::mem::replace(&mut self.no_alias, false);
+        let result = self.parse_case_inner();
+        self.no_alias = saved;
+        result
+    }
+
+    fn parse_case_inner(&mut self) -> PResult<Expr> {
         let start = self.next().span;
         let mut h = 0;
         let operand = if self.peek_keyword(Keyword::When) {
@@ -1460,6 +1547,17 @@ impl<'a> Parser<'a> {
             else_result,
             span: self.span_from(start),
         })
+    }
+}
+
+/// A function name for an error message, cut to a readable length.
+fn shorten_name(name: &str) -> String {
+    if name.chars().count() > 40 {
+        let mut t: String = name.chars().take(37).collect();
+        t.push_str("...");
+        t
+    } else {
+        name.to_string()
     }
 }
 

@@ -64,7 +64,66 @@ const STATEMENTS: &[&str] = &[
     "DROP MEMBER [Sales].[Measures].[Margin]",
     "DROP MEMBER [Sales].[Measures].[A], [Sales].[Measures].[B]",
     "DROP SET [Sales].[Big Stores]",
+    "REFRESH CUBE [Sales]",
+    // --- one per grammar item of the issue (names, calls, flags, axes, WHERE forms) -------------
+    "SELECT {Measures.[Store Sales], [Measures].[MeasuresLevel].[Unit Sales]} ON 0, {Store.[Canada], Store.[USA].Children} ON 1 FROM Sales",
+    "SELECT {Dimensions(0).CurrentMember} ON 0, {Dimensions(\"Store\").Members} ON 1 FROM [Sales]",
+    "SELECT {[Store].CurrentMember.Parent} ON 0 FROM [Sales] WHERE Axis(0).Item(0).Item(0)",
+    "WITH SET [S] AS {[a], [b]} MEMBER [Measures].[N] AS [S].Count + Count([S]) + Set.Count SELECT [Measures].[N] ON 0 FROM [C]",
+    "SELECT Descendants([Time].[1997], [Time].[Month], SELF_AND_BEFORE) ON 0, Order([Store].Members, [Measures].[Sales], BDESC) ON 1 FROM [Sales]",
+    "SELECT Except([a].Members, {[a].[b]}, ALL) ON 0, NonEmpty([c].Members, [Measures].[x]) ON 1 FROM [C] WHERE StrToMember(\"[t].[1997]\", CONSTRAINED)",
+    "SELECT Hierarchize(DrilldownLevel({[P].[All]},,, INCLUDE_CALC_MEMBERS), POST) ON 0, ToggleDrillState({[a]}, {[a].[b]}, RECURSIVE) ON 1 FROM [C]",
+    "SELECT Filter([a].Members, [Measures].[x] > 0) ON 0, Generate([b].Members, TopCount([c].Members, 2, EXCLUDEEMPTY)) ON 1 FROM [C]",
+    "SELECT {} ON 0, {} ON 1, {} ON 2, {} ON 3, {} ON 4, {} ON 5, {} ON AXIS(6) FROM [C]",
+    "SELECT NON EMPTY {[a]} ON COLUMNS, NON EMPTY {[b]} DIMENSION PROPERTIES MEMBER_CAPTION, [b].[c].[Sqft] ON ROWS FROM [C] CELL PROPERTIES VALUE, FORMATTED_VALUE, FORMAT_STRING",
+    "SELECT {[a]} ON 0 FROM (SELECT {[b]} ON 0 FROM (SELECT {[c]} ON 0 FROM (SELECT {[d]} ON 0 FROM [Cube])))",
+    "SELECT {[a]} ON 0 FROM [C] WHERE ([Time].[1997], [Store].[USA])",
+    "SELECT {[a]} ON 0 FROM [C] WHERE {[Time].[1997], [Time].[1998]}",
+    "SELECT {[a]} ON 0 FROM [C] WHERE [Time].[1997]",
+    "SELECT {[a]} ON 0 FROM [C] WHERE {[Time].[1997]} * {[Store].[USA], [Store].[Canada]}",
+    "SELECT {[a]} * {[b]} + {[c]} - {[d]} ON 0, {[x] : [y]} ON 1 FROM [C]",
+    "SELECT {[Date].[Month].&[2024]&[1] : [Date].[Month].&[2024]&[6]} ON 0, {[Kunde].&[a]]b]} ON 1 FROM [C]",
+    "WITH MEMBER [Measures].[S] AS [Store].CurrentMember.Name || ' / ' || [Time].CurrentMember.Name + \"!\" SELECT [Measures].[S] ON 0 FROM [C]",
+    "WITH MEMBER [Measures].[E] AS 2 ^ 10 * -[Measures].[x] / +3 - 1.5E3 + .5 + 1e-3, SOLVE_ORDER = -1, VISIBLE = 0 SELECT [Measures].[E] ON 0 FROM [C]",
+    "WITH MEMBER [Measures].[L] AS [a] < 1 OR [a] > 2 XOR [a] <= 3 AND [a] >= 4 AND NOT [a] <> 5 AND [a] = 6 SELECT [Measures].[L] ON 0 FROM [C]",
+    "WITH MEMBER [Measures].[I] AS IIF([Store].CurrentMember IS [Store].[All], 1, IIF([Measures].[x] IS NULL, 2, 3)) SELECT [Measures].[I] ON 0 FROM [C]",
+    "WITH MEMBER [Measures].[C1] AS CASE [Measures].[x] WHEN 1 THEN 'one' WHEN 2 THEN 'two' ELSE 'many' END, FORMAT_STRING = 'Standard', BACK_COLOR = IIF([Measures].[x] > 0, 255, 0) SELECT [Measures].[C1] ON 0 FROM [C]",
+    "WITH MEMBER [Measures].[Q] AS 'Sum({[Time].[1997].[Q1] : [Time].[1997].[Q4]}, [Measures].[x])', SOLVE_ORDER = 3 SET [T] AS 'TopCount([Store].Members, 5, [Measures].[x])' SELECT [T] ON 0 FROM [C]",
+    "WITH CELL CALCULATION [Calc] FOR ({[Measures].[x]}, [Time].[1997].Children) AS [Measures].CurrentMember * 2, CONDITION = [Measures].CurrentMember > 0 SELECT {[Measures].[x]} ON 0 FROM [C]",
+    "WITH CELL CALCULATION [Calc] FOR {[a].Members AS s} AS '1' SELECT {} ON 0 FROM [C]",
+    "SELECT {EXISTING [Store].[City].Members} ON 0, {[Store].[USA].Children AS kids, kids.Item(0)} ON 1 FROM [C]",
+    "DRILLTHROUGH MAXROWS 50 FIRSTROWSET 1 SELECT FROM [Sales] WHERE ([Time].[1997]) RETURN [$Store].[Store Name], MemberValue([$Time].[Year])",
+    "CREATE SESSION SET [Sales].[Top] AS TopCount([Store].Members, 3, [Measures].[Sales])",
+    "CREATE MEMBER [Sales].[Measures].[X] AS '[Measures].[Sales] * 2', FORMAT_STRING = '#,0', VISIBLE = 1",
+    // Regressions found by the proptest round trip.
+    "WITH CELL CALCULATION [c] FOR CASE [a] AS s WHEN 1 THEN s END AS .5 SELECT FROM [C]",
+    "WITH CELL CALCULATION [c] FOR .5 AS '1' SELECT FROM [C]",
+    "SELECT FROM [C] WHERE [a] IS (NULL.Item())",
 ];
+
+const COMMANDS: &[&str] = &[
+    "CREATE MEMBER [Sales].[Measures].[A] AS 1; CREATE SESSION SET [Sales].[S] AS {[Store].[USA]};",
+    "CREATE MEMBER CURRENTCUBE.[Measures].[A] AS 1;\n\nDROP MEMBER [Sales].[Measures].[B];;REFRESH CUBE [Sales]",
+    "SELECT FROM [Sales];",
+    "DRILLTHROUGH SELECT FROM [Sales]",
+];
+
+#[test]
+fn commands_with_several_statements_round_trip() {
+    use datakube_mdx::{format_statements, parse_statements};
+    let mut total = 0;
+    for src in COMMANDS {
+        let list = parse_statements(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        total += list.len();
+        let printed = format_statements(&list);
+        let again = parse_statements(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert_eq!(list.len(), again.len());
+        for (a, b) in list.iter().zip(&again) {
+            assert!(a.eq_ignore_spans(b), "{src}\n---\n{printed}");
+        }
+    }
+    assert_eq!(total, 7);
+}
 
 fn check(src: &str) {
     let ast = parse_statement(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
@@ -120,6 +179,14 @@ const EXPRESSIONS: &[&str] = &[
     "1E10 + 1.5e-3 + .5 + 2.0",
     "\"a\" + 'b'",
     "@p + 1",
+    "'a' || \"b\" || [Store].CurrentMember.Name",
+    "a || b + c",
+    "(a || b) * c",
+    "Dimensions(0).Name",
+    "x.Item(0).Item(0)",
+    "Set.Count",
+    "Measures.[Store Sales]",
+    "Store.[Canada].&[1]&[2].Parent",
 ];
 
 #[test]
@@ -189,6 +256,20 @@ fn programmatic_trees_print_with_needed_parentheses() {
         Expr::Alias {
             expr: Box::new(un(UnaryOp::Existing, id("s"))),
             alias: Ident::quoted("x y"),
+            span: Span::EMPTY,
+        },
+        // Regression (proptest): an IS target starting with NULL must not read back as IS NULL.
+        Expr::Is {
+            expr: Box::new(id("a")),
+            target: IsTarget::Expr(Box::new(Expr::Method {
+                object: Box::new(Expr::Literal {
+                    value: Literal::Null,
+                    span: Span::EMPTY,
+                }),
+                name: Ident::new("Item"),
+                args: vec![],
+                span: Span::EMPTY,
+            })),
             span: Span::EMPTY,
         },
     ];

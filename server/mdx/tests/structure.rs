@@ -296,6 +296,46 @@ fn other_statements() {
         panic!()
     };
     assert_eq!((d.kind, d.names.len()), (DropKind::Set, 2));
+
+    let Statement::Refresh(r) = parse_statement("refresh cube [Sales];").unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.cube.to_string(), "[Sales]");
+
+    let Statement::Select(s) = parse_statement(
+        "WITH CELL CALCULATION [c] FOR {[a].Members AS s} AS s.Count, CONDITION = 'x > 0' SELECT FROM [C]",
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let Definition::CellCalculation(c) = &s.with[0] else {
+        panic!()
+    };
+    assert_eq!(sx(&c.for_expr), "{(AS (. [a] Members) s)}");
+    assert_eq!(sx(&c.expr), "(. s Count)");
+    assert_eq!(c.properties[0].name.value, "CONDITION");
+}
+
+#[test]
+fn several_statements_in_one_command() {
+    use datakube_mdx::parse_statements;
+    let list = parse_statements(
+        "CREATE MEMBER [Sales].[Measures].[A] AS 1;\nCREATE SET [Sales].[S] AS {[a]};\nDROP SET [Sales].[T]; REFRESH CUBE [Sales];",
+    )
+    .unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(matches!(list[3], Statement::Refresh(_)));
+    assert_eq!(list[1].span().line, 2);
+    // One SELECT alone is fine, with or without the final semicolon.
+    assert_eq!(parse_statements("SELECT FROM [C];").unwrap().len(), 1);
+}
+
+#[test]
+fn concatenation_binds_like_plus() {
+    assert_eq!(shape("a || b || c"), "(|| (|| a b) c)");
+    assert_eq!(shape("a || b * c"), "(|| a (* b c))");
+    assert_eq!(shape("a + b || c"), "(|| (+ a b) c)");
+    assert_eq!(shape("a || b = c"), "(= (|| a b) c)");
 }
 
 #[test]

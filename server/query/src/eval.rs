@@ -2653,6 +2653,19 @@ pub fn binary(op: BinaryOp, l: &Scalar, r: &Scalar) -> Scalar {
         BinaryOp::And => Bool(l.truthy() && r.truthy()),
         BinaryOp::Or => Bool(l.truthy() || r.truthy()),
         BinaryOp::Xor => Bool(l.truthy() != r.truthy()),
+        // `a || b`: string concatenation; an empty operand contributes nothing.
+        BinaryOp::Concat => {
+            let text = |s: &Scalar| match s {
+                Empty => String::new(),
+                Num(n) => n.to_string(),
+                Str(s) => s.clone(),
+                Bool(b) => b.to_string(),
+            };
+            match (l, r) {
+                (Empty, Empty) => Empty,
+                _ => Str(format!("{}{}", text(l), text(r))),
+            }
+        }
     }
 }
 

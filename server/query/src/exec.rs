@@ -54,6 +54,7 @@ pub fn execute(ctx: &QueryContext, statement: &str) -> Result<CellSet> {
         Statement::Create(_) | Statement::Drop(_) => {
             Err(QueryError::Unsupported("CREATE and DROP are not supported yet".into()))
         }
+        Statement::Refresh(_) => Err(QueryError::Unsupported("REFRESH CUBE is not supported yet".into())),
     }
 }
 

@@ -131,7 +131,8 @@ fn definition_key(d: &Definition) -> String {
 /// `CREATE [SESSION] MEMBER/SET [Cube].[…] AS …` and `DROP MEMBER/SET [Cube].[…]`: kept in the
 /// session (bounded there), checked against the cube first.
 fn session_statement(ctx: &QueryContext, req: &ExecuteRequest, statement: &str) -> Result<(), Fault> {
-    let stmt = datakube_mdx::parse_statement(statement)
+    // One command may hold several `;`-separated CREATE/DROP/REFRESH statements.
+    let statements = datakube_mdx::parse_statements(statement)
         .map_err(|e| Fault::new(codes::MDX_SYNTAX, format!("MDX syntax error at {e}")))?;
     if req.session.borrow().id.is_empty() {
         return Err(Fault::new(
@@ -156,7 +157,20 @@ fn session_statement(ctx: &QueryContext, req: &ExecuteRequest, statement: &str) 
             .map(|c| c.name.clone())
             .ok_or_else(|| Fault::new(codes::MDX_NAME, format!("the cube [{cube_name}] does not exist; a session definition starts with the cube: [Cube].[Measures].[X]")))
     };
+    for stmt in statements {
+        session_one(ctx, req, stmt, &cube_of)?;
+    }
+    Ok(())
+}
+
+fn session_one(
+    ctx: &QueryContext,
+    req: &ExecuteRequest,
+    stmt: Statement,
+    cube_of: &dyn Fn(&ObjectName) -> Result<String, Fault>,
+) -> Result<(), Fault> {
     match stmt {
+        Statement::Refresh(_) => Ok(()),
         Statement::Create(c) => {
             let mut state = req.session.borrow_mut();
             for def in c.definitions {

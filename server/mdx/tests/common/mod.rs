@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-/// Root of the shared test data (`/work/shared` unless `DATAKUBE_SHARED_DIR` is set).
+/// Root of the shared test data: `shared/` beside the repository (`../shared` relative to the
+/// repository root, as in CI's checkout), unless `DATAKUBE_SHARED_DIR` is set.
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("DATAKUBE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
 /// Decode the XML entities `&lt; &gt; &amp; &quot; &apos; &#N; &#xN;` once.
