@@ -104,7 +104,10 @@ impl<'s, 'a> Env<'s, 'a> {
         }
     }
 
-    fn visible(&self, m: MemberRef) -> bool {
+    pub(crate) fn visible(&self, m: MemberRef) -> bool {
+        if self.space.is_calc(m) {
+            return true;
+        }
         match &self.allowed[m.h] {
             None => true,
             Some(set) => set.contains(&m.id),

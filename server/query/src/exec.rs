@@ -345,6 +345,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
 
     // Subselects restrict the space (visible members and fact rows), innermost first: an
     // outer subselect is evaluated inside the inner one's restriction.
+    let mut subselect_hiers: HashSet<HierIdx> = HashSet::new();
     for sub in subselects.iter().rev() {
         let mut sets: Vec<Vec<Tuple>> = Vec::new();
         for a in &sub.axes {
@@ -363,6 +364,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                 }
             }
             for (h, ids) in per_h {
+                subselect_hiers.insert(h);
                 trace.restrictions.push(format!(
                     "subselect: {} limited to {} member(s)",
                     space.hierarchy_unique_name(h),
@@ -444,7 +446,12 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     let mut axis_hiers: Vec<Vec<HierIdx>> = Vec::new();
     let mut used: HashMap<HierIdx, usize> = HashMap::new();
     for (i, a) in axes_src.iter().enumerate() {
-        let tuples = env.eval_set(&a.expr, Some(&base))?;
+        let mut tuples = env.eval_set(&a.expr, Some(&base))?;
+        // A subselect is the space the query sees: members written explicitly on an axis that
+        // lie outside it are left out (SSAS does the same; found by the differential test).
+        if !subselect_hiers.is_empty() {
+            tuples.retain(|t| t.iter().all(|m| !subselect_hiers.contains(&m.h) || env.visible(*m)));
+        }
         let hiers: Vec<HierIdx> = tuples
             .first()
             .map(|t| t.iter().map(|m| m.h).collect())
