@@ -316,18 +316,27 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+/// The cube definitions, checked against the Parquet files; every problem is printed as
+/// `file:line:column` before the error.
+fn load_catalog(cli: &Cli, engine: &Engine) -> anyhow::Result<datakube_model::Catalog> {
     let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
-    let catalog = match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
-        Ok(c) => c,
+    match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
+        Ok(c) => Ok(c),
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
-            anyhow::bail!("the cube definitions have errors (listed above)");
+            anyhow::bail!(
+                "the cube definitions in {} have errors (listed above); fix them or run `datakube validate`",
+                cli.cube_definitions.display()
+            );
         }
-    };
+    }
+}
+
+fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    let catalog = load_catalog(cli, &engine)?;
     let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
     let lang = if a.lang.eq_ignore_ascii_case("en") {
         datakube_model::Lang::En
@@ -394,19 +403,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
-    let catalog = match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
-        Ok(c) => c,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            anyhow::bail!(
-                "the cube definitions in {} have errors (listed above); fix them or run `datakube validate`",
-                cli.cube_definitions.display()
-            );
-        }
-    };
+    let catalog = load_catalog(cli, &engine)?;
     let tls_source = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
             cert: cert.clone(),

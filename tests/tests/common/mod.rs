@@ -216,6 +216,18 @@ pub fn session_id(xml: &str) -> Option<String> {
     Some(xml[i..].split('"').next()?.to_string())
 }
 
+/// The text of one of XML's predefined entities (`amp` → `&`); `?` for any other.
+pub fn xml_entity(name: &str) -> &'static str {
+    match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => "?",
+    }
+}
+
 pub fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -323,15 +335,7 @@ impl Answer {
                 }
                 Event::Text(t) => text.push_str(&t.decode().unwrap()),
                 Event::GeneralRef(g) => {
-                    let n = g.decode().unwrap().to_string();
-                    text.push_str(match n.as_str() {
-                        "amp" => "&",
-                        "lt" => "<",
-                        "gt" => ">",
-                        "quot" => "\"",
-                        "apos" => "'",
-                        _ => "?",
-                    });
+                    text.push_str(xml_entity(&g.decode().unwrap()));
                 }
                 Event::End(_) => {
                     let name = path.pop().unwrap_or_default();
