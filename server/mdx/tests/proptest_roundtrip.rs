@@ -6,6 +6,9 @@
 //! [`Expr::Nested`] nodes (the generator makes none) and spans. The printed text must also be
 //! a fixed point: printing the parsed tree gives the same text.
 
+mod common;
+
+use common::{denest, denest_statement};
 use datakube_mdx::ast::*;
 use datakube_mdx::{format_statements, parse_expression, parse_statement, parse_statements};
 use proptest::collection::vec;
@@ -397,90 +400,6 @@ fn script_statement() -> impl Strategy<Value = Statement> {
             .prop_map(|(kind, names)| Statement::Drop(Box::new(Drop { kind, names, span: S }))),
         object_name().prop_map(|cube| Statement::Refresh(Box::new(Refresh { cube, span: S }))),
     ]
-}
-
-// ----- removing parentheses the printer added ---------------------------------------------------
-
-fn denest(e: &mut Expr) {
-    while let Expr::Nested { expr, .. } = e {
-        let inner = std::mem::replace(&mut **expr, Expr::Omitted { span: S });
-        *e = inner;
-    }
-    match e {
-        Expr::Unary { expr, .. } | Expr::Alias { expr, .. } | Expr::Property { object: expr, .. } => denest(expr),
-        Expr::Binary { left, right, .. }
-        | Expr::Range {
-            start: left,
-            end: right,
-            ..
-        } => {
-            denest(left);
-            denest(right);
-        }
-        Expr::Is { expr, target, .. } => {
-            denest(expr);
-            if let IsTarget::Expr(t) = target {
-                denest(t);
-            }
-        }
-        Expr::Function { args, .. } => args.iter_mut().for_each(denest),
-        Expr::Method { object, args, .. } => {
-            denest(object);
-            args.iter_mut().for_each(denest);
-        }
-        Expr::Tuple { items, .. } | Expr::Set { items, .. } => items.iter_mut().for_each(denest),
-        Expr::Case {
-            operand,
-            whens,
-            else_result,
-            ..
-        } => {
-            if let Some(o) = operand {
-                denest(o);
-            }
-            for w in whens {
-                denest(&mut w.condition);
-                denest(&mut w.result);
-            }
-            if let Some(e) = else_result {
-                denest(e);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn denest_definition(d: &mut Definition) {
-    let (exprs, props): (Vec<&mut Expr>, &mut Vec<DefinitionProperty>) = match d {
-        Definition::Member(m) => (vec![&mut m.expr], &mut m.properties),
-        Definition::Set(s) => (vec![&mut s.expr], &mut s.properties),
-        Definition::CellCalculation(c) => (vec![&mut c.for_expr, &mut c.expr], &mut c.properties),
-    };
-    exprs.into_iter().for_each(denest);
-    props.iter_mut().for_each(|p| denest(&mut p.value));
-}
-
-fn denest_select(s: &mut Select) {
-    s.with.iter_mut().for_each(denest_definition);
-    s.axes.iter_mut().for_each(|a| denest(&mut a.expr));
-    if let CubeSource::Subselect { select, .. } = &mut s.from {
-        denest_select(select);
-    }
-    if let Some(w) = &mut s.where_clause {
-        denest(w);
-    }
-}
-
-fn denest_statement(st: &mut Statement) {
-    match st {
-        Statement::Select(s) => denest_select(s),
-        Statement::Drillthrough(d) => {
-            denest_select(&mut d.select);
-            d.returns.iter_mut().for_each(denest);
-        }
-        Statement::Create(c) => c.definitions.iter_mut().for_each(denest_definition),
-        Statement::Drop(_) | Statement::Refresh(_) => {}
-    }
 }
 
 fn config() -> ProptestConfig {

@@ -1,5 +1,8 @@
 //! Round-trip property on realistic statements: `parse(print(parse(s))) == parse(s)`.
 
+mod common;
+
+use common::denest;
 use datakube_mdx::ast::*;
 use datakube_mdx::{parse_expression, parse_statement};
 
@@ -278,34 +281,5 @@ fn programmatic_trees_print_with_needed_parentheses() {
         let mut parsed = parse_expression(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
         denest(&mut parsed);
         assert!(parsed.eq_ignore_spans(&tree), "{printed}\n{tree:?}\n{parsed:?}");
-    }
-}
-
-/// Remove `Nested` (parenthesis) nodes, which the printer adds to programmatic trees.
-fn denest(e: &mut Expr) {
-    if let Expr::Nested { expr, .. } = e {
-        let inner = std::mem::replace(&mut **expr, Expr::Omitted { span: Span::EMPTY });
-        *e = inner;
-        denest(e);
-        return;
-    }
-    match e {
-        Expr::Unary { expr, .. } | Expr::Alias { expr, .. } | Expr::Property { object: expr, .. } => denest(expr),
-        Expr::Binary { left, right, .. }
-        | Expr::Range {
-            start: left,
-            end: right,
-            ..
-        } => {
-            denest(left);
-            denest(right);
-        }
-        Expr::Is { expr, target, .. } => {
-            denest(expr);
-            if let IsTarget::Expr(t) = target {
-                denest(t);
-            }
-        }
-        _ => {}
     }
 }

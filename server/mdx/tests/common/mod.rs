@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use datakube_mdx::ast::*;
+
 /// Root of the shared test data: `shared/` beside the repository (`../shared` relative to the
 /// repository root, as in CI's checkout), unless `DATAKUBE_SHARED_DIR` is set.
 pub fn shared_dir() -> PathBuf {
@@ -125,4 +127,88 @@ pub fn foodmart_queries() -> Vec<(String, String)> {
         }
     }
     out
+}
+
+// ----- removing parentheses the printer added ---------------------------------------------------
+
+pub fn denest(e: &mut Expr) {
+    while let Expr::Nested { expr, .. } = e {
+        let inner = std::mem::replace(&mut **expr, Expr::Omitted { span: Span::EMPTY });
+        *e = inner;
+    }
+    match e {
+        Expr::Unary { expr, .. } | Expr::Alias { expr, .. } | Expr::Property { object: expr, .. } => denest(expr),
+        Expr::Binary { left, right, .. }
+        | Expr::Range {
+            start: left,
+            end: right,
+            ..
+        } => {
+            denest(left);
+            denest(right);
+        }
+        Expr::Is { expr, target, .. } => {
+            denest(expr);
+            if let IsTarget::Expr(t) = target {
+                denest(t);
+            }
+        }
+        Expr::Function { args, .. } => args.iter_mut().for_each(denest),
+        Expr::Method { object, args, .. } => {
+            denest(object);
+            args.iter_mut().for_each(denest);
+        }
+        Expr::Tuple { items, .. } | Expr::Set { items, .. } => items.iter_mut().for_each(denest),
+        Expr::Case {
+            operand,
+            whens,
+            else_result,
+            ..
+        } => {
+            if let Some(o) = operand {
+                denest(o);
+            }
+            for w in whens {
+                denest(&mut w.condition);
+                denest(&mut w.result);
+            }
+            if let Some(e) = else_result {
+                denest(e);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn denest_definition(d: &mut Definition) {
+    let (exprs, props): (Vec<&mut Expr>, &mut Vec<DefinitionProperty>) = match d {
+        Definition::Member(m) => (vec![&mut m.expr], &mut m.properties),
+        Definition::Set(s) => (vec![&mut s.expr], &mut s.properties),
+        Definition::CellCalculation(c) => (vec![&mut c.for_expr, &mut c.expr], &mut c.properties),
+    };
+    exprs.into_iter().for_each(denest);
+    props.iter_mut().for_each(|p| denest(&mut p.value));
+}
+
+pub fn denest_select(s: &mut Select) {
+    s.with.iter_mut().for_each(denest_definition);
+    s.axes.iter_mut().for_each(|a| denest(&mut a.expr));
+    if let CubeSource::Subselect { select, .. } = &mut s.from {
+        denest_select(select);
+    }
+    if let Some(w) = &mut s.where_clause {
+        denest(w);
+    }
+}
+
+pub fn denest_statement(st: &mut Statement) {
+    match st {
+        Statement::Select(s) => denest_select(s),
+        Statement::Drillthrough(d) => {
+            denest_select(&mut d.select);
+            d.returns.iter_mut().for_each(denest);
+        }
+        Statement::Create(c) => c.definitions.iter_mut().for_each(denest_definition),
+        Statement::Drop(_) | Statement::Refresh(_) => {}
+    }
 }
