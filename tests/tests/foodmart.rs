@@ -220,6 +220,43 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// `[Time]` has no All member (Mondrian's hasAll="false"): the tree's internal root is not a
+/// member, not a parent, not the default, and the schema rowset says so.
+fn has_all_false_is_invisible(server: &Server) {
+    let a = server
+        .mdx_in(
+            "FoodMart",
+            "SELECT [Time].Members ON 0 FROM [Sales]",
+            1033,
+            common::ADMIN,
+        )
+        .ok();
+    assert_eq!(a.axes[0][0][0].0, "[Time].[1997]", "the first member is a year");
+    let a = server
+        .mdx_in(
+            "FoodMart",
+            "WITH MEMBER [Measures].[P] AS [Time].[1997].Parent.UniqueName \
+             MEMBER [Measures].[L] AS [Time].[1997].Level.Ordinal SELECT {[Measures].[P], [Measures].[L]} ON 0 FROM [Sales]",
+            1033,
+            common::ADMIN,
+        )
+        .ok();
+    assert_eq!(
+        a.cells.get(&0).map(|c| c.0.as_str()),
+        None,
+        "a top member has no parent"
+    );
+    assert_eq!(a.value(1), Some(0.0), "the year level is level 0");
+    let body = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+<Discover xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><RequestType>MDSCHEMA_HIERARCHIES</RequestType>\
+<Restrictions><RestrictionList><CUBE_NAME>Sales</CUBE_NAME><HIERARCHY_UNIQUE_NAME>[Time]</HIERARCHY_UNIQUE_NAME>\
+</RestrictionList></Restrictions><Properties><PropertyList><Catalog>FoodMart</Catalog></PropertyList></Properties>\
+</Discover></soap:Body></soap:Envelope>";
+    let xml = server.post(body);
+    assert!(xml.contains("<DEFAULT_MEMBER>[Time].[1997]</DEFAULT_MEMBER>"), "{xml}");
+    assert!(!xml.contains("<ALL_MEMBER>"), "no All member: {xml}");
+}
+
 #[test]
 fn foodmart_conformance() {
     let queries = common::repo_root().join("../shared/conformance/mondrian-foodmart/queries");
@@ -271,6 +308,9 @@ fn foodmart_conformance() {
             }
         }
         results.insert(name, outcome.map_err(|(s, _)| one_line(&s, 160)));
+    }
+    if only.is_none() {
+        has_all_false_is_invisible(&server);
     }
     if only.is_none() {
         println!("FoodMart conformance: {passed}/{}", files.len());

@@ -774,6 +774,12 @@ impl<'s, 'a> Env<'s, 'a> {
                 Val::Member(m),
             ) => Ok(Val::Scalar(Scalar::Str(self.member_text(m, &n)))),
             ("key" | "member_key", Val::Member(m)) => Ok(Val::Scalar(self.member_key(m))),
+            // The null member (Parent of a top member, PrevMember of the first): empty values.
+            (
+                "name" | "caption" | "uniquename" | "member_caption" | "member_name" | "member_unique_name" | "key"
+                | "member_key" | "ordinal",
+                Val::Set(s),
+            ) if s.is_empty() => Ok(Val::Scalar(Scalar::Empty)),
             ("name" | "caption" | "uniquename", Val::Level { h, number }) => {
                 Ok(Val::Scalar(Scalar::Str(self.level_text(h, number, &n))))
             }

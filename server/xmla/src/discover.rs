@@ -653,7 +653,13 @@ fn hierarchies(ctx: &Context) -> Rows {
         ]);
         for (dn, d) in c.dimensions.iter().enumerate() {
             for (hn, h) in d.hierarchies.iter().enumerate() {
-                let card = hmembers(ctx, c, h).map(|m| m.cardinality()).unwrap_or(0);
+                let loaded = hmembers(ctx, c, h);
+                // Without an All member the tree's root is internal: not counted, not the default.
+                let card = loaded.map(|m| m.cardinality() - usize::from(!h.has_all)).unwrap_or(0);
+                let default_member = match (&h.default_member, h.has_all, loaded) {
+                    (None, false, Some(m)) => m.get(m.first_member()).unique_name.clone(),
+                    _ => h.default_member_unique_name().to_string(),
+                };
                 let (structure, structure_type, origin) = if h.is_parent_child() {
                     (2, "Unnatural", 3)
                 } else if h.levels.len() > 1 {
@@ -672,8 +678,8 @@ fn hierarchies(ctx: &Context) -> Rows {
                     s(h.caption.get(ctx.lang)),
                     i(dimension_type(d.is_time())),
                     i(card as i64),
-                    s(h.default_member_unique_name()),
-                    s(&h.all_member.unique_name),
+                    s(&default_member),
+                    if h.has_all { s(&h.all_member.unique_name) } else { N },
                     h.description.as_ref().map(|x| s(x.get(ctx.lang))).unwrap_or(N),
                     i(structure),
                     b(false),
