@@ -337,6 +337,21 @@ impl<'s, 'a> Env<'s, 'a> {
             .ok_or_else(|| QueryError::Type(format!("cube [{}] has no time dimension", self.space.cube.name)))
     }
 
+    /// The optional level argument (first) of the period functions: its hierarchy and level,
+    /// or the time hierarchy and no level when it is left out.
+    fn period_level_arg(&self, args: &[Expr], coord: Option<&[u32]>, fname: &str) -> Result<(HierIdx, Option<u16>)> {
+        match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
+            Some(a) => match self.eval(a, coord)? {
+                Val::Level { h, number } => Ok((h, Some(number))),
+                other => Err(QueryError::Type(format!(
+                    "{fname}: expected a level, got {}",
+                    describe(&other)
+                ))),
+            },
+            None => Ok((self.time_hierarchy()?, None)),
+        }
+    }
+
     fn current_of(&self, h: HierIdx, coord: Option<&[u32]>) -> MemberRef {
         match coord {
             Some(c) => MemberRef { h, id: c[h] },
@@ -543,18 +558,7 @@ impl<'s, 'a> Env<'s, 'a> {
                 self.eval(&parsed, coord)?
             }
             "openingperiod" | "closingperiod" => {
-                let (h, level) = match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
-                    Some(a) => match self.eval(a, coord)? {
-                        Val::Level { h, number } => (h, Some(number)),
-                        other => {
-                            return Err(QueryError::Type(format!(
-                                "{n}: expected a level, got {}",
-                                describe(&other)
-                            )));
-                        }
-                    },
-                    None => (self.time_hierarchy()?, None),
-                };
+                let (h, level) = self.period_level_arg(args, coord, n)?;
                 let m = match args.get(1) {
                     Some(_) => self.arg_member(args, 1, coord, n)?,
                     None => self.current_of(h, coord),
@@ -579,19 +583,7 @@ impl<'s, 'a> Env<'s, 'a> {
                 Val::Member(x)
             }
             "parallelperiod" => {
-                let th = self.time_hierarchy();
-                let (h, level) = match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
-                    Some(a) => match self.eval(a, coord)? {
-                        Val::Level { h, number } => (h, Some(number)),
-                        other => {
-                            return Err(QueryError::Type(format!(
-                                "ParallelPeriod: expected a level, got {}",
-                                describe(&other)
-                            )));
-                        }
-                    },
-                    None => (th?, None),
-                };
+                let (h, level) = self.period_level_arg(args, coord, "ParallelPeriod")?;
                 let lag = self.number_arg(args, 1, coord, 1.0)? as i64;
                 let m = match args.get(2) {
                     Some(_) => self.arg_member(args, 2, coord, n)?,
@@ -1181,18 +1173,7 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             "periodstodate" | "ytd" | "qtd" | "mtd" | "wtd" => {
                 let (h, level) = if n == "periodstodate" {
-                    match args.first().filter(|a| !matches!(a, Expr::Omitted { .. })) {
-                        Some(a) => match self.eval(a, coord)? {
-                            Val::Level { h, number } => (h, Some(number)),
-                            other => {
-                                return Err(QueryError::Type(format!(
-                                    "PeriodsToDate: expected a level, got {}",
-                                    describe(&other)
-                                )));
-                            }
-                        },
-                        None => (self.time_hierarchy()?, None),
-                    }
+                    self.period_level_arg(args, coord, "PeriodsToDate")?
                 } else {
                     (self.time_hierarchy()?, None)
                 };
