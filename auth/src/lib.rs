@@ -1,11 +1,33 @@
 //! `datakube-auth`: who is asking, and what they may see.
 //!
 //! Identity comes only from verified credentials (OIDC tokens, SAML assertions via KOMBIT's
-//! Context Handler, personal access tokens, service accounts). The types here are what the
-//! rest of the server sees; providers arrive with the security issue. Nothing a client sends
-//! in a request body or connection string can produce or widen a [`Principal`].
+//! Context Handler, personal access tokens, service accounts). Nothing a client sends in a
+//! request body or connection string can produce or widen a [`Principal`].
+//!
+//! The path of a credential:
+//!
+//! ```text
+//! credential ──(provider: dev / oidc / saml / pat)──▶ Identity ──(roles: security.yaml)──▶ Principal
+//! ```
+//!
+//! An [`Identity`] is what a provider verified (subject, organisations, role claims, OIO-BPP
+//! privilege groups); an [`IdentityMapper`] turns it into a [`Principal`] (roles, cubes, row
+//! scope, restrictions) or denies it. Unknown users get nothing.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
+
+pub mod audit;
+pub mod dev;
+pub mod kommuner;
+
+pub use dev::{DEV_USERS, DevAuthenticator, DevUser};
+
+/// A boxed future, as the authenticators return them (a bearer token may need the IdP's keys).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A Danish municipality code (kommunekode), 101–860.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -14,16 +36,38 @@ pub struct Kommunekode(pub u16);
 /// What rows a principal may read in a cube of class `individual`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RowScope {
-    /// Only rows whose row-scope column equals one of these codes.
+    /// Only rows whose row-scope column equals one of these codes (none: no rows at all).
     Municipalities(Vec<Kommunekode>),
     /// Every row (administrators and national users).
     All,
 }
 
+impl Default for RowScope {
+    /// Deny by default: no municipality.
+    fn default() -> Self {
+        RowScope::Municipalities(Vec::new())
+    }
+}
+
+impl RowScope {
+    /// Whether rows of kommune `k` are visible.
+    pub fn contains(&self, k: Kommunekode) -> bool {
+        match self {
+            RowScope::All => true,
+            RowScope::Municipalities(v) => v.contains(&k),
+        }
+    }
+    /// No rows at all.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, RowScope::Municipalities(v) if v.is_empty())
+    }
+}
+
 /// How the principal was authenticated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthMethod {
     /// The built-in development identity (never on a non-loopback address unless forced).
+    #[default]
     Development,
     Oidc,
     Saml,
@@ -31,21 +75,99 @@ pub enum AuthMethod {
     ServiceAccount,
 }
 
-/// A verified identity.
+/// A constraint (dataafgrænsning) on a privilege group, e.g.
+/// `http://sts.kombit.dk/constraints/orgenhed/1` = `uuid1,uuid2` or `…/KLE/1` = `32.30.*`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Principal {
-    /// Stable subject id (not personal data in logs: log `subject_hash`, not this).
+pub struct Constraint {
+    pub name: String,
+    pub value: String,
+}
+
+/// One `PrivilegeGroup` of an OIO Basic Privilege Profile: privileges (brugersystemrolle URIs)
+/// held in one organisation (CVR), with optional constraints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivilegeGroup {
+    /// The CVR from `Scope="urn:dk:gov:saml:cvrNumberIdentifier:<CVR>"`.
+    pub cvr: String,
+    pub privileges: Vec<String>,
+    pub constraints: Vec<Constraint>,
+}
+
+/// What an identity provider verified about a user or client, before roles are applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Stable subject id from the provider (`sub`, SAML NameID, service-account client id).
     pub subject: String,
     pub display_name: String,
+    pub method: AuthMethod,
+    /// Organisation CVR numbers asserted (OIOSAML `…/professional/cvr`, or the OIDC claim the
+    /// claim mapping names).
+    pub organisations: Vec<String>,
+    /// Kommunekoder asserted directly (an OIDC claim, when the mapping names one).
+    pub kommunekoder: Vec<Kommunekode>,
+    /// Role or group claim values (OIDC), matched against the roles' `claims`.
+    pub role_claims: Vec<String>,
+    /// OIO-BPP privilege groups (SAML `privilegesIntermediate`, or a broker's claims).
+    pub privileges: Vec<PrivilegeGroup>,
+}
+
+/// Members a principal may see on one hierarchy of any cube that has it (an allowed set):
+/// the listed keys at any level, with their ancestors and descendants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberRestriction {
+    /// The dimension's name, e.g. `Organisation`.
+    pub dimension: String,
+    /// Allowed member keys (e.g. organisation-unit UUIDs, KLE numbers; `*` suffix = prefix).
+    pub keys: Vec<String>,
+}
+
+/// A verified identity with what it may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// Stable subject id (not personal data in logs: log [`Principal::subject_hash`]).
+    pub subject: String,
+    pub display_name: String,
+    /// Rows visible in `individual` cubes (the user's own municipalities).
     pub scope: RowScope,
+    /// Role names granted (`admin` is the administrator role).
     pub roles: Vec<String>,
     pub method: AuthMethod,
+    /// Organisation CVRs the identity carried.
+    pub organisations: Vec<String>,
+    /// Cubes granted by name; `None` = every cube the other grants allow.
+    pub cubes: Option<BTreeSet<String>>,
+    /// May read `benchmark` cubes (all municipalities, aggregated and disclosure-controlled).
+    pub benchmark: bool,
+    /// Allowed sets on other dimensions (all must hold).
+    pub restrictions: Vec<MemberRestriction>,
+    /// A service account that may send `EffectiveUserName`, `CustomData` and `Roles`.
+    pub impersonate: bool,
+    /// The kommune whose comparison group `[Sammenligningsgruppe]` resolves to (the first
+    /// municipality of the scope, or the organisation's kommune).
+    pub home_kommune: Option<Kommunekode>,
 }
 
 impl Principal {
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == "admin")
     }
+    /// Whether the principal may open `cube` at all (before its class is considered).
+    pub fn may_open(&self, cube: &str) -> bool {
+        self.is_admin() || self.cubes.as_ref().is_none_or(|c| c.contains(cube))
+    }
+    /// A short, non-reversible id for logs (no personal data): the first 12 hex digits of
+    /// SHA-256 over the subject.
+    pub fn subject_hash(&self) -> String {
+        use sha2::Digest as _;
+        let d = sha2::Sha256::digest(self.subject.as_bytes());
+        hex::encode(&d[..6])
+    }
+}
+
+/// Turns a verified [`Identity`] into a [`Principal`], or denies it (the reason goes to the
+/// audit log). Implemented by the role mapping of `security.yaml`.
+pub trait IdentityMapper: Send + Sync {
+    fn map(&self, identity: &Identity) -> Result<Principal, String>;
 }
 
 /// The answer of an [`Authenticator`] for one request.
@@ -60,76 +182,33 @@ pub enum AuthOutcome {
 /// Turns a request's credentials into a verified [`Principal`].
 pub trait Authenticator: Send + Sync {
     /// `authorization` is the HTTP `Authorization` header, if any.
-    fn authenticate(&self, authorization: Option<&str>) -> AuthOutcome;
+    fn authenticate<'a>(&'a self, authorization: Option<&'a str>) -> BoxFuture<'a, AuthOutcome>;
     /// The realm named in the 401 challenge.
     fn realm(&self) -> &str {
         "datakube"
     }
 }
 
-/// The built-in development identity: fixed users with fixed passwords, documented in the
-/// README, so that Excel can log in to a demo at once. Never for production; the server
-/// refuses it on a non-loopback address unless explicitly forced.
-pub struct DevAuthenticator {
-    users: Vec<(String, String, Principal)>,
-}
+/// Several authenticators tried in order; the first that authenticates wins.
+pub struct Chain(pub Vec<std::sync::Arc<dyn Authenticator>>);
 
-/// A user of the development identity.
-pub struct DevUser {
-    pub user: &'static str,
-    pub password: &'static str,
-    /// The kommune the user belongs to; `None` = all kommuner.
-    pub kommune: Option<u16>,
-    pub roles: &'static [&'static str],
-    pub name: &'static str,
-}
-
-pub const DEV_USERS: &[DevUser] = &[
-    DevUser {
-        user: "aarhus",
-        password: "aarhus",
-        kommune: Some(751),
-        roles: &["analytiker"],
-        name: "Analytiker, Aarhus Kommune (udvikling)",
-    },
-    DevUser {
-        user: "laesoe",
-        password: "laesoe",
-        kommune: Some(825),
-        roles: &["analytiker"],
-        name: "Analytiker, Læsø Kommune (udvikling)",
-    },
-    DevUser {
-        user: "admin",
-        password: "admin",
-        kommune: None,
-        roles: &["admin", "analytiker"],
-        name: "Administrator (udvikling)",
-    },
-];
-
-impl Default for DevAuthenticator {
-    fn default() -> Self {
-        let users = DEV_USERS
-            .iter()
-            .map(|d| {
-                (
-                    d.user.to_string(),
-                    d.password.to_string(),
-                    Principal {
-                        subject: format!("dev:{}", d.user),
-                        display_name: d.name.to_string(),
-                        scope: match d.kommune {
-                            Some(k) => RowScope::Municipalities(vec![Kommunekode(k)]),
-                            None => RowScope::All,
-                        },
-                        roles: d.roles.iter().map(|r| r.to_string()).collect(),
-                        method: AuthMethod::Development,
-                    },
-                )
+impl Authenticator for Chain {
+    fn authenticate<'a>(&'a self, authorization: Option<&'a str>) -> BoxFuture<'a, AuthOutcome> {
+        Box::pin(async move {
+            let mut why = Vec::new();
+            for a in &self.0 {
+                match a.authenticate(authorization).await {
+                    AuthOutcome::Authenticated(p) => return AuthOutcome::Authenticated(p),
+                    AuthOutcome::Challenge(w) => why.push(w),
+                }
+            }
+            why.dedup();
+            AuthOutcome::Challenge(if why.is_empty() {
+                "no authenticator configured".into()
+            } else {
+                why.join("; ")
             })
-            .collect();
-        DevAuthenticator { users }
+        })
     }
 }
 
@@ -146,67 +225,16 @@ pub fn parse_basic(authorization: &str) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
+/// The token of `Authorization: Bearer <token>`.
+pub fn parse_bearer(authorization: &str) -> Option<&str> {
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("Bearer").then(|| rest.trim())
+}
+
 /// Compare without leaking where the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl Authenticator for DevAuthenticator {
-    fn authenticate(&self, authorization: Option<&str>) -> AuthOutcome {
-        let Some(h) = authorization else {
-            return AuthOutcome::Challenge("no credentials".into());
-        };
-        let Some((user, password)) = parse_basic(h) else {
-            return AuthOutcome::Challenge("credentials are not HTTP Basic".into());
-        };
-        // MSOLAP may send DOMAIN\user; the domain carries no meaning here.
-        let user = user.rsplit('\\').next().unwrap_or(&user).to_ascii_lowercase();
-        for (u, p, principal) in &self.users {
-            if *u == user && constant_time_eq(p.as_bytes(), password.as_bytes()) {
-                return AuthOutcome::Authenticated(principal.clone());
-            }
-        }
-        AuthOutcome::Challenge("unknown user or wrong password".into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine as _;
-
-    fn basic(u: &str, p: &str) -> String {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        )
-    }
-
-    #[test]
-    fn dev_users_log_in_with_their_scope() {
-        let a = DevAuthenticator::default();
-        match a.authenticate(Some(&basic("aarhus", "aarhus"))) {
-            AuthOutcome::Authenticated(p) => assert_eq!(p.scope, RowScope::Municipalities(vec![Kommunekode(751)])),
-            other => panic!("{other:?}"),
-        }
-        match a.authenticate(Some(&basic("KOMMUNE\\Admin", "admin"))) {
-            AuthOutcome::Authenticated(p) => assert!(p.is_admin() && p.scope == RowScope::All),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn wrong_or_missing_credentials_are_challenged() {
-        let a = DevAuthenticator::default();
-        assert!(matches!(a.authenticate(None), AuthOutcome::Challenge(_)));
-        assert!(matches!(
-            a.authenticate(Some(&basic("aarhus", "wrong"))),
-            AuthOutcome::Challenge(_)
-        ));
-        assert!(matches!(a.authenticate(Some("Bearer xyz")), AuthOutcome::Challenge(_)));
-        assert!(matches!(a.authenticate(Some("Basic !!!")), AuthOutcome::Challenge(_)));
-    }
 }

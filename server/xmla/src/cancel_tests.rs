@@ -35,6 +35,7 @@ fn user(name: &str) -> Principal {
         scope: RowScope::All,
         roles: vec![],
         method: AuthMethod::Development,
+        ..Principal::default()
     }
 }
 

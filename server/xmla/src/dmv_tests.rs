@@ -1126,6 +1126,7 @@ fn execute_request_with_a_dmv_statement() {
         scope: datakube_auth::RowScope::All,
         roles: Vec::new(),
         method: datakube_auth::AuthMethod::Development,
+        ..Default::default()
     };
     let svc = XmlaService::new(
         Runtime {

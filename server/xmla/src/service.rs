@@ -461,7 +461,7 @@ impl datakube_http::Handler for XmlaHandler {
                         .headers
                         .get(hyper::header::AUTHORIZATION)
                         .and_then(|v| v.to_str().ok());
-                    let principal = match auth.authenticate(authorization) {
+                    let principal = match auth.authenticate(authorization).await {
                         AuthOutcome::Authenticated(p) => p,
                         AuthOutcome::Challenge(why) => {
                             tracing::info!(peer = %req.peer, "XMLA request challenged: {why}");
