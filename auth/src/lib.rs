@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub mod audit;
 pub mod dev;
 pub mod kommuner;
+pub mod roles;
 
 pub use dev::{DEV_USERS, DevAuthenticator, DevUser};
 
@@ -119,6 +120,8 @@ pub struct MemberRestriction {
     pub dimension: String,
     /// Allowed member keys (e.g. organisation-unit UUIDs, KLE numbers; `*` suffix = prefix).
     pub keys: Vec<String>,
+    /// Kommuner whose members are all allowed (a grant in that kommune without a constraint).
+    pub whole_kommuner: Vec<Kommunekode>,
 }
 
 /// A verified identity with what it may do.

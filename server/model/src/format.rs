@@ -23,6 +23,148 @@ pub enum DefinitionFile {
     Dimension(DimensionDef),
     /// A cube: its fact source, dimensions, measures and security.
     Cube(CubeDef),
+    /// Who may see what: roles granted by identity-provider claims or KOMBIT privileges,
+    /// service accounts, disclosure marker, comparison groups. At most one file per folder.
+    Security(AccessRulesDef),
+}
+
+/// Roles and how identities get them (see docs/security.md). Unknown users get nothing.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRulesDef {
+    /// Which OIDC claims carry what (SAML uses the OIOSAML 3 attributes).
+    #[serde(default)]
+    pub claims: ClaimsDef,
+    /// Roles: what a user gets when a claim value or privilege grants the role.
+    #[serde(default)]
+    pub roles: Vec<RoleDef>,
+    /// Clients of the client-credentials grant (BI vendors' servers), by client id.
+    #[serde(default)]
+    pub service_accounts: Vec<ServiceAccountDef>,
+    /// How suppressed benchmark cells look.
+    #[serde(default)]
+    pub disclosure: DisclosureDef,
+    /// Named comparison groups for `[Kommune].[Geografi].[Sammenligningsgruppe]`. Without
+    /// any, each kommune's group is the kommuner of its region in its population band.
+    #[serde(default)]
+    pub comparison_groups: Vec<ComparisonGroupDef>,
+}
+
+/// OIDC claim names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimsDef {
+    /// The stable subject id (default `sub`).
+    pub subject: String,
+    /// The display name (default `name`).
+    pub name: String,
+    /// The organisation's CVR number, a string or a list (default `organisation_cvr`).
+    pub cvr: String,
+    /// A kommunekode, a number or a list (default `kommunekode`).
+    pub kommunekode: String,
+    /// Role or group names (default `roles`), matched against each role's `claims`.
+    pub roles: String,
+}
+
+impl Default for ClaimsDef {
+    fn default() -> Self {
+        ClaimsDef {
+            subject: "sub".into(),
+            name: "name".into(),
+            cvr: "organisation_cvr".into(),
+            kommunekode: "kommunekode".into(),
+            roles: "roles".into(),
+        }
+    }
+}
+
+/// One role. Roles are additive: a user holding several gets the union.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    /// Role name (`admin` is reserved for administrators).
+    pub name: String,
+    pub caption: Option<CaptionDef>,
+    pub description: Option<DescriptionDef>,
+    /// OIDC role/group claim values that grant the role.
+    #[serde(default)]
+    pub claims: Vec<String>,
+    /// Brugersystemrolle URIs (OIO-BPP `Privilege`) that grant the role, within the
+    /// privilege group's organisation.
+    #[serde(default)]
+    pub privileges: Vec<String>,
+    /// What rows the role reaches.
+    pub access: AccessDef,
+    /// Cubes granted by name; absent = every cube.
+    pub cubes: Option<Vec<String>>,
+    /// KOMBIT constraints (dataafgrænsninger) that become allowed sets on a dimension.
+    #[serde(default)]
+    pub restrictions: Vec<RestrictionDef>,
+}
+
+/// What rows a role reaches.
+///
+/// - `own_municipality`: individual-level rows of the user's own kommune(r) (from the CVR of
+///   the organisation or privilege group), and benchmark cubes.
+/// - `benchmark`: benchmark cubes only (all kommuner, aggregated, disclosure-controlled).
+/// - `all`: every row of every kommune (national users, administrators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessDef {
+    OwnMunicipality,
+    Benchmark,
+    All,
+}
+
+/// A constraint of a privilege group that restricts the members of a dimension.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionDef {
+    /// Constraint name, e.g. `http://sts.kombit.dk/constraints/orgenhed/1`. Its value is a
+    /// comma-separated list of member keys.
+    pub constraint: String,
+    /// The dimension whose members the keys allow, e.g. `Organisation`.
+    pub dimension: String,
+}
+
+/// A service account (client-credentials client).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountDef {
+    /// The OAuth client id the token carries.
+    pub client_id: String,
+    /// Roles granted (names from `roles`).
+    pub roles: Vec<String>,
+    /// Kommuner whose rows `own_municipality` roles reach for this account.
+    #[serde(default)]
+    pub kommuner: Vec<u16>,
+    /// May send `EffectiveUserName`, `CustomData` and `Roles` (audited).
+    #[serde(default)]
+    pub impersonate: bool,
+}
+
+/// How suppressed cells look.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisclosureDef {
+    /// The formatted value of a suppressed cell (its value is empty). Default `..`, as
+    /// Danmarks Statistik prints it.
+    pub marker: String,
+}
+
+impl Default for DisclosureDef {
+    fn default() -> Self {
+        DisclosureDef { marker: "..".into() }
+    }
+}
+
+/// A named group of kommuner to compare with.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonGroupDef {
+    pub name: String,
+    /// Kommunekoder in the group; a user's group is the first that holds their kommune.
+    pub kommuner: Vec<u16>,
 }
 
 /// The catalog shown as the database in Excel (`FLIS`).

@@ -16,7 +16,7 @@ use crate::model::{self, *};
 use crate::yaml::{Doc, Pos, YPath};
 
 /// The keys a definition file can start with.
-const FILE_KINDS: [&str; 3] = ["catalog", "dimension", "cube"];
+const FILE_KINDS: [&str; 4] = ["catalog", "dimension", "cube", "security"];
 
 /// Folder names and file names starting with `.` are skipped.
 fn discover(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -585,6 +585,8 @@ impl<'a> Resolver<'a> {
             cubes.push(self.cube(src, c, &shared));
         }
 
+        let security = self.access_rules(parsed, &cubes);
+
         Some(Catalog {
             name,
             caption,
@@ -594,7 +596,187 @@ impl<'a> Resolver<'a> {
             shared_dimensions: shared.into_iter().map(|s| s.dim).collect(),
             files,
             warnings: Vec::new(),
+            security,
         })
+    }
+
+    // ----- security --------------------------------------------------------------------------
+
+    fn access_rules(&mut self, parsed: &[(Src, DefinitionFile)], cubes: &[Cube]) -> SecurityConfig {
+        let mut found: Option<(&Src, &AccessRulesDef)> = None;
+        for (src, def) in parsed {
+            let DefinitionFile::Security(s) = def else { continue };
+            if let Some((first, _)) = found {
+                let hint = format!("security is already defined in {}", first.path.display());
+                self.err_key(
+                    src,
+                    &YPath::root().k("security"),
+                    "a second security definition",
+                    Some(hint),
+                );
+                continue;
+            }
+            found = Some((src, s));
+        }
+        let Some((src, def)) = found else {
+            return SecurityConfig::default();
+        };
+        let p = YPath::root().k("security");
+        let mut roles: Vec<Role> = Vec::new();
+        for (i, r) in def.roles.iter().enumerate() {
+            let rp = p.k("roles").i(i);
+            self.name(src, &rp.k("name"), &r.name, "role");
+            if roles.iter().any(|x| same(&x.name, &r.name)) {
+                self.err(src, &rp.k("name"), format!("duplicate role '{}'", r.name), None);
+                continue;
+            }
+            let caption = match &r.caption {
+                Some(_) => self.caption(src, &rp, &r.caption, &format!("role '{}'", r.name), &r.name),
+                None => Caption {
+                    da: r.name.clone(),
+                    en: r.name.clone(),
+                },
+            };
+            if let Some(cs) = &r.cubes {
+                for (j, c) in cs.iter().enumerate() {
+                    if !cubes.iter().any(|x| same(&x.name, c)) {
+                        let known: Vec<&str> = cubes.iter().map(|x| x.name.as_str()).collect();
+                        self.err(
+                            src,
+                            &rp.k("cubes").i(j),
+                            format!("role '{}' grants unknown cube '{c}'", r.name),
+                            Some(format!("cubes: {}", known.join(", "))),
+                        );
+                    }
+                }
+            }
+            for (j, x) in r.restrictions.iter().enumerate() {
+                let has = cubes
+                    .iter()
+                    .any(|c| c.dimensions.iter().any(|d| same(&d.name, &x.dimension)));
+                if !has {
+                    self.err(
+                        src,
+                        &rp.k("restrictions").i(j).k("dimension"),
+                        format!("no cube has a dimension '{}'", x.dimension),
+                        None,
+                    );
+                }
+                if x.constraint.trim().is_empty() {
+                    self.err(
+                        src,
+                        &rp.k("restrictions").i(j).k("constraint"),
+                        "empty constraint name",
+                        None,
+                    );
+                }
+            }
+            roles.push(Role {
+                name: r.name.clone(),
+                caption,
+                claims: r.claims.clone(),
+                privileges: r.privileges.clone(),
+                access: r.access,
+                cubes: r.cubes.clone(),
+                restrictions: r
+                    .restrictions
+                    .iter()
+                    .map(|x| (x.constraint.clone(), x.dimension.clone()))
+                    .collect(),
+            });
+        }
+        let mut accounts: Vec<ServiceAccount> = Vec::new();
+        for (i, a) in def.service_accounts.iter().enumerate() {
+            let ap = p.k("service_accounts").i(i);
+            if a.client_id.trim().is_empty() {
+                self.err(src, &ap.k("client_id"), "empty client_id", None);
+            }
+            if accounts.iter().any(|x| x.client_id == a.client_id) {
+                self.err(
+                    src,
+                    &ap.k("client_id"),
+                    format!("duplicate service account '{}'", a.client_id),
+                    None,
+                );
+            }
+            for (j, r) in a.roles.iter().enumerate() {
+                if !roles.iter().any(|x| same(&x.name, r)) {
+                    let known: Vec<&str> = roles.iter().map(|x| x.name.as_str()).collect();
+                    self.err(
+                        src,
+                        &ap.k("roles").i(j),
+                        format!("service account '{}' has unknown role '{r}'", a.client_id),
+                        Some(format!("roles: {}", known.join(", "))),
+                    );
+                }
+            }
+            for (j, k) in a.kommuner.iter().enumerate() {
+                if !(101..=860).contains(k) {
+                    self.err(
+                        src,
+                        &ap.k("kommuner").i(j),
+                        format!("{k} is not a kommunekode (101–860)"),
+                        None,
+                    );
+                }
+            }
+            accounts.push(ServiceAccount {
+                client_id: a.client_id.clone(),
+                roles: a.roles.clone(),
+                kommuner: a.kommuner.clone(),
+                impersonate: a.impersonate,
+            });
+        }
+        let mut groups: Vec<ComparisonGroup> = Vec::new();
+        for (i, g) in def.comparison_groups.iter().enumerate() {
+            let gp = p.k("comparison_groups").i(i);
+            self.name(src, &gp.k("name"), &g.name, "comparison group");
+            if groups.iter().any(|x| same(&x.name, &g.name)) {
+                self.err(
+                    src,
+                    &gp.k("name"),
+                    format!("duplicate comparison group '{}'", g.name),
+                    None,
+                );
+            }
+            if g.kommuner.is_empty() {
+                self.err(
+                    src,
+                    &gp.k("kommuner"),
+                    format!("comparison group '{}' is empty", g.name),
+                    None,
+                );
+            }
+            for (j, k) in g.kommuner.iter().enumerate() {
+                if !(101..=860).contains(k) {
+                    self.err(
+                        src,
+                        &gp.k("kommuner").i(j),
+                        format!("{k} is not a kommunekode (101–860)"),
+                        None,
+                    );
+                }
+            }
+            groups.push(ComparisonGroup {
+                name: g.name.clone(),
+                kommuner: g.kommuner.clone(),
+            });
+        }
+        let c = &def.claims;
+        SecurityConfig {
+            claims: ClaimNames {
+                subject: c.subject.clone(),
+                name: c.name.clone(),
+                cvr: c.cvr.clone(),
+                kommunekode: c.kommunekode.clone(),
+                roles: c.roles.clone(),
+            },
+            roles,
+            service_accounts: accounts,
+            disclosure_marker: def.disclosure.marker.clone(),
+            comparison_groups: groups,
+            file: Some(src.path.to_path_buf()),
+        }
     }
 
     // ----- dimensions ------------------------------------------------------------------------

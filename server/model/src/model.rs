@@ -114,6 +114,96 @@ pub struct Catalog {
     pub files: Vec<PathBuf>,
     /// Warnings found while loading (errors prevent loading).
     pub warnings: Vec<Diagnostic>,
+    /// Roles, service accounts, disclosure marker, comparison groups (`security:` file).
+    pub security: SecurityConfig,
+}
+
+/// The `security:` file, checked. Without one, no identity-provider user gets any role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    pub claims: ClaimNames,
+    pub roles: Vec<Role>,
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Formatted value of a suppressed benchmark cell.
+    pub disclosure_marker: String,
+    pub comparison_groups: Vec<ComparisonGroup>,
+    /// The file it came from.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        let c = crate::format::ClaimsDef::default();
+        SecurityConfig {
+            claims: ClaimNames {
+                subject: c.subject,
+                name: c.name,
+                cvr: c.cvr,
+                kommunekode: c.kommunekode,
+                roles: c.roles,
+            },
+            roles: Vec::new(),
+            service_accounts: Vec::new(),
+            disclosure_marker: crate::format::DisclosureDef::default().marker,
+            comparison_groups: Vec::new(),
+            file: None,
+        }
+    }
+}
+
+impl SecurityConfig {
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| same(&r.name, name))
+    }
+}
+
+/// OIDC claim names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub subject: String,
+    pub name: String,
+    pub cvr: String,
+    pub kommunekode: String,
+    pub roles: String,
+}
+
+/// What rows a role reaches (see [`crate::format::AccessDef`]).
+pub use crate::format::AccessDef as RoleAccess;
+
+/// A role of the `security:` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub caption: Caption,
+    pub claims: Vec<String>,
+    pub privileges: Vec<String>,
+    pub access: RoleAccess,
+    /// Cube names granted; `None` = every cube.
+    pub cubes: Option<Vec<String>>,
+    /// (constraint name, dimension name).
+    pub restrictions: Vec<(String, String)>,
+}
+
+impl Role {
+    pub fn is_admin(&self) -> bool {
+        self.name.eq_ignore_ascii_case("admin")
+    }
+}
+
+/// A client-credentials client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub client_id: String,
+    pub roles: Vec<String>,
+    pub kommuner: Vec<u16>,
+    pub impersonate: bool,
+}
+
+/// A named comparison group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComparisonGroup {
+    pub name: String,
+    pub kommuner: Vec<u16>,
 }
 
 impl Catalog {
