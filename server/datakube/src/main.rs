@@ -350,9 +350,9 @@ fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         data_dir: &cli.data_dir,
         lang,
         lcid: if lang == datakube_model::Lang::Da { 1030 } else { 1033 },
-        scope: match a.kommune {
-            Some(k) => datakube_query::cells::RowScope::Kommuner(vec![i64::from(k)]),
-            None => datakube_query::cells::RowScope::All,
+        access: match a.kommune {
+            Some(k) => datakube_query::security::Access::kommuner(&[i64::from(k)]),
+            None => datakube_query::security::Access::all(),
         },
         last_data_update: "",
         last_schema_update: "",

@@ -6,6 +6,8 @@
 //! Member keys are kept typed ([`Key`]) so that the planner can put them into SQL as
 //! literals; captions never are.
 
+pub mod access;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -109,6 +111,16 @@ pub struct HierarchyMembers {
     /// member of level 1 (see [`HierarchyMembers::first_member`]).
     pub has_all: bool,
     by_unique_name: HashMap<String, MemberId>,
+    /// Per member: the kommunekode it belongs to, when a level's key or property column is the
+    /// cube's row-scope column (`kommunekode`); `None` for members above that level (regions,
+    /// All) and in hierarchies without one. Drives [`MemberStore::scoped`].
+    pub scope_codes: Vec<Option<i64>>,
+    /// In a scoped copy restricted by an allowed set: the keys of the granted members (the
+    /// allowed ones and their descendants, not the ancestors kept for navigation), for the
+    /// fact-table predicate. `None`: not restricted by an allowed set.
+    pub granted_keys: Option<Vec<Key>>,
+    /// A parent-child hierarchy (facts may belong to a member at any depth).
+    pub parent_child: bool,
 }
 
 impl HierarchyMembers {
@@ -153,9 +165,44 @@ impl HierarchyMembers {
 pub struct MemberStore {
     /// (cube name lower-case, hierarchy unique name lower-case) → members.
     hierarchies: HashMap<(String, String), Arc<HierarchyMembers>>,
+    /// Scoped copies, by (address of the full hierarchy, scope). Bounded: cleared when full.
+    scoped: std::sync::Mutex<HashMap<(usize, String, MemberScope), Arc<HierarchyMembers>>>,
 }
 
+/// Most scoped copies kept (about one per kommune and hierarchy, plus multi-kommune users).
+const MAX_SCOPED_COPIES: usize = 4096;
+
 impl MemberStore {
+    /// The members of `hierarchy_unique_name` in `cube` (of dimension `dimension`) that
+    /// `scope` lets see: the full hierarchy when nothing restricts it, otherwise a renumbered
+    /// copy without the forbidden members (cached).
+    pub fn scoped(
+        &self,
+        cube: &str,
+        dimension: &str,
+        hierarchy_unique_name: &str,
+        scope: &MemberScope,
+    ) -> Option<Arc<HierarchyMembers>> {
+        let full = self.hierarchy(cube, hierarchy_unique_name)?;
+        if scope.is_unrestricted() {
+            return Some(full.clone());
+        }
+        let key = (Arc::as_ptr(full) as usize, dimension.to_lowercase(), scope.clone());
+        let mut cache = self.scoped.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(&key) {
+            return Some(hit.clone());
+        }
+        let copy = match full.scoped(dimension, scope) {
+            Some(c) => Arc::new(c),
+            None => full.clone(),
+        };
+        if cache.len() >= MAX_SCOPED_COPIES {
+            cache.clear();
+        }
+        cache.insert(key, copy.clone());
+        Some(copy)
+    }
+
     pub fn hierarchy(&self, cube: &str, hierarchy_unique_name: &str) -> Option<&Arc<HierarchyMembers>> {
         self.hierarchies
             .get(&(cube.to_lowercase(), hierarchy_unique_name.to_lowercase()))
@@ -170,7 +217,7 @@ impl MemberStore {
             for dim in &cube.dimensions {
                 for h in &dim.hierarchies {
                     let source = h.source.as_ref().unwrap_or(&cube.source);
-                    let sig = format!("{source}|{h:?}");
+                    let sig = format!("{source}|{h:?}|{:?}", cube.security.row_scope_column);
                     let members = match loaded.get(&sig) {
                         Some(m) => m.clone(),
                         None => {
@@ -512,11 +559,229 @@ fn load_hierarchy(
             .or_insert(i);
     }
     tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
+    let scope_codes = scope_codes(cube, h, &members);
     Ok(HierarchyMembers {
         unique_name: h.unique_name.clone(),
         members,
         levels,
         has_all: h.has_all,
         by_unique_name,
+        scope_codes,
+        granted_keys: None,
+        parent_child: h.parent_column.is_some(),
     })
+}
+
+/// The kommunekode of each member: its key, when its level's key column is the cube's
+/// row-scope column, or the value of a property read from that column.
+fn scope_codes(cube: &Cube, h: &Hierarchy, members: &[Member]) -> Vec<Option<i64>> {
+    let Some(col) = cube.security.row_scope_column.as_deref() else {
+        return vec![None; members.len()];
+    };
+    let level_def = |level: u16| {
+        if h.parent_column.is_some() {
+            h.levels.first()
+        } else {
+            h.levels.get(usize::from(level).checked_sub(1)?)
+        }
+    };
+    members
+        .iter()
+        .map(|m| {
+            if m.level == 0 {
+                return None;
+            }
+            let l = level_def(m.level)?;
+            if l.key_column.eq_ignore_ascii_case(col) {
+                return match &m.key {
+                    Key::Int(i) => Some(*i),
+                    Key::Str(s) => s.trim().parse().ok(),
+                    Key::Null => None,
+                };
+            }
+            let i = l.properties.iter().position(|p| p.column.eq_ignore_ascii_case(col))?;
+            match m.properties.get(i)? {
+                PropValue::Int(i) => Some(*i),
+                PropValue::Double(d) => Some(*d as i64),
+                PropValue::Str(s) => s.trim().parse().ok(),
+                PropValue::Null => None,
+            }
+        })
+        .collect()
+}
+
+/// What members one principal may see (from the verified identity only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct MemberScope {
+    /// Kommunekoder whose members are visible; `None` = every kommune.
+    pub kommuner: Option<Vec<i64>>,
+    /// Allowed sets on dimensions, by dimension name.
+    pub restrictions: Vec<AllowedSet>,
+}
+
+/// An allowed set on one dimension: members with one of `keys` (`*` suffix: prefix) or
+/// belonging to one of `whole_kommuner`, their descendants, and (for navigation) ancestors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AllowedSet {
+    pub dimension: String,
+    pub keys: Vec<String>,
+    pub whole_kommuner: Vec<i64>,
+}
+
+impl MemberScope {
+    /// Everything visible.
+    pub fn all() -> MemberScope {
+        MemberScope::default()
+    }
+    pub fn is_unrestricted(&self) -> bool {
+        self.kommuner.is_none() && self.restrictions.is_empty()
+    }
+}
+
+impl HierarchyMembers {
+    /// The members `granted` (closed under descendants) and their ancestors: the visible ones.
+    fn visible_from(&self, granted: &[bool]) -> Vec<bool> {
+        let mut visible = granted.to_vec();
+        for (id, g) in granted.iter().enumerate() {
+            if *g {
+                let mut p = self.members[id].parent;
+                while let Some(pid) = p {
+                    if visible[pid as usize] {
+                        break;
+                    }
+                    visible[pid as usize] = true;
+                    p = self.members[pid as usize].parent;
+                }
+            }
+        }
+        visible[0] = true;
+        visible
+    }
+
+    /// Close `seed` under descendants (members are numbered parents first only in hierarchy
+    /// order, so walk the tree).
+    fn with_descendants(&self, seed: &mut [bool]) {
+        let mut stack: Vec<MemberId> = vec![0];
+        let mut inherited = vec![false; self.members.len()];
+        while let Some(id) = stack.pop() {
+            let i = id as usize;
+            if inherited[i] {
+                seed[i] = true;
+            }
+            let pass = seed[i];
+            for &c in &self.members[i].children {
+                if pass {
+                    inherited[c as usize] = true;
+                }
+                stack.push(c);
+            }
+        }
+    }
+
+    /// A copy holding only the members with `keep[id]` (which must include every ancestor of a
+    /// kept member), renumbered; `granted` records the keys of granted members.
+    fn retain(&self, keep: &[bool], granted_keys: Option<Vec<Key>>) -> HierarchyMembers {
+        let mut new_id = vec![u32::MAX; self.members.len()];
+        let mut members = Vec::new();
+        let mut scope_codes = Vec::new();
+        for (id, m) in self.members.iter().enumerate() {
+            if keep[id] {
+                new_id[id] = members.len() as MemberId;
+                members.push(m.clone());
+                scope_codes.push(self.scope_codes.get(id).copied().flatten());
+            }
+        }
+        for m in &mut members {
+            m.parent = m.parent.map(|p| new_id[p as usize]);
+            m.children = m
+                .children
+                .iter()
+                .filter(|&&c| keep[c as usize])
+                .map(|&c| new_id[c as usize])
+                .collect();
+        }
+        let levels = self
+            .levels
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .filter(|&&id| keep[id as usize])
+                    .map(|&id| new_id[id as usize])
+                    .collect()
+            })
+            .collect();
+        let by_unique_name = self
+            .by_unique_name
+            .iter()
+            .filter(|(_, id)| keep[**id as usize])
+            .map(|(k, id)| (k.clone(), new_id[*id as usize]))
+            .collect();
+        HierarchyMembers {
+            unique_name: self.unique_name.clone(),
+            members,
+            levels,
+            has_all: self.has_all,
+            by_unique_name,
+            scope_codes,
+            granted_keys,
+            parent_child: self.parent_child,
+        }
+    }
+
+    /// The members `scope` lets see in this hierarchy of dimension `dimension`; `None` when
+    /// the scope does not restrict it.
+    pub fn scoped(&self, dimension: &str, scope: &MemberScope) -> Option<HierarchyMembers> {
+        let n = self.members.len();
+        let coded = self.scope_codes.iter().any(Option::is_some);
+        let mut keep: Option<Vec<bool>> = None;
+        if let (Some(ks), true) = (&scope.kommuner, coded) {
+            let mut granted: Vec<bool> = self
+                .scope_codes
+                .iter()
+                .map(|c| c.is_some_and(|c| ks.contains(&c)))
+                .collect();
+            self.with_descendants(&mut granted);
+            keep = Some(self.visible_from(&granted));
+        }
+        let mut granted_keys = None;
+        for r in scope
+            .restrictions
+            .iter()
+            .filter(|r| r.dimension.eq_ignore_ascii_case(dimension))
+        {
+            let matches = |m: &Member| {
+                let key = m.key.to_string();
+                r.keys.iter().any(|k| match k.strip_suffix('*') {
+                    Some(prefix) => key.starts_with(prefix),
+                    None => *k == key,
+                })
+            };
+            let mut granted: Vec<bool> = (0..n)
+                .map(|id| {
+                    id != 0
+                        && (matches(&self.members[id])
+                            || self.scope_codes[id].is_some_and(|c| r.whole_kommuner.contains(&c)))
+                })
+                .collect();
+            self.with_descendants(&mut granted);
+            if let Some(k) = &keep {
+                for (g, v) in granted.iter_mut().zip(k) {
+                    *g &= *v;
+                }
+            }
+            let leaf = self.levels.len().saturating_sub(1);
+            granted_keys = Some(
+                (0..n)
+                    .filter(|&id| granted[id] && (self.parent_child || usize::from(self.members[id].level) == leaf))
+                    .map(|id| self.members[id].key.clone())
+                    .collect(),
+            );
+            let visible = self.visible_from(&granted);
+            keep = Some(match keep {
+                Some(k) => k.iter().zip(&visible).map(|(a, b)| *a && *b).collect(),
+                None => visible,
+            });
+        }
+        keep.map(|k| self.retain(&k, granted_keys))
+    }
 }

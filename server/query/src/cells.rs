@@ -17,13 +17,7 @@ use crate::error::{QueryError, Result};
 use crate::eval::{CellSource, Scalar};
 use crate::space::{HierIdx, QueryMeasureKind, Space};
 
-/// Which fact rows a principal may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RowScope {
-    All,
-    /// Only rows whose row-scope column is one of these municipality codes.
-    Kommuner(Vec<i64>),
-}
+pub use datakube_members::access::RowScope;
 
 /// Restrictions on the whole query (subselects, set slicers): for a hierarchy, fact rows must
 /// belong to one of these members (given as (level, member id)).
@@ -213,6 +207,23 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let mut key_expr = |h: HierIdx, level: u16, joins: &mut Vec<String>| -> Result<String> {
             key_expression(sp, self.data_dir, h, level, joins, &mut joined)
         };
+
+        // Allowed sets (member security): rows of granted members only, so that totals are
+        // visual totals of what the principal may see.
+        for h in 1..sp.hierarchy_count() {
+            let hc = sp.hier(h);
+            let Some(keys) = &hc.members.granted_keys else { continue };
+            if keys.is_empty() {
+                where_.push("FALSE".into());
+                continue;
+            }
+            let e = if hc.members.parent_child {
+                format!("f.{}", sql_ident(&leaf_key_column(sp, h)))
+            } else {
+                key_expr(h, hc.hierarchy.levels.len() as u16, &mut joins)?
+            };
+            where_.push(in_list(&e, keys.iter().map(|k| k.sql_literal()).collect()));
+        }
         let members_of = |h: HierIdx| -> Vec<u32> {
             let mut v: Vec<u32> = cells.iter().map(|(_, c)| c[h - 1]).collect();
             v.sort_unstable();

@@ -68,7 +68,8 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
             cube.name
         ))
     })?;
-    let space = Space::new(cube, ctx.members, ctx.lang)?;
+    let access = ctx.access.for_cube(cube)?;
+    let space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
     let env = Env::new(&space);
     let glob = datakube_members::source_glob(ctx.data_dir, &dt.source).map_err(QueryError::Execution)?;
     let from = format!(
@@ -85,9 +86,7 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
     let has = |c: &str| described.iter().any(|(n, _)| n == c);
 
     let mut filters: Vec<String> = Vec::new();
-    // Cubes without personal data (class public) have no row scope.
-    let scope = if cube.is_public() { &RowScope::All } else { &ctx.scope };
-    match scope {
+    match &access.rows {
         RowScope::All => {}
         RowScope::Kommuner(k) => {
             let Some(col) = cube.security.row_scope_column.as_deref() else {
@@ -112,6 +111,28 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
                     list.join(", ")
                 }
             ));
+        }
+    }
+    // Allowed sets (member security): only rows of granted members.
+    for h in 1..space.hierarchy_count() {
+        let hc = space.hier(h);
+        let Some(keys) = &hc.members.granted_keys else { continue };
+        let fk = hc
+            .dim
+            .foreign_key
+            .clone()
+            .unwrap_or_else(|| hc.hierarchy.primary_key.clone());
+        if !has(&fk) || !(hc.members.parent_child || hc.hierarchy.joins_on_leaf_key()) {
+            return Err(QueryError::Execution(format!(
+                "the drillthrough source of [{}] cannot be restricted to the allowed members of {}; refusing to show rows",
+                cube.name, hc.hierarchy.unique_name
+            )));
+        }
+        if keys.is_empty() {
+            filters.push("FALSE".into());
+        } else {
+            let lits: Vec<String> = keys.iter().map(|k| k.sql_literal()).collect();
+            filters.push(format!("{} IN ({})", sql_ident(&fk), lits.join(", ")));
         }
     }
     if let Some(w) = &d.select.where_clause {

@@ -30,8 +30,8 @@ pub struct QueryContext<'a> {
     pub lang: Lang,
     /// LCID reported as the LANGUAGE cell property.
     pub lcid: u32,
-    /// Rows the caller may see (from the verified identity only).
-    pub scope: RowScope,
+    /// What the caller may see (from the verified identity only; see [`crate::security`]).
+    pub access: crate::security::Access,
     pub last_data_update: &'a str,
     pub last_schema_update: &'a str,
     /// The cube to use when a statement omits it (MSOLAP does on refresh).
@@ -278,12 +278,16 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                 .join(", ")
         ))
     })?;
-    let mut space = Space::new(cube, ctx.members, ctx.lang)?;
+    let access = ctx.access.for_cube(cube)?;
+    let mut space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
     space.ignore_missing_members = ctx.ignore_missing_members;
     trace.cube = cube.name.clone();
     trace.source = cube.source.to_string();
-    trace.row_scope = match &ctx.scope {
+    trace.row_scope = match &access.rows {
         _ if cube.is_public() => "none (public cube: no personal data)".into(),
+        RowScope::All if cube.is_benchmark() => {
+            "all kommuner (benchmark cube: aggregated, disclosure-controlled)".into()
+        }
         RowScope::All => "all rows".into(),
         RowScope::Kommuner(k) => format!(
             "{} in {k:?}",
@@ -324,7 +328,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         &space,
         ctx.engine,
         ctx.data_dir,
-        ctx.scope.clone(),
+        access.rows.clone(),
         Restrictions::new(),
         ctx.cancel,
     )));

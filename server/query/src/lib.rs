@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod format;
+pub mod security;
 pub mod space;
 pub mod tabular;
 pub mod xmla;

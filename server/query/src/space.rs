@@ -122,13 +122,23 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl<'a> Space<'a> {
+    /// Every member (no security applies: tests and public cubes).
     pub fn new(cube: &'a Cube, members: &'a MemberStore, lang: Lang) -> Result<Space<'a>> {
+        Space::scoped(cube, members, lang, &datakube_members::MemberScope::all())
+    }
+
+    /// The members `scope` lets see: forbidden members do not exist in this space.
+    pub fn scoped(
+        cube: &'a Cube,
+        members: &'a MemberStore,
+        lang: Lang,
+        scope: &datakube_members::MemberScope,
+    ) -> Result<Space<'a>> {
         let mut hiers: Vec<Option<HierCtx<'a>>> = vec![None];
         for dim in &cube.dimensions {
             for h in &dim.hierarchies {
                 let m = members
-                    .hierarchy(&cube.name, &h.unique_name)
-                    .cloned()
+                    .scoped(&cube.name, &dim.name, &h.unique_name, scope)
                     .ok_or_else(|| QueryError::Execution(format!("the members of {} are not loaded", h.unique_name)))?;
                 let mut key_index = HashMap::new();
                 for (id, mem) in m.members.iter().enumerate() {

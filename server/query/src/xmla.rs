@@ -8,11 +8,8 @@ use datakube_xmla::discover::Fault;
 use datakube_xmla::response::{codes, empty_root};
 use datakube_xmla::service::{ExecuteRequest, ExecuteResult, Executor};
 
-use datakube_auth::{Principal, RowScope as PrincipalScope};
-
 use datakube_mdx::ast::{Definition, ObjectName, Statement};
 
-use crate::cells::RowScope;
 use crate::exec::{QueryContext, execute};
 
 pub struct QueryExecutor {
@@ -46,7 +43,7 @@ impl Executor for QueryExecutor {
             data_dir: &self.data_dir,
             lang,
             lcid,
-            scope: row_scope(principal),
+            access: crate::security::Access::from_principal(principal, &runtime.catalog.security.disclosure_marker),
             last_data_update: &runtime.data_updated,
             last_schema_update: &runtime.schema_updated,
             default_cube: props.get("Cube"),
@@ -185,7 +182,11 @@ fn session_one(
                 // Check the name against the cube (a member's parent must exist).
                 if let Definition::Member(m) = &inner {
                     let c = ctx.catalog.cube(&cube).expect("checked above");
-                    let mut space = crate::space::Space::new(c, ctx.members, ctx.lang)
+                    let access = ctx
+                        .access
+                        .for_cube(c)
+                        .map_err(|e| Fault::new(codes::MDX_NAME, e.to_string()))?;
+                    let mut space = crate::space::Space::scoped(c, ctx.members, ctx.lang, &access.members)
                         .map_err(|e| Fault::new(e.code(), e.to_string()))?;
                     crate::exec::define_member(&mut space, m).map_err(|e| Fault::new(e.code(), e.to_string()))?;
                 }
@@ -225,14 +226,5 @@ fn session_one(
             Ok(())
         }
         _ => Err(Fault::new(codes::MDX_SYNTAX, "expected CREATE or DROP")),
-    }
-}
-
-/// The SQL row scope of a verified principal. (Benchmark cubes get their own rules with the
-/// disclosure-control work; until then every cube uses the principal's scope.)
-pub fn row_scope(principal: &Principal) -> RowScope {
-    match &principal.scope {
-        PrincipalScope::All => RowScope::All,
-        PrincipalScope::Municipalities(k) => RowScope::Kommuner(k.iter().map(|k| i64::from(k.0)).collect()),
     }
 }

@@ -46,6 +46,16 @@ pub struct Context<'a> {
     pub schema_updated: &'a str,
     /// When the data was last refreshed (xsd:dateTime).
     pub data_updated: &'a str,
+    /// What the verified principal may see: cubes it may not open are absent, and so are
+    /// members outside its scope.
+    pub access: &'a datakube_members::access::Access,
+}
+
+impl<'a> Context<'a> {
+    /// The cubes the principal may open, in catalog order.
+    pub fn cubes(&self) -> impl Iterator<Item = &'a Cube> + '_ {
+        self.catalog.cubes.iter().filter(|c| self.access.may_open(c))
+    }
 }
 
 /// A fault to send: code and message.
@@ -418,7 +428,7 @@ fn catalogs(ctx: &Context) -> Rows {
 
 fn tables(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
-    for cube in &ctx.catalog.cubes {
+    for cube in ctx.cubes() {
         rows.push(vec![
             s(&ctx.catalog.name),
             N,
@@ -472,7 +482,7 @@ fn columns(ctx: &Context) -> Rows {
         r.push(s(olap));
         rows.push(r);
     };
-    for cube in &ctx.catalog.cubes {
+    for cube in ctx.cubes() {
         for (n, m) in cube.measures.iter().enumerate() {
             push(
                 cube.name.clone(),
@@ -502,7 +512,7 @@ fn columns(ctx: &Context) -> Rows {
 }
 
 fn cube_rows_filter<'a>(ctx: &'a Context) -> impl Iterator<Item = &'a Cube> {
-    ctx.catalog.cubes.iter()
+    ctx.cubes()
 }
 
 fn cubes(ctx: &Context) -> Rows {
@@ -538,8 +548,14 @@ fn dimension_type(is_time: bool) -> i64 {
     if is_time { 1 } else { 3 }
 }
 
-fn hmembers<'a>(ctx: &'a Context, cube: &Cube, h: &Hierarchy) -> Option<&'a HierarchyMembers> {
-    ctx.members.hierarchy(&cube.name, &h.unique_name).map(|a| a.as_ref())
+/// The members of `h` the principal may see.
+fn hmembers(ctx: &Context, cube: &Cube, h: &Hierarchy) -> Option<std::sync::Arc<HierarchyMembers>> {
+    let scope = ctx.access.for_cube(cube).ok()?.members;
+    let dim = cube
+        .dimensions
+        .iter()
+        .find(|d| d.hierarchies.iter().any(|x| std::ptr::eq(x, h)))?;
+    ctx.members.scoped(&cube.name, &dim.name, &h.unique_name, &scope)
 }
 
 fn visible_measures(cube: &Cube) -> usize {
@@ -548,7 +564,7 @@ fn visible_measures(cube: &Cube) -> usize {
 
 fn dimensions(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         let mk = |name: &str,
                   unique: String,
                   caption: &str,
@@ -620,7 +636,7 @@ fn measures_caption(lang: Lang) -> &'static str {
 
 fn hierarchies(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         let default_measure = c.default_measure().map(|m| m.unique_name.clone()).unwrap_or_default();
         rows.push(vec![
             s(&ctx.catalog.name),
@@ -653,7 +669,8 @@ fn hierarchies(ctx: &Context) -> Rows {
         ]);
         for (dn, d) in c.dimensions.iter().enumerate() {
             for (hn, h) in d.hierarchies.iter().enumerate() {
-                let loaded = hmembers(ctx, c, h);
+                let loaded_arc = hmembers(ctx, c, h);
+                let loaded = loaded_arc.as_deref();
                 // Without an All member the tree's root is internal: not counted, not the default.
                 let card = loaded.map(|m| m.cardinality() - usize::from(!h.has_all)).unwrap_or(0);
                 let default_member = match (&h.default_member, h.has_all, loaded) {
@@ -716,7 +733,7 @@ fn level_type(t: LevelType) -> i64 {
 
 fn levels(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         let level_row = |dim: String,
                          hier: &str,
                          name: &str,
@@ -770,7 +787,8 @@ fn levels(ctx: &Context) -> Rows {
         ));
         for d in &c.dimensions {
             for h in &d.hierarchies {
-                let hm = hmembers(ctx, c, h);
+                let hm_arc = hmembers(ctx, c, h);
+                let hm = hm_arc.as_deref();
                 let all_unique = format!("{}.[(All)]", h.unique_name);
                 rows.push(level_row(
                     d.unique_name(),
@@ -860,7 +878,7 @@ fn visibility(req: &Discover, name: &str) -> Result<(bool, bool), Fault> {
 fn measures(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
     let (want_visible, want_hidden) = visibility(req, "MEASURE_VISIBILITY")?;
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         for m in c
             .measures
             .iter()
@@ -918,7 +936,7 @@ fn measure_groups(ctx: &Context) -> Rows {
 
 fn measure_group_dimensions(ctx: &Context) -> Rows {
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         for d in &c.dimensions {
             let h = d.default_hierarchy();
             let granularity = h.levels.last().map(|l| l.unique_name.clone()).unwrap_or_default();
@@ -968,7 +986,7 @@ fn member_and_cell_properties(req: &Discover, ctx: &Context) -> Result<Rows, Fau
         }
     }
     if wants("1") {
-        for c in &ctx.catalog.cubes {
+        for c in ctx.cubes() {
             for d in &c.dimensions {
                 for h in &d.hierarchies {
                     for l in &h.levels {
@@ -1020,7 +1038,7 @@ fn members(req: &Discover, ctx: &Context) -> Result<Rows, Fault> {
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     let mut rows = Vec::new();
-    for c in &ctx.catalog.cubes {
+    for c in ctx.cubes() {
         for d in &c.dimensions {
             for h in &d.hierarchies {
                 let Some(hm) = hmembers(ctx, c, h) else { continue };

@@ -23,6 +23,7 @@ fn run_in(lang: Lang, request_type: &str, restrictions: Vec<(&str, &str)>, props
     let catalog = catalog();
     let members = MemberStore::default();
     let server = ServerProps::default();
+    let access = datakube_members::access::Access::all();
     let ctx = Context {
         catalog: &catalog,
         members: &members,
@@ -31,6 +32,7 @@ fn run_in(lang: Lang, request_type: &str, restrictions: Vec<(&str, &str)>, props
         server: &server,
         schema_updated: "",
         data_updated: "",
+        access: &access,
     };
     let req = Discover {
         request_type: request_type.into(),

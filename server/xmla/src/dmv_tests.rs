@@ -34,6 +34,7 @@ fn catalog() -> &'static Catalog {
 fn run_lang(statement: &str, params: &[(&str, &str)], lang: Lang) -> Result<Rowset, Fault> {
     let members = MemberStore::default();
     let server = ServerProps::default();
+    let access = datakube_members::access::Access::all();
     let ctx = Context {
         catalog: catalog(),
         members: &members,
@@ -42,6 +43,7 @@ fn run_lang(statement: &str, params: &[(&str, &str)], lang: Lang) -> Result<Rows
         server: &server,
         schema_updated: "2024-01-01T00:00:00",
         data_updated: "2024-01-01T00:00:00",
+        access: &access,
     };
     let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     execute(statement, &params, &ctx).map(|xml| parse_rowset(&xml))

@@ -288,6 +288,8 @@ impl XmlaService {
                 session_id.as_deref(),
             ));
         }
+        let access =
+            datakube_members::access::Access::from_principal(principal, &runtime.catalog.security.disclosure_marker);
         let ctx = Context {
             catalog: &runtime.catalog,
             members: &runtime.members,
@@ -296,6 +298,7 @@ impl XmlaService {
             server: &self.server,
             schema_updated: &runtime.schema_updated,
             data_updated: &runtime.data_updated,
+            access: &access,
         };
         let result = match &req.method {
             soap::Method::Discover(d) => discover::discover(d, &ctx).map(|root| (Kind::Discover, root.into())),
