@@ -2045,7 +2045,11 @@ impl<'s, 'a> Env<'s, 'a> {
                 "calculated members refer to each other in a cycle".into(),
             ));
         }
-        let mut calcs = self.cell_calculations(coord);
+        let mut calcs = if self.plain_cell(coord) {
+            Vec::new()
+        } else {
+            self.cell_calculations(coord)
+        };
         if calcs.is_empty() {
             return Ok(match src.stored(coord[MEASURES], coord) {
                 Some(v) => CellResult::Ready(v),
@@ -2069,6 +2073,14 @@ impl<'s, 'a> Env<'s, 'a> {
             Some(v) => CellResult::Ready(v),
             None => CellResult::Pending,
         })
+    }
+
+    /// Whether nothing but the stored measure can compute the cell (the common case, checked
+    /// without allocating).
+    fn plain_cell(&self, coord: &[u32]) -> bool {
+        self.cell_calcs.is_empty()
+            && !self.space.measures[coord[MEASURES] as usize].is_calculated()
+            && coord[1..].iter().all(|&id| id < crate::space::CALC_BASE)
     }
 
     /// What may compute the cell at `coord`: a calculated measure, calculated members, visual
@@ -2207,6 +2219,9 @@ impl<'s, 'a> Env<'s, 'a> {
     /// calculation's FORMAT_STRING, a calculated member's), else the measure's.
     pub fn cell_format(&self, coord: &[u32]) -> Option<String> {
         let m = &self.space.measures[coord[MEASURES] as usize];
+        if self.plain_cell(coord) {
+            return m.format_string.clone();
+        }
         let mut calcs = self.cell_calculations(coord);
         calcs.sort_by_key(|c| c.rank());
         let own = match calcs.first().map(|c| &c.what) {
