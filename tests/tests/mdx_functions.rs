@@ -785,6 +785,24 @@ fn cell_calculations_with_condition_and_solve_order() {
         assert!(close(a.value(2 * i as u64).unwrap(), want), "region {reg}");
         assert!(close(a.value(2 * i as u64 + 1).unwrap(), *bud), "region {reg} budget");
     }
+    // The region's visual total is in the subcube too, and doubles the two kommuner's total.
+    let (_, k1, k2, _) = visual_cast(s, &by_k);
+    let a = s
+        .mdx(
+            &format!(
+                "WITH CELL CALCULATION [Dobbelt] FOR '({{[Measures].[Regnskab]}}, {{{r}}})' AS '[Measures].CurrentMember * 2' \
+                 SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({{{r}, {k1}, {k2}}}) ON 1 FROM [Økonomi]",
+                r = region(r),
+                k1 = kommune(k1),
+                k2 = kommune(k2)
+            ),
+            1033,
+        )
+        .ok();
+    let two = by_k[&k1] + by_k[&k2];
+    assert!(close(a.value(0).unwrap(), 2.0 * two), "{:?} vs {}", a.value(0), 2.0 * two);
+    assert!(close(a.value(1).unwrap(), by_k[&k1]));
+    assert!(close(a.value(2).unwrap(), by_k[&k2]));
     // A CONDITION: only kommuner above the median are divided by 1000.
     let mut vals: Vec<f64> = by_k.values().copied().collect();
     vals.sort_by(|a, b| a.partial_cmp(b).unwrap());

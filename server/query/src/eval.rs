@@ -429,6 +429,10 @@ impl<'s, 'a> Env<'s, 'a> {
     /// The member of `ancestor`'s subtree in the same relative position as `m` has under its
     /// own ancestor on `ancestor`'s level (SSAS Cousin).
     fn cousin(&self, m: MemberRef, ancestor: MemberRef) -> Option<MemberRef> {
+        let ancestor = self.space.real(ancestor);
+        if ancestor.h == MEASURES || self.space.is_calc(ancestor) {
+            return None;
+        }
         let target = self.level_of(ancestor);
         let mut path = Vec::new();
         let mut x = m;
@@ -2116,8 +2120,18 @@ impl<'s, 'a> Env<'s, 'a> {
                 });
             }
         }
+        // A cell calculation's subcube names real members; a visual total is in it when its
+        // member is.
+        let real_coord: std::borrow::Cow<[u32]> = if coord.iter().any(|&id| id >= crate::space::VISUAL_BASE) {
+            (0..coord.len())
+                .map(|h| self.space.real(MemberRef { h, id: coord[h] }).id)
+                .collect::<Vec<u32>>()
+                .into()
+        } else {
+            coord.into()
+        };
         for (i, c) in self.cell_calcs.iter().enumerate() {
-            if c.applies_to(coord) {
+            if c.applies_to(&real_coord) {
                 out.push(CellCalcRef {
                     solve_order: c.solve_order,
                     kind: 0,
@@ -3019,4 +3033,18 @@ pub fn crossjoin(a: &[Tuple], b: &[Tuple], space: &Space) -> Result<Vec<Tuple>> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute_pattern;
+
+    #[test]
+    fn visual_totals_patterns() {
+        assert_eq!(substitute_pattern("* - visual", "Region Nord"), "Region Nord - visual");
+        assert_eq!(substitute_pattern("** Subtotal - *", "Dairy"), "* Subtotal - Dairy");
+        assert_eq!(substitute_pattern("Total", "X"), "Total");
+        assert_eq!(substitute_pattern("*/*", "æ"), "æ/æ");
+        assert_eq!(substitute_pattern("", "X"), "");
+    }
 }

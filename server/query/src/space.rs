@@ -863,6 +863,46 @@ mod tests {
     }
 
     #[test]
+    fn visual_totals_are_registered_once_and_stand_for_their_member() {
+        let (_dir, catalog, members) = fixture();
+        let sp = Space::new(&catalog.cubes[0], &members, Lang::En).unwrap();
+        let member = |mdx: &str| match resolve(&sp, mdx) {
+            Ok(Object::Member(m)) => m,
+            other => panic!("{mdx}: {other:?}"),
+        };
+        let (usa, or, salem, me) = (
+            member("[Store].[USA]"),
+            member("[Store].[USA].[OR]"),
+            member("[Store].[USA].[OR].[Salem]"),
+            member("[Store].[USA].[ME]"),
+        );
+        let h = usa.h;
+        let v_or = sp.add_visual_total(h, or.id, "OR - v".into(), vec![salem.id]).unwrap();
+        let v_usa = sp.add_visual_total(h, usa.id, "USA".into(), vec![v_or, me.id]).unwrap();
+        assert!(v_or >= VISUAL_BASE && v_usa != v_or);
+        // The same definition is the same member; another caption is another one.
+        assert_eq!(
+            sp.add_visual_total(h, or.id, "OR - v".into(), vec![salem.id]).unwrap(),
+            v_or
+        );
+        assert_ne!(
+            sp.add_visual_total(h, or.id, "OR".into(), vec![salem.id]).unwrap(),
+            v_or
+        );
+        let (v_or, v_usa) = (MemberRef { h, id: v_or }, MemberRef { h, id: v_usa });
+        // Leaves: visual parts replaced by what they cover.
+        assert_eq!(sp.visual(v_usa).unwrap().leaves, vec![salem.id, me.id]);
+        assert_eq!(sp.real(v_or), or);
+        assert_eq!(sp.member_unique_name(v_or), "[Store].[USA].[OR]");
+        assert_eq!(sp.member_name(v_or), "OR");
+        assert_eq!(sp.member_caption(v_or), "OR - v");
+        assert_eq!(sp.member_parent(v_or), Some(usa));
+        assert_eq!(sp.member_level(v_or), sp.member_level(or));
+        assert!(sp.is_calc(v_or) && sp.is_visual(v_or) && sp.calc_member(v_or).is_none());
+        assert!(!sp.is_visual(or) && sp.visual(or).is_none());
+    }
+
+    #[test]
     fn a_hierarchy_without_all_member() {
         let (_dir, catalog, members) = fixture();
         let sp = Space::new(&catalog.cubes[0], &members, Lang::En).unwrap();
