@@ -800,7 +800,12 @@ fn cell_calculations_with_condition_and_solve_order() {
         )
         .ok();
     let two = by_k[&k1] + by_k[&k2];
-    assert!(close(a.value(0).unwrap(), 2.0 * two), "{:?} vs {}", a.value(0), 2.0 * two);
+    assert!(
+        close(a.value(0).unwrap(), 2.0 * two),
+        "{:?} vs {}",
+        a.value(0),
+        2.0 * two
+    );
     assert!(close(a.value(1).unwrap(), by_k[&k1]));
     assert!(close(a.value(2).unwrap(), by_k[&k2]));
     // A CONDITION: only kommuner above the median are divided by 1000.
