@@ -389,3 +389,494 @@ fn session_scoped_calculated_members_and_sets() {
         .expect("sessionless CREATE");
     assert!(f.1.contains("BeginSession"), "{f:?}");
 }
+
+/// Pairs (key, value) from a hand-written SQL statement.
+fn pairs(s: &Server, sql: &str) -> Vec<(i64, f64)> {
+    let c = s.duck();
+    let mut st = c.prepare(sql).unwrap();
+    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Booked amounts of one kind (R regnskab, B budget) per kommunekode.
+fn amount_by_kommune(s: &Server, kind: &str) -> BTreeMap<i64, f64> {
+    pairs(
+        s,
+        &format!(
+            "SELECT kommunekode::BIGINT, sum(beloeb)::DOUBLE FROM {} WHERE beloebstype_kode = '{kind}' GROUP BY 1",
+            s.table("oekonomi", "postering")
+        ),
+    )
+    .into_iter()
+    .collect()
+}
+
+/// A region with at least three kommuner with data, two of them (k1, k2), and another region
+/// with data: the cast of the VisualTotals and cell calculation tests.
+fn visual_cast(s: &Server, by_k: &BTreeMap<i64, f64>) -> (i64, i64, i64, i64) {
+    let regs = regions(s);
+    let with_data = |r: i64| -> Vec<i64> {
+        regs.iter()
+            .filter(|x| x.0 == r && by_k.contains_key(&x.1))
+            .map(|x| x.1)
+            .collect()
+    };
+    let mut rs: Vec<i64> = regs.iter().map(|x| x.0).collect();
+    rs.dedup();
+    let r = *rs
+        .iter()
+        .find(|&&r| with_data(r).len() >= 3)
+        .expect("a region with three kommuner");
+    let r2 = *rs
+        .iter()
+        .find(|&&x| x != r && !with_data(x).is_empty())
+        .expect("another region");
+    let ks = with_data(r);
+    (r, ks[0], ks[1], r2)
+}
+
+fn region(r: i64) -> String {
+    format!("[Kommune].[Geografi].[Region].&[{r}]")
+}
+
+fn kommune(k: i64) -> String {
+    format!("[Kommune].[Geografi].[Kommune].&[{k}]")
+}
+
+#[test]
+fn visual_totals_of_a_parent_with_two_of_its_children() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let (r, k1, k2, r2) = visual_cast(s, &by_k);
+    let region_total = |r: i64| -> f64 {
+        regions(s)
+            .iter()
+            .filter(|x| x.0 == r)
+            .filter_map(|x| by_k.get(&x.1))
+            .sum()
+    };
+    let set = format!("{{{}, {}, {}, {}}}", region(r), kommune(k1), kommune(k2), region(r2));
+    let plain = s
+        .mdx(
+            &format!("SELECT {{[Measures].[Regnskab]}} ON 0, {set} ON 1 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    let a = s
+        .mdx(
+            &format!("SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({set}) ON 1 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    // The same members (unique names and captions) as without VisualTotals.
+    assert_eq!(a.axes[1], plain.axes[1]);
+    assert!(close(plain.value(0).unwrap(), region_total(r)));
+    // The region totals only the two kommuner in the set; they and the region without
+    // kommuner in the set keep their own values.
+    let two = by_k[&k1] + by_k[&k2];
+    assert!(
+        (two - region_total(r)).abs() > 1e-6,
+        "the region has other kommuner with data"
+    );
+    assert!(close(a.value(0).unwrap(), two), "{:?} vs {two}", a.value(0));
+    assert!(close(a.value(1).unwrap(), by_k[&k1]));
+    assert!(close(a.value(2).unwrap(), by_k[&k2]));
+    assert!(close(a.value(3).unwrap(), region_total(r2)));
+    // A calculated measure is computed from the visual totals of its operands (solve order
+    // -4096 for visual totals), not summed: the region's ratio is that of the two kommuner.
+    let budget = amount_by_kommune(s, "B");
+    let a = s
+        .mdx(
+            &format!(
+                "WITH MEMBER [Measures].[Andel] AS [Measures].[Regnskab] / [Measures].[Budget] \
+                 SELECT {{[Measures].[Andel]}} ON 0, VisualTotals({set}) ON 1 FROM [Økonomi]"
+            ),
+            1033,
+        )
+        .ok();
+    let want = two / (budget[&k1] + budget[&k2]);
+    assert!(close(a.value(0).unwrap(), want), "{:?} vs {want}", a.value(0));
+    assert!(close(a.value(1).unwrap(), by_k[&k1] / budget[&k1]));
+}
+
+#[test]
+fn visual_totals_over_nested_levels_with_a_pattern() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let (r, k1, k2, r2) = visual_cast(s, &by_k);
+    let k3 = regions(s)
+        .into_iter()
+        .find(|x| x.0 == r2 && by_k.contains_key(&x.1))
+        .unwrap()
+        .1;
+    // All, a region with two kommuner, another region with one: All totals the two regions'
+    // visual totals, each region its kommuner in the set.
+    let set = format!(
+        "{{[Kommune].[Geografi].[All], {}, {}, {}, {}, {}}}",
+        region(r),
+        kommune(k1),
+        kommune(k2),
+        region(r2),
+        kommune(k3)
+    );
+    let plain = s
+        .mdx(
+            &format!("SELECT {{[Measures].[Regnskab]}} ON 0, {set} ON 1 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    let a = s
+        .mdx(
+            &format!("SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({set}, '* - visual') ON 1 FROM [Økonomi]"),
+            1033,
+        )
+        .ok();
+    let want = [
+        by_k[&k1] + by_k[&k2] + by_k[&k3],
+        by_k[&k1] + by_k[&k2],
+        by_k[&k1],
+        by_k[&k2],
+        by_k[&k3],
+        by_k[&k3],
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert!(
+            close(a.value(i as u64).unwrap(), *w),
+            "row {i}: {:?} vs {w}",
+            a.value(i as u64)
+        );
+    }
+    // Unique names stay; the totals' captions follow the pattern, the others keep theirs.
+    for (i, (got, real)) in a.axes[1].iter().zip(&plain.axes[1]).enumerate() {
+        assert_eq!(got[0].0, real[0].0);
+        let total = matches!(i, 0 | 1 | 4);
+        let caption = if total {
+            format!("{} - visual", real[0].1)
+        } else {
+            real[0].1.clone()
+        };
+        assert_eq!(got[0].1, caption, "row {i}");
+    }
+    // `**` is a literal asterisk.
+    let a = s
+        .mdx(
+            &format!(
+                "SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({{{}, {}}}, '** *') ON 1 FROM [Økonomi]",
+                region(r),
+                kommune(k1)
+            ),
+            1033,
+        )
+        .ok();
+    let region_caption = &plain.axes[1][1][0].1;
+    assert_eq!(a.axes[1][0][0].1, format!("* {region_caption}"));
+    assert!(close(a.value(0).unwrap(), by_k[&k1]));
+    // Out of hierarchy order, as SSAS documents it (VisualTotals(USA, WA, CA, Seattle)): a
+    // member not followed by its own descendants keeps its value, and All totals everything
+    // after it, here the kommune inside the first region a second time.
+    let region_total = |r: i64| -> f64 {
+        regions(s)
+            .iter()
+            .filter(|x| x.0 == r)
+            .filter_map(|x| by_k.get(&x.1))
+            .sum()
+    };
+    let a = s
+        .mdx(
+            &format!(
+                "SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({{[Kommune].[Geografi].[All], {}, {}, {}}}) ON 1 FROM [Økonomi]",
+                region(r),
+                region(r2),
+                kommune(k1)
+            ),
+            1033,
+        )
+        .ok();
+    let want = [
+        region_total(r) + region_total(r2) + by_k[&k1],
+        region_total(r),
+        region_total(r2),
+        by_k[&k1],
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert!(
+            close(a.value(i as u64).unwrap(), *w),
+            "row {i}: {:?} vs {w}",
+            a.value(i as u64)
+        );
+    }
+}
+
+#[test]
+fn visual_totals_in_excels_named_set_pattern() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let (r, k1, k2, _) = visual_cast(s, &by_k);
+    // What Excel sends to servers without subselects: the filter's members as a VisualTotals
+    // set, intersected with the drilled-down axis.
+    let a = s
+        .mdx(
+            &format!(
+                "WITH SET [XL_Row_Dim_0] AS 'VisualTotals(Distinct(Hierarchize({{Ascendants({k1}), Descendants({k1}), \
+                 Ascendants({k2}), Descendants({k2})}})))' \
+                 SELECT NON EMPTY Hierarchize(Intersect({{DrilldownMember({{DrilldownLevel({{[Kommune].[Geografi].[All]}})}}, \
+                 {{{r}}})}}, [XL_Row_Dim_0])) DIMENSION PROPERTIES PARENT_UNIQUE_NAME ON 0 FROM [Økonomi] \
+                 WHERE ([Measures].[Regnskab])",
+                k1 = kommune(k1),
+                k2 = kommune(k2),
+                r = region(r)
+            ),
+            1033,
+        )
+        .ok();
+    let names: Vec<&str> = a.axes[0].iter().map(|t| t[0].0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "[Kommune].[Geografi].[All]".to_string(),
+            region(r),
+            kommune(k1),
+            kommune(k2)
+        ]
+    );
+    let two = by_k[&k1] + by_k[&k2];
+    for (i, w) in [two, two, by_k[&k1], by_k[&k2]].iter().enumerate() {
+        assert!(
+            close(a.value(i as u64).unwrap(), *w),
+            "column {i}: {:?} vs {w}",
+            a.value(i as u64)
+        );
+    }
+}
+
+#[test]
+fn visual_totals_of_measures_that_do_not_add_up() {
+    let s = server();
+    let c = s.duck();
+    let facts = s.table("beskaeftigelse", "ydelse_uge");
+    // Two weeks of one year with benefit data, persons counted once across both.
+    let (w1, w2): (i64, i64) = c
+        .query_row(
+            &format!(
+                "SELECT min(uge_id)::BIGINT, max(uge_id)::BIGINT FROM (SELECT uge_id FROM {facts} \
+                 WHERE uge_id // 100 = (SELECT max(uge_id) // 100 FROM {facts}) GROUP BY 1 ORDER BY 1 LIMIT 2)"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_ne!(w1, w2);
+    let per_week = pairs(
+        s,
+        &format!(
+            "SELECT uge_id::BIGINT, count(DISTINCT person_id)::DOUBLE FROM {facts} WHERE uge_id IN ({w1}, {w2}) GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    let (both, full): (f64, f64) = c
+        .query_row(
+            &format!(
+                "SELECT (SELECT count(DISTINCT person_id) FROM {facts} WHERE uge_id IN ({w1}, {w2}))::DOUBLE, \
+                 (SELECT avg(v) FROM (SELECT sum(fuldtid) v FROM {facts} WHERE uge_id IN ({w1}, {w2}) GROUP BY uge_id))::DOUBLE"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let sum_of_weeks: f64 = per_week.iter().map(|x| x.1).sum();
+    assert!(
+        both < sum_of_weeks,
+        "the same persons in both weeks: {both} vs {sum_of_weeks}"
+    );
+    let year = w1 / 100;
+    let set = format!("{{[Tid].[Uge].[År].&[{year}], [Tid].[Uge].[Uge].&[{w1}], [Tid].[Uge].[Uge].&[{w2}]}}");
+    // Distinct count and average over time: the year's visual total is read from the two
+    // weeks' fact rows, not added up from them.
+    let a = s
+        .mdx(
+            &format!(
+                "SELECT {{[Measures].[Personer], [Measures].[Fuldtidspersoner]}} ON 0, VisualTotals({set}) ON 1 FROM [Beskæftigelse]"
+            ),
+            1033,
+        )
+        .ok();
+    assert_eq!(a.value(0), Some(both));
+    assert!(close(a.value(1).unwrap(), full), "{:?} vs {full}", a.value(1));
+    assert_eq!(a.value(2), Some(per_week[0].1));
+    assert_eq!(a.value(4), Some(per_week[1].1));
+    // Last non-empty: the year's visual total is the later month of the two.
+    let bestand = s.table("befolkning", "bestand");
+    let months = pairs(
+        s,
+        &format!(
+            "SELECT maaned_id::BIGINT, sum(antal_borgere)::DOUBLE FROM {bestand} \
+             WHERE maaned_id // 100 = (SELECT max(maaned_id) // 100 FROM {bestand}) GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    assert!(months.len() >= 2);
+    let (m1, m2) = (months[0], months[months.len() / 2]);
+    let a = s
+        .mdx(
+            &format!(
+                "SELECT {{[Measures].[Antal borgere]}} ON 0, VisualTotals({{[Tid].[Kalender].[År].&[{}], \
+                 [Tid].[Kalender].[Måned].&[{}], [Tid].[Kalender].[Måned].&[{}]}}) ON 1 FROM [Befolkning]",
+                m1.0 / 100,
+                m1.0,
+                m2.0
+            ),
+            1033,
+        )
+        .ok();
+    assert!(close(a.value(0).unwrap(), m2.1), "{:?} vs {}", a.value(0), m2.1);
+    assert!(close(a.value(1).unwrap(), m1.1));
+}
+
+#[test]
+fn visual_totals_refuses_what_it_cannot_total() {
+    let s = server();
+    for (mdx, why) in [
+        (
+            "SELECT VisualTotals([Kommune].[Geografi].[Region].Members * [Tid].[Kalender].[År].Members) ON 0 FROM [Økonomi]",
+            "tuples",
+        ),
+        (
+            "SELECT VisualTotals({[Measures].[Regnskab], [Measures].[Budget]}) ON 0 FROM [Økonomi]",
+            "[Measures]",
+        ),
+        (
+            "SELECT VisualTotals([Kommune].[Geografi].Members, [Kommune].[Geografi].[All]) ON 0 FROM [Økonomi]",
+            "pattern",
+        ),
+        ("SELECT VisualTotals() ON 0 FROM [Økonomi]", "missing"),
+    ] {
+        let f = s.mdx(mdx, 1033).fault.unwrap_or_else(|| panic!("no fault for {mdx}"));
+        assert!(f.1.contains("VisualTotals") && f.1.contains(why), "{mdx}: {f:?}");
+    }
+}
+
+#[test]
+fn cell_calculations_with_condition_and_solve_order() {
+    let s = server();
+    let by_k = regnskab_by_kommune(s);
+    let budget = amount_by_kommune(s, "B");
+    let (r, _, _, _) = visual_cast(s, &by_k);
+    let mut by_region: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for (reg, k) in regions(s) {
+        let e = by_region.entry(reg).or_default();
+        e.0 += by_k.get(&k).copied().unwrap_or(0.0);
+        e.1 += budget.get(&k).copied().unwrap_or(0.0);
+    }
+    // Regnskab doubled for one region; Budget and the other regions untouched.
+    let a = s
+        .mdx(
+            &format!(
+                "WITH CELL CALCULATION [Dobbelt] FOR '({{[Measures].[Regnskab]}}, {{{}}})' AS '[Measures].CurrentMember * 2' \
+                 SELECT {{[Measures].[Regnskab], [Measures].[Budget]}} ON 0, [Kommune].[Geografi].[Region].Members ON 1 FROM [Økonomi]",
+                region(r)
+            ),
+            1033,
+        )
+        .ok();
+    let rows: Vec<i64> = a.axes[1].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(rows, by_region.keys().copied().collect::<Vec<_>>());
+    for (i, (reg, (regnskab, bud))) in by_region.iter().enumerate() {
+        let want = if *reg == r { 2.0 * regnskab } else { *regnskab };
+        assert!(close(a.value(2 * i as u64).unwrap(), want), "region {reg}");
+        assert!(close(a.value(2 * i as u64 + 1).unwrap(), *bud), "region {reg} budget");
+    }
+    // The region's visual total is in the subcube too, and doubles the two kommuner's total.
+    let (_, k1, k2, _) = visual_cast(s, &by_k);
+    let a = s
+        .mdx(
+            &format!(
+                "WITH CELL CALCULATION [Dobbelt] FOR '({{[Measures].[Regnskab]}}, {{{r}}})' AS '[Measures].CurrentMember * 2' \
+                 SELECT {{[Measures].[Regnskab]}} ON 0, VisualTotals({{{r}, {k1}, {k2}}}) ON 1 FROM [Økonomi]",
+                r = region(r),
+                k1 = kommune(k1),
+                k2 = kommune(k2)
+            ),
+            1033,
+        )
+        .ok();
+    let two = by_k[&k1] + by_k[&k2];
+    assert!(
+        close(a.value(0).unwrap(), 2.0 * two),
+        "{:?} vs {}",
+        a.value(0),
+        2.0 * two
+    );
+    assert!(close(a.value(1).unwrap(), by_k[&k1]));
+    assert!(close(a.value(2).unwrap(), by_k[&k2]));
+    // A CONDITION: only kommuner above the median are divided by 1000.
+    let mut vals: Vec<f64> = by_k.values().copied().collect();
+    vals.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let threshold = vals[vals.len() / 2];
+    let a = s
+        .mdx(
+            &format!(
+                "WITH CELL CALCULATION [Små] FOR '({{[Measures].[Regnskab]}}, [Kommune].[Geografi].[Kommune].Members)' \
+                 AS '[Measures].CurrentMember / 1000', CONDITION = '[Measures].CurrentMember > {threshold}' \
+                 SELECT {{[Measures].[Regnskab]}} ON 0, [Kommune].[Geografi].[Kommune].Members ON 1 FROM [Økonomi]"
+            ),
+            1033,
+        )
+        .ok();
+    let mut changed = 0;
+    for (i, t) in a.axes[1].iter().enumerate() {
+        let Some(v) = by_k.get(&key(&t[0].0)) else { continue };
+        let want = if *v > threshold {
+            changed += 1;
+            v / 1000.0
+        } else {
+            *v
+        };
+        assert!(
+            close(a.value(i as u64).unwrap(), want),
+            "{}: {:?} vs {want}",
+            t[0].0,
+            a.value(i as u64)
+        );
+    }
+    assert!(changed > 0 && changed < by_k.len());
+    // Solve order against a calculated measure: above it, the cell calculation adds 1 to the
+    // ratio; below it, the ratio is computed from the operands the calculation changed.
+    let (reg_r, reg_b) = by_region[&r];
+    for (so, want) in [(10, reg_r / reg_b + 1.0), (-1, (reg_r + 1.0) / (reg_b + 1.0))] {
+        let a = s
+            .mdx(
+                &format!(
+                    "WITH MEMBER [Measures].[Andel] AS [Measures].[Regnskab] / [Measures].[Budget] \
+                     CELL CALCULATION [Plus] FOR '({{{}}})' AS '[Measures].CurrentMember + 1', SOLVE_ORDER = {so} \
+                     SELECT {{[Measures].[Andel]}} ON 0 FROM [Økonomi] WHERE ({})",
+                    region(r),
+                    region(r)
+                ),
+                1033,
+            )
+            .ok();
+        assert!(
+            close(a.value(0).unwrap(), want),
+            "SOLVE_ORDER {so}: {:?} vs {want}",
+            a.value(0)
+        );
+    }
+    // What cannot be computed is refused, naming the calculation.
+    let f = s
+        .mdx(
+            "WITH CELL CALCULATION [X] FOR '({[Measures].[Regnskab]})' AS '1', CALCULATION_PASS_NUMBER = 2 \
+             SELECT {[Measures].[Regnskab]} ON 0 FROM [Økonomi]",
+            1033,
+        )
+        .fault
+        .expect("pass numbers are refused");
+    assert!(f.1.contains("[X]") && f.1.contains("CALCULATION_PASS_NUMBER"), "{f:?}");
+    let f = s
+        .mdx(
+            "WITH CELL CALCULATION [Y] FOR '(1, 2)' AS '1' SELECT {[Measures].[Regnskab]} ON 0 FROM [Økonomi]",
+            1033,
+        )
+        .fault
+        .expect("a FOR clause of numbers");
+    assert!(f.1.contains("[Y]"), "{f:?}");
+}

@@ -15,7 +15,7 @@ use datakube_model::{Aggregator, FilterValue};
 
 use crate::error::{QueryError, Result};
 use crate::eval::{CellSource, Scalar};
-use crate::space::{HierIdx, QueryMeasureKind, Space};
+use crate::space::{HierIdx, MemberRef, QueryMeasureKind, Space, VISUAL_BASE};
 
 pub use datakube_members::access::RowScope;
 
@@ -75,8 +75,8 @@ impl fmt::Display for CellQuery {
 type Coord = Vec<u32>;
 
 /// Cells fetched by one statement: the level of each hierarchy, the parent-child members
-/// pinned, and the semi-additive measure (if any).
-type BatchKey = (Vec<u16>, Vec<u32>, Option<u32>);
+/// pinned, the visual totals pinned (hierarchy, id), and the semi-additive measure (if any).
+type BatchKey = (Vec<u16>, Vec<u32>, Vec<(HierIdx, u32)>, Option<u32>);
 
 pub struct CellFetcher<'s, 'a> {
     space: &'s Space<'a>,
@@ -149,10 +149,24 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         // Group: (signature of levels, semi-additive measure or none) → cells.
         let mut groups: BTreeMap<BatchKey, Vec<(u32, Coord)>> = BTreeMap::new();
         for (m, c) in pending {
+            // A visual total (VisualTotals) is no level: its statement filters on the members
+            // it covers, one statement per visual total.
             let sig: Vec<u16> = c
                 .iter()
                 .enumerate()
-                .map(|(i, &id)| self.space.hier(i + 1).members.get(id).level)
+                .map(|(i, &id)| {
+                    if id >= VISUAL_BASE {
+                        0
+                    } else {
+                        self.space.hier(i + 1).members.get(id).level
+                    }
+                })
+                .collect();
+            let visual: Vec<(HierIdx, u32)> = c
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| **id >= VISUAL_BASE)
+                .map(|(i, &id)| (i + 1, id))
                 .collect();
             // Parent-child hierarchies cannot group by one column: one batch per member.
             let pc: Vec<u32> = c
@@ -165,15 +179,21 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 QueryMeasureKind::Stored(s) if s.aggregator.is_semi_additive() => Some(m),
                 _ => None,
             };
-            groups.entry((sig, pc, semi)).or_default().push((m, c));
+            groups.entry((sig, pc, visual, semi)).or_default().push((m, c));
         }
-        for ((sig, _, semi), cells) in groups {
-            self.run_group(&sig, semi, &cells)?;
+        for ((sig, _, visual, semi), cells) in groups {
+            self.run_group(&sig, &visual, semi, &cells)?;
         }
         Ok(())
     }
 
-    fn run_group(&mut self, sig: &[u16], semi: Option<u32>, cells: &[(u32, Coord)]) -> Result<()> {
+    fn run_group(
+        &mut self,
+        sig: &[u16],
+        visual: &[(HierIdx, u32)],
+        semi: Option<u32>,
+        cells: &[(u32, Coord)],
+    ) -> Result<()> {
         let sp = self.space;
         let cube = sp.cube;
         let fact = datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?;
@@ -252,41 +272,19 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             }
             group_exprs.push((h, level, e));
         }
-        // Subselect and set-slicer restrictions.
+        // Subselect and set-slicer restrictions, then the members visual totals cover.
         for (&h, ids) in &self.restrictions {
-            let hc = sp.hier(h);
-            if hc.hierarchy.is_parent_child() {
-                let mut keys = Vec::new();
-                for &id in ids {
-                    keys.extend(subtree_keys(sp, h, id));
-                }
-                where_.push(format!(
-                    "f.{} IN ({})",
-                    sql_ident(&leaf_key_column(sp, h)),
-                    keys.join(", ")
-                ));
-                continue;
+            if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined)? {
+                where_.push(w);
             }
-            let mut by_level: BTreeMap<u16, Vec<String>> = BTreeMap::new();
-            let mut all = false;
-            for &id in ids {
-                let m = hc.members.get(id);
-                if m.level == 0 {
-                    all = true;
-                } else {
-                    by_level.entry(m.level).or_default().push(m.key.sql_literal());
-                }
-            }
-            if all {
-                continue;
-            }
-            let mut ors = Vec::new();
-            for (level, lits) in by_level {
-                let e = key_expr(h, level, &mut joins)?;
-                ors.push(in_list(&e, lits));
-            }
-            if !ors.is_empty() {
-                where_.push(format!("({})", ors.join(" OR ")));
+        }
+        for &(h, id) in visual {
+            let vt = sp
+                .visual(MemberRef { h, id })
+                .ok_or_else(|| QueryError::Execution("VisualTotals: unknown visual total".into()))?;
+            // (Never the All member: a visual total covers descendants.)
+            if let Some(w) = members_filter(sp, self.data_dir, h, &vt.leaves, &mut joins, &mut joined)? {
+                where_.push(w);
             }
         }
 
@@ -465,6 +463,44 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         self.executed.push(plan);
         Ok(())
     }
+}
+
+/// The fact rows of any of the members `ids` of hierarchy `h` (members of several levels);
+/// `None` when the All member is among them.
+fn members_filter(
+    sp: &Space,
+    data_dir: &Path,
+    h: HierIdx,
+    ids: &[u32],
+    joins: &mut Vec<String>,
+    joined: &mut HashSet<HierIdx>,
+) -> Result<Option<String>> {
+    let hc = sp.hier(h);
+    if hc.hierarchy.is_parent_child() {
+        let mut keys = Vec::new();
+        for &id in ids {
+            keys.extend(subtree_keys(sp, h, id));
+        }
+        return Ok(Some(format!(
+            "f.{} IN ({})",
+            sql_ident(&leaf_key_column(sp, h)),
+            keys.join(", ")
+        )));
+    }
+    let mut by_level: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for &id in ids {
+        let m = hc.members.get(id);
+        if m.level == 0 {
+            return Ok(None);
+        }
+        by_level.entry(m.level).or_default().push(m.key.sql_literal());
+    }
+    let mut ors = Vec::new();
+    for (level, lits) in by_level {
+        let e = key_expression(sp, data_dir, h, level, joins, joined)?;
+        ors.push(in_list(&e, lits));
+    }
+    Ok((!ors.is_empty()).then(|| format!("({})", ors.join(" OR "))))
 }
 
 /// A grouping key read back from DuckDB, as the member store writes keys.

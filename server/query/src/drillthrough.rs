@@ -150,6 +150,12 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
             if m.h == MEASURES {
                 continue;
             }
+            if space.is_calc(m) {
+                return Err(QueryError::Type(format!(
+                    "DRILLTHROUGH: {} is a calculated member; name a cell of stored members",
+                    space.member_unique_name(m)
+                )));
+            }
             let hc = space.hier(m.h);
             let mem = hc.members.get(m.id);
             if mem.level == 0 {

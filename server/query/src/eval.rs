@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use datakube_mdx::ast::{BinaryOp, Expr, IsTarget, Literal, UnaryOp};
 
+use crate::cellcalc::CellCalc;
 use crate::cells::CellFetcher;
 use crate::error::{QueryError, Result};
-use crate::space::{HierIdx, MEASURES, MemberRef, Object, QueryMeasureKind, Space, Tuple};
+use crate::space::{HierIdx, MEASURES, MemberRef, Object, QueryMeasureKind, Space, Tuple, VISUAL_TOTAL_SOLVE_ORDER};
 
 /// A value an expression can have.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,9 +76,35 @@ pub struct Env<'s, 'a> {
     /// `Generate` iterates it.
     aliases: RefCell<HashMap<String, Vec<Tuple>>>,
     current: RefCell<HashMap<String, Tuple>>,
+    /// `WITH CELL CALCULATION`s, in definition order.
+    pub cell_calcs: Vec<CellCalc>,
 }
 
 const MAX_CALC_DEPTH: usize = 64;
+
+/// What computes a cell (see [`Env::cell_calculations`]).
+enum Computes<'e> {
+    /// A calculated measure's or member's formula.
+    Formula(&'e Expr),
+    /// A visual total of `VisualTotals`.
+    Visual(MemberRef),
+    /// Cell calculation `i` of [`Env::cell_calcs`].
+    Cells(usize),
+}
+
+struct CellCalcRef<'e> {
+    solve_order: i64,
+    /// Among equal solve orders: 0 cell calculation, 1 measure, 2 member, 3 visual total.
+    kind: u8,
+    tie: usize,
+    what: Computes<'e>,
+}
+
+impl CellCalcRef<'_> {
+    fn rank(&self) -> (std::cmp::Reverse<i64>, u8, usize) {
+        (std::cmp::Reverse(self.solve_order), self.kind, self.tie)
+    }
+}
 
 fn unsupported(what: &str, e: &Expr) -> QueryError {
     let sp = e.span();
@@ -99,6 +126,7 @@ impl<'s, 'a> Env<'s, 'a> {
             nested: Vec::new(),
             aliases: RefCell::new(HashMap::new()),
             current: RefCell::new(HashMap::new()),
+            cell_calcs: Vec::new(),
             named_sets: HashMap::new(),
             allowed: vec![None; space.hierarchy_count()],
         }
@@ -115,6 +143,7 @@ impl<'s, 'a> Env<'s, 'a> {
     }
 
     fn children(&self, m: MemberRef) -> Vec<MemberRef> {
+        let m = self.space.real(m);
         if m.h == MEASURES || self.space.is_calc(m) {
             return Vec::new();
         }
@@ -370,6 +399,7 @@ impl<'s, 'a> Env<'s, 'a> {
 
     /// Whether `a` is `b` or one of its ancestors.
     fn is_ancestor_or_self(&self, a: MemberRef, b: MemberRef) -> bool {
+        let (a, b) = (self.space.real(a), self.space.real(b));
         if a.h != b.h {
             return false;
         }
@@ -385,6 +415,7 @@ impl<'s, 'a> Env<'s, 'a> {
 
     /// Position of `m` among its parent's children.
     fn child_position(&self, m: MemberRef) -> Option<usize> {
+        let m = self.space.real(m);
         let p = self.parent(m)?;
         self.space
             .hier(m.h)
@@ -398,6 +429,10 @@ impl<'s, 'a> Env<'s, 'a> {
     /// The member of `ancestor`'s subtree in the same relative position as `m` has under its
     /// own ancestor on `ancestor`'s level (SSAS Cousin).
     fn cousin(&self, m: MemberRef, ancestor: MemberRef) -> Option<MemberRef> {
+        let ancestor = self.space.real(ancestor);
+        if ancestor.h == MEASURES || self.space.is_calc(ancestor) {
+            return None;
+        }
         let target = self.level_of(ancestor);
         let mut path = Vec::new();
         let mut x = m;
@@ -607,6 +642,7 @@ impl<'s, 'a> Env<'s, 'a> {
 
     /// The member `delta` positions before `m` on its level (Lag); negative goes forward.
     fn lag_member(&self, m: MemberRef, delta: i64) -> Option<MemberRef> {
+        let m = self.space.real(m);
         if m.h == MEASURES || self.space.is_calc(m) {
             return None;
         }
@@ -656,6 +692,7 @@ impl<'s, 'a> Env<'s, 'a> {
         };
         let hm = |m: MemberRef| &self.space.hier(m.h).members;
         let sibling = |m: MemberRef, delta: i64| -> Option<MemberRef> {
+            let m = self.space.real(m);
             if m.h == MEASURES || self.space.is_calc(m) {
                 return None;
             }
@@ -807,11 +844,14 @@ impl<'s, 'a> Env<'s, 'a> {
                 };
                 Ok(Val::Scalar(Scalar::Num(cnt as f64)))
             }
-            ("ordinal", Val::Member(m)) => Ok(Val::Scalar(Scalar::Num(if m.h == MEASURES || self.space.is_calc(m) {
-                0.0
-            } else {
-                self.space.hier(m.h).members.get(m.id).ordinal as f64
-            }))),
+            ("ordinal", Val::Member(m)) => {
+                let m = self.space.real(m);
+                Ok(Val::Scalar(Scalar::Num(if m.h == MEASURES || self.space.is_calc(m) {
+                    0.0
+                } else {
+                    self.space.hier(m.h).members.get(m.id).ordinal as f64
+                })))
+            }
             (_, other) => Err(QueryError::Unsupported(format!(
                 "the property or function .{name} on {} (line {}, column {}) is not supported yet",
                 describe(&other),
@@ -833,6 +873,7 @@ impl<'s, 'a> Env<'s, 'a> {
             "LEVEL_NUMBER" => Scalar::Num(self.level_of(m) as f64),
             "KEY" | "MEMBER_KEY" => self.member_key(m),
             _ => {
+                let m = self.space.real(m);
                 if m.h == MEASURES || self.space.is_calc(m) {
                     return Err(QueryError::Name(format!("the member has no property {pname}")));
                 }
@@ -869,6 +910,7 @@ impl<'s, 'a> Env<'s, 'a> {
 
     /// A member's key as a value (number or text); the name for measures and calculated members.
     fn member_key(&self, m: MemberRef) -> Scalar {
+        let m = self.space.real(m);
         if m.h == MEASURES || self.space.is_calc(m) {
             return Scalar::Str(self.space.member_name(m));
         }
@@ -963,9 +1005,15 @@ impl<'s, 'a> Env<'s, 'a> {
             }
             Expr::Range { start, end, .. } => {
                 let (a, b) = match (self.eval(start, coord)?, self.eval(end, coord)?) {
-                    (Val::Member(a), Val::Member(b))
-                        if a.h == b.h && a.h != MEASURES && !self.space.is_calc(a) && !self.space.is_calc(b) =>
-                    {
+                    (Val::Member(a), Val::Member(b)) => (self.space.real(a), self.space.real(b)),
+                    _ => {
+                        return Err(QueryError::Type(
+                            "a range a:b needs two members of one hierarchy".into(),
+                        ));
+                    }
+                };
+                let (a, b) = match (a, b) {
+                    (a, b) if a.h == b.h && a.h != MEASURES && !self.space.is_calc(a) && !self.space.is_calc(b) => {
                         (a, b)
                     }
                     _ => {
@@ -1080,22 +1128,41 @@ impl<'s, 'a> Env<'s, 'a> {
                 }
                 Ok(out)
             }
+            // A visual total is the member it stands for here (as in Mondrian), and Intersect
+            // keeps the visual total of either side: Excel's `Intersect(DrilldownMember(…),
+            // [XL_Row_Dim_0])` over a VisualTotals set shows the visual totals.
             "except" => {
                 // Left first: it may name sets (AS) that the right side uses.
                 let l = self.arg_set(args, 0, coord, name)?;
-                let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
-                Ok(l.into_iter().filter(|t| !r.contains(t)).collect())
+                let r: HashSet<Tuple> = self
+                    .arg_set(args, 1, coord, name)?
+                    .iter()
+                    .map(|t| self.real_tuple(t))
+                    .collect();
+                Ok(l.into_iter().filter(|t| !r.contains(&self.real_tuple(t))).collect())
             }
             "intersect" => {
                 // Left first: it may name sets (AS) that the right side uses.
                 let l = self.arg_set(args, 0, coord, name)?;
-                let r: HashSet<Tuple> = self.arg_set(args, 1, coord, name)?.into_iter().collect();
+                let mut r: HashMap<Tuple, Tuple> = HashMap::new();
+                for t in self.arg_set(args, 1, coord, name)? {
+                    r.entry(self.real_tuple(&t)).or_insert(t);
+                }
                 let all = args.len() > 2 && Self::flag(&args[2..], "ALL");
                 let mut seen = HashSet::new();
-                Ok(l.into_iter()
-                    .filter(|t| r.contains(t) && (all || seen.insert(t.clone())))
-                    .collect())
+                let mut out = Vec::new();
+                for t in l {
+                    let key = self.real_tuple(&t);
+                    let Some(rt) = r.get(&key) else { continue };
+                    if !all && !seen.insert(key) {
+                        continue;
+                    }
+                    let visual = |x: &Tuple| x.iter().any(|m| self.space.is_visual(*m));
+                    out.push(if !visual(&t) && visual(rt) { rt.clone() } else { t });
+                }
+                Ok(out)
             }
+            "visualtotals" => self.visual_totals(args, coord, name),
             "subset" => {
                 let set = self.arg_set(args, 0, coord, name)?;
                 let start = self.number_arg(args, 1, coord, 0.0)?.max(0.0) as usize;
@@ -1657,10 +1724,11 @@ impl<'s, 'a> Env<'s, 'a> {
         if m.h == MEASURES {
             return (m.id, 0);
         }
+        let m = self.space.real(m);
         let hm = &self.space.hier(m.h).members;
-        if self.space.is_calc(m) {
+        if let Some(c) = self.space.calc_member(m) {
             // After the last descendant of its parent.
-            let mut last = self.space.calc(m).parent.unwrap_or(0);
+            let mut last = c.parent.unwrap_or(0);
             while let Some(&c) = hm.get(last).children.last() {
                 last = c;
             }
@@ -1885,6 +1953,91 @@ impl<'s, 'a> Env<'s, 'a> {
         Ok(out)
     }
 
+    /// The tuple with every visual total replaced by the member it stands for.
+    fn real_tuple(&self, t: &Tuple) -> Tuple {
+        t.iter().map(|m| self.space.real(*m)).collect()
+    }
+
+    /// Whether `b` is a member of the tree strictly below `a` (calculated members are not).
+    fn strictly_below(&self, a: MemberRef, b: MemberRef) -> bool {
+        let (a, b) = (self.space.real(a), self.space.real(b));
+        a != b && !self.space.is_calc(b) && self.is_ancestor_or_self(a, b)
+    }
+
+    /// `VisualTotals(set[, pattern])`, as SSAS documents it: a member directly followed by one
+    /// of its descendants becomes a visual total of the descendants that follow it without a
+    /// break (a visual total among them counts for its own descendants). In hierarchized order
+    /// that is the total of the nearest descendants present; in another order SSAS counts what
+    /// follows (`VisualTotals({USA, WA, CA, Seattle})` totals WA, CA and Seattle for USA), and
+    /// so does this. The visual total keeps the member's unique name; its caption is the
+    /// pattern with `*` replaced by the member's caption (`**` is a literal `*`).
+    fn visual_totals(&self, args: &[Expr], coord: Option<&[u32]>, name: &str) -> Result<Vec<Tuple>> {
+        if args.len() > 2 {
+            return Err(QueryError::Type(format!(
+                "{name} takes a set and an optional pattern, not {} arguments",
+                args.len()
+            )));
+        }
+        let set = self.arg_set(args, 0, coord, name)?;
+        let pattern = match args.get(1).filter(|a| !matches!(a, Expr::Omitted { .. })) {
+            None => None,
+            Some(a) => match self.eval(a, coord)? {
+                Val::Scalar(Scalar::Str(p)) => Some(p),
+                other => {
+                    return Err(QueryError::Type(format!(
+                        "{name}: argument 2 (the pattern) must be a string, got {}",
+                        describe(&other)
+                    )));
+                }
+            },
+        };
+        let mut members: Vec<MemberRef> = Vec::with_capacity(set.len());
+        for t in &set {
+            let [m] = t.as_slice() else {
+                return Err(QueryError::Type(format!(
+                    "{name}: the set must hold members of one hierarchy, not tuples of {}",
+                    t.len()
+                )));
+            };
+            if m.h == MEASURES || members.first().is_some_and(|f| f.h != m.h) {
+                return Err(QueryError::Type(format!(
+                    "{name}: the set must hold members of one hierarchy other than [Measures]"
+                )));
+            }
+            members.push(self.space.real(*m));
+        }
+        let n = members.len();
+        let mut out = members.clone();
+        // From the end, so the visual totals a member covers exist before it is made.
+        for i in (0..n).rev() {
+            let m = members[i];
+            if self.space.is_calc(m) || !out.get(i + 1).is_some_and(|&next| self.strictly_below(m, next)) {
+                continue;
+            }
+            let mut parts = Vec::new();
+            let mut j = i + 1;
+            while j < n && self.strictly_below(m, out[j]) {
+                let d = out[j];
+                parts.push(d.id);
+                j += 1;
+                if self.space.is_visual(d) {
+                    // Its own descendants are in it already.
+                    while j < n && self.strictly_below(d, out[j]) {
+                        j += 1;
+                    }
+                }
+            }
+            let caption = self.space.member_caption(m);
+            let caption = match &pattern {
+                Some(p) => substitute_pattern(p, &caption),
+                None => caption,
+            };
+            let id = self.space.add_visual_total(m.h, m.id, caption, parts)?;
+            out[i] = MemberRef { h: m.h, id };
+        }
+        Ok(out.into_iter().map(|m| vec![m]).collect())
+    }
+
     /// The value of a cell at `coord` (one member id per hierarchy; measure index at 0).
     pub fn cell(&self, coord: &[u32], src: &mut dyn CellSource) -> Result<CellResult> {
         self.cell_depth(coord, src, 0)
@@ -1896,49 +2049,213 @@ impl<'s, 'a> Env<'s, 'a> {
                 "calculated members refer to each other in a cycle".into(),
             ));
         }
-        // The calculated member with the highest solve order computes the cell; with equal
-        // solve orders the measure wins, then the earlier hierarchy.
-        let m = &self.space.measures[coord[MEASURES] as usize];
-        let mut winner: Option<(i64, &Expr)> = match &m.kind {
-            QueryMeasureKind::Calculated(expr) => Some((m.solve_order, expr)),
-            QueryMeasureKind::Stored(_) => None,
+        let mut calcs = if self.plain_cell(coord) {
+            Vec::new()
+        } else {
+            self.cell_calculations(coord)
         };
-        for (h, &id) in coord.iter().enumerate().skip(1) {
-            let r = MemberRef { h, id };
-            if self.space.is_calc(r) {
-                let c = self.space.calc(r);
-                if winner.is_none_or(|(so, _)| c.solve_order > so) {
-                    winner = Some((c.solve_order, &c.expr));
-                }
-            }
-        }
-        match winner {
-            Some((_, expr)) => self.scalar(expr, coord, src, depth + 1),
-            None => Ok(match src.stored(coord[MEASURES], coord) {
+        if calcs.is_empty() {
+            return Ok(match src.stored(coord[MEASURES], coord) {
                 Some(v) => CellResult::Ready(v),
                 None => CellResult::Pending,
-            }),
+            });
         }
-    }
-
-    /// The format string of a cell: from the calculated member that computes it, else the measure's.
-    pub fn cell_format(&self, coord: &[u32]) -> Option<String> {
-        let m = &self.space.measures[coord[MEASURES] as usize];
-        let mut best: Option<(i64, Option<&String>)> =
-            m.is_calculated().then_some((m.solve_order, m.format_string.as_ref()));
-        for (h, &id) in coord.iter().enumerate().skip(1) {
-            let r = MemberRef { h, id };
-            if self.space.is_calc(r) {
-                let c = self.space.calc(r);
-                if best.is_none_or(|(so, _)| c.solve_order > so) {
-                    best = Some((c.solve_order, c.format_string.as_ref()));
+        calcs.sort_by_key(|c| c.rank());
+        for c in calcs {
+            match c.what {
+                Computes::Formula(expr) => return self.scalar(expr, coord, src, depth + 1),
+                Computes::Visual(m) => return self.visual_total_cell(m, coord, src, depth + 1),
+                Computes::Cells(i) => {
+                    if let Some(r) = self.cell_calculation(i, coord, src, depth + 1)? {
+                        return Ok(r);
+                    }
                 }
             }
         }
-        match best {
-            Some((_, Some(f))) => Some(f.clone()),
-            _ => m.format_string.clone(),
+        // Only cell calculations applied, and none of their conditions held.
+        Ok(match src.stored(coord[MEASURES], coord) {
+            Some(v) => CellResult::Ready(v),
+            None => CellResult::Pending,
+        })
+    }
+
+    /// Whether nothing but the stored measure can compute the cell (the common case, checked
+    /// without allocating).
+    fn plain_cell(&self, coord: &[u32]) -> bool {
+        self.cell_calcs.is_empty()
+            && !self.space.measures[coord[MEASURES] as usize].is_calculated()
+            && coord[1..].iter().all(|&id| id < crate::space::CALC_BASE)
+    }
+
+    /// What may compute the cell at `coord`: a calculated measure, calculated members, visual
+    /// totals and the cell calculations whose subcube holds the cell. The one with the highest
+    /// solve order computes it; with equal solve orders a cell calculation (the later one
+    /// first) wins, then the measure, then the earlier hierarchy's member.
+    fn cell_calculations(&self, coord: &[u32]) -> Vec<CellCalcRef<'_>> {
+        let mut out = Vec::new();
+        let m = &self.space.measures[coord[MEASURES] as usize];
+        if let QueryMeasureKind::Calculated(expr) = &m.kind {
+            out.push(CellCalcRef {
+                solve_order: m.solve_order,
+                kind: 1,
+                tie: 0,
+                what: Computes::Formula(expr),
+            });
         }
+        for (h, &id) in coord.iter().enumerate().skip(1) {
+            let r = MemberRef { h, id };
+            if let Some(c) = self.space.calc_member(r) {
+                out.push(CellCalcRef {
+                    solve_order: c.solve_order,
+                    kind: 2,
+                    tie: h,
+                    what: Computes::Formula(&c.expr),
+                });
+            } else if self.space.is_visual(r) {
+                out.push(CellCalcRef {
+                    solve_order: VISUAL_TOTAL_SOLVE_ORDER,
+                    kind: 3,
+                    tie: h,
+                    what: Computes::Visual(r),
+                });
+            }
+        }
+        // A cell calculation's subcube names real members; a visual total is in it when its
+        // member is.
+        let real_coord: std::borrow::Cow<[u32]> = if coord.iter().any(|&id| id >= crate::space::VISUAL_BASE) {
+            (0..coord.len())
+                .map(|h| self.space.real(MemberRef { h, id: coord[h] }).id)
+                .collect::<Vec<u32>>()
+                .into()
+        } else {
+            coord.into()
+        };
+        for (i, c) in self.cell_calcs.iter().enumerate() {
+            if c.applies_to(&real_coord) {
+                out.push(CellCalcRef {
+                    solve_order: c.solve_order,
+                    kind: 0,
+                    tie: usize::MAX - i,
+                    what: Computes::Cells(i),
+                });
+            }
+        }
+        out
+    }
+
+    /// Cell calculation `i` at `coord`: `None` when its CONDITION is false. While its CONDITION
+    /// and formula are evaluated the calculation itself is off (SSAS evaluates them at the
+    /// previous calculation pass), so `[Measures].CurrentMember * 2` reads the cell as it is
+    /// without this calculation.
+    fn cell_calculation(
+        &self,
+        i: usize,
+        coord: &[u32],
+        src: &mut dyn CellSource,
+        depth: usize,
+    ) -> Result<Option<CellResult>> {
+        let c = &self.cell_calcs[i];
+        c.active.set(false);
+        let r = (|| {
+            if let Some(cond) = &c.condition {
+                match self.scalar(cond, coord, src, depth)? {
+                    CellResult::Pending => return Ok(Some(CellResult::Pending)),
+                    CellResult::Ready(v) if !v.truthy() => return Ok(None),
+                    CellResult::Ready(_) => {}
+                }
+            }
+            self.scalar(&c.expr, coord, src, depth).map(Some)
+        })();
+        c.active.set(true);
+        r
+    }
+
+    /// The value of a visual total at `coord` for the cell's measure: sums, counts, minima and
+    /// maxima combine the values of the members it totals (visual totals among them roll up
+    /// from their own parts); distinct counts, averages and semi-additive measures do not
+    /// combine, so their value is read from the fact rows of the members it covers (one SQL
+    /// per visual total, `CellFetcher` filters on them).
+    fn visual_total_cell(
+        &self,
+        m: MemberRef,
+        coord: &[u32],
+        src: &mut dyn CellSource,
+        depth: usize,
+    ) -> Result<CellResult> {
+        use datakube_model::Aggregator as A;
+        let Some(vt) = self.space.visual(m) else {
+            return Err(QueryError::Execution("VisualTotals: unknown visual total".into()));
+        };
+        let measure = &self.space.measures[coord[MEASURES] as usize];
+        let combine = match &measure.kind {
+            QueryMeasureKind::Stored(s) => match s.aggregator {
+                A::Sum | A::Count => Some("sum"),
+                A::Min => Some("min"),
+                A::Max => Some("max"),
+                A::DistinctCount | A::Avg | A::LastNonEmpty | A::AverageOverTime => None,
+            },
+            // Only here when its solve order is below the visual total's: totalled as Aggregate does.
+            QueryMeasureKind::Calculated(_) => Some("sum"),
+        };
+        let Some(how) = combine else {
+            let other_calc = coord
+                .iter()
+                .enumerate()
+                .skip(1)
+                .any(|(h, &id)| self.space.calc_member(MemberRef { h, id }).is_some());
+            if other_calc {
+                return Err(QueryError::Unsupported(format!(
+                    "VisualTotals: the measure [{}] is not additive and the cell also has a calculated member with a solve order below {VISUAL_TOTAL_SOLVE_ORDER}",
+                    measure.name
+                )));
+            }
+            return Ok(match src.stored(coord[MEASURES], coord) {
+                Some(v) => CellResult::Ready(v),
+                None => CellResult::Pending,
+            });
+        };
+        let parts: Vec<Tuple> = vt.parts.iter().map(|&id| vec![MemberRef { h: m.h, id }]).collect();
+        let Some(vals) = self.set_values(&parts, None, coord, src, depth)? else {
+            return Ok(CellResult::Pending);
+        };
+        let nums: Vec<f64> = vals.iter().filter_map(Scalar::as_num).collect();
+        if nums.is_empty() {
+            return Ok(CellResult::Ready(Scalar::Empty));
+        }
+        Ok(CellResult::Ready(Scalar::Num(match how {
+            "min" => nums.iter().cloned().fold(f64::INFINITY, f64::min),
+            "max" => nums.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            _ => nums.iter().sum(),
+        })))
+    }
+
+    /// The format string of a cell: from the calculation that computes it (a cell
+    /// calculation's FORMAT_STRING, a calculated member's), else the measure's.
+    pub fn cell_format(&self, coord: &[u32]) -> Option<String> {
+        let m = &self.space.measures[coord[MEASURES] as usize];
+        if self.plain_cell(coord) {
+            return m.format_string.clone();
+        }
+        let mut calcs = self.cell_calculations(coord);
+        calcs.sort_by_key(|c| c.rank());
+        let own = match calcs.first().map(|c| &c.what) {
+            Some(Computes::Cells(i)) => self.cell_calcs[*i].format_string.clone(),
+            Some(Computes::Formula(_)) => {
+                let c = &calcs[0];
+                if c.kind == 1 {
+                    m.format_string.clone()
+                } else {
+                    self.space
+                        .calc_member(MemberRef {
+                            h: c.tie,
+                            id: coord[c.tie],
+                        })
+                        .and_then(|cm| cm.format_string.clone())
+                }
+            }
+            _ => None,
+        };
+        own.or_else(|| m.format_string.clone())
     }
 
     /// Evaluate a value expression in the context of a cell.
@@ -2012,8 +2329,13 @@ impl<'s, 'a> Env<'s, 'a> {
                     Ok(Ready(Scalar::Bool(v == Scalar::Empty)))
                 }
                 IsTarget::Expr(other) => {
-                    let a = self.eval(expr, Some(coord))?;
-                    let b = self.eval(other, Some(coord))?;
+                    // A visual total IS the member it stands for.
+                    let real = |v: Val| match v {
+                        Val::Member(m) => Val::Member(self.space.real(m)),
+                        other => other,
+                    };
+                    let a = real(self.eval(expr, Some(coord))?);
+                    let b = real(self.eval(other, Some(coord))?);
                     Ok(Ready(Scalar::Bool(a == b)))
                 }
             },
@@ -2438,6 +2760,23 @@ impl Env<'_, '_> {
     }
 }
 
+/// A VisualTotals caption: `*` is the member's caption, `**` a literal asterisk.
+fn substitute_pattern(pattern: &str, caption: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + caption.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '*' {
+            out.push(c);
+        } else if chars.peek() == Some(&'*') {
+            chars.next();
+            out.push('*');
+        } else {
+            out.push_str(caption);
+        }
+    }
+    out
+}
+
 /// OLE automation date (days since 1899-12-30) of a civil date; months and days may overflow
 /// as in VBA's DateSerial.
 fn ole_date(y: i64, m: i64, d: i64) -> f64 {
@@ -2694,4 +3033,18 @@ pub fn crossjoin(a: &[Tuple], b: &[Tuple], space: &Space) -> Result<Vec<Tuple>> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute_pattern;
+
+    #[test]
+    fn visual_totals_patterns() {
+        assert_eq!(substitute_pattern("* - visual", "Region Nord"), "Region Nord - visual");
+        assert_eq!(substitute_pattern("** Subtotal - *", "Dairy"), "* Subtotal - Dairy");
+        assert_eq!(substitute_pattern("Total", "X"), "Total");
+        assert_eq!(substitute_pattern("*/*", "æ"), "æ/æ");
+        assert_eq!(substitute_pattern("", "X"), "");
+    }
 }

@@ -164,7 +164,7 @@ pub(crate) fn cube_and_subselects(sel: &Select) -> (&ObjectName, Vec<&Select>) {
     }
 }
 
-fn definition_solve_order(props: &[datakube_mdx::ast::DefinitionProperty]) -> Result<i64> {
+pub(crate) fn definition_solve_order(props: &[datakube_mdx::ast::DefinitionProperty]) -> Result<i64> {
     let Some(p) = props.iter().find(|p| p.name.value.eq_ignore_ascii_case("SOLVE_ORDER")) else {
         return Ok(0);
     };
@@ -243,7 +243,7 @@ pub(crate) fn define_member(space: &mut Space, m: &datakube_mdx::ast::MemberDefi
     Ok(())
 }
 
-fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<String> {
+pub(crate) fn definition_format(props: &[datakube_mdx::ast::DefinitionProperty]) -> Option<String> {
     props
         .iter()
         .find(|p| p.name.value.eq_ignore_ascii_case("FORMAT_STRING"))
@@ -316,11 +316,6 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Member(m) = d {
             define_member(&mut space, m)?;
-        } else if let Definition::CellCalculation(c) = d {
-            return Err(QueryError::Unsupported(format!(
-                "CELL CALCULATION {} is not supported yet",
-                print_name(&c.name)
-            )));
         }
     }
     let mut env = Env::new(&space);
@@ -344,6 +339,18 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                 .join(".")
                 .to_ascii_lowercase();
             env.named_sets.insert(key, tuples);
+        }
+    }
+    // Cell calculations: their FOR subcubes may use the named sets.
+    for d in session.iter().copied().chain(sel.with.iter()) {
+        if let Definition::CellCalculation(c) = d {
+            let calc = crate::cellcalc::compile(
+                &env,
+                c,
+                definition_solve_order(&c.properties)?,
+                definition_format(&c.properties),
+            )?;
+            env.cell_calcs.push(calc);
         }
     }
 
@@ -618,7 +625,8 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         }
         let coord = coord_of(old);
         let measure = &space.measures[coord[MEASURES] as usize];
-        let calc_wins = (1..coord.len()).any(|h| coord[h] >= crate::space::CALC_BASE);
+        let calc_wins = (1..coord.len()).any(|h| space.calc_member(MemberRef { h, id: coord[h] }).is_some())
+            || env.cell_calcs.iter().any(|c| c.applies_to(&coord));
         let integral = !calc_wins
             && matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
         let fmt_owned = env.cell_format(&coord);
@@ -878,10 +886,20 @@ fn axis_member(
             properties: values,
         };
     }
+    if sp.is_visual(m) {
+        // The real member's row with the pattern's caption, typed as a calculated member.
+        let mut am = axis_member(env, sp.real(m), next, prev, props, all_props);
+        am.caption = sp.member_caption(m);
+        for (v, &pi) in am.properties.iter_mut().zip(props) {
+            if matches!(&all_props[pi], Prop::Intrinsic(n) if n == "MEMBER_TYPE") {
+                *v = Some("4".into());
+            }
+        }
+        return am;
+    }
     let hc = sp.hier(m.h);
     let hm = &hc.members;
-    if sp.is_calc(m) {
-        let c = sp.calc(m);
+    if let Some(c) = sp.calc_member(m) {
         let level_unique = match c.level {
             0 => format!("{}.[(All)]", hc.hierarchy.unique_name),
             n => hc

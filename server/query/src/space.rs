@@ -1,7 +1,9 @@
 //! The cube as the query sees it: hierarchy 0 is `[Measures]`, then every hierarchy of every
 //! dimension in field-list order. MDX names resolve to [`Object`]s here.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datakube_mdx::ast::{Expr, ObjectName, Segment};
@@ -26,6 +28,35 @@ pub const MEASURES: HierIdx = 0;
 /// Member ids from here up denote calculated members of a hierarchy (`WITH MEMBER
 /// [Store].[X] AS …`): id `CALC_BASE + i` is `HierCtx::calcs[i]`.
 pub const CALC_BASE: u32 = 0x8000_0000;
+
+/// Member ids from here up (inside the calculated range) denote visual totals that
+/// `VisualTotals` made while a set was evaluated: id `VISUAL_BASE + i` is entry `i` of the
+/// space's visual-total registry ([`Space::visual`]).
+pub const VISUAL_BASE: u32 = 0xC000_0000;
+
+/// Solve order of a visual total, as in SSAS (-4096, "visual totals calculation"): below every
+/// calculated member and measure (default 0), so a calculated measure such as a ratio is
+/// computed from the visual totals of its operands, not totalled itself.
+pub const VISUAL_TOTAL_SOLVE_ORDER: i64 = -4096;
+
+/// Most visual totals one statement may make (VisualTotals inside a per-cell calculation makes
+/// the same ones again; those are shared, so only distinct ones count).
+pub const MAX_VISUAL_TOTALS: usize = 100_000;
+
+/// A member `VisualTotals` put in place of a member followed by its descendants: the real
+/// member's unique name, level and parent, the pattern's caption, and as value the total of
+/// only the members it covers in the set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VisualTotal {
+    pub h: HierIdx,
+    /// The real member it stands for.
+    pub of: u32,
+    pub caption: String,
+    /// The members it totals, in set order: real members and other visual totals (ids).
+    pub parts: Vec<u32>,
+    /// The real members whose fact rows it covers (visual parts replaced by their leaves).
+    pub leaves: Vec<u32>,
+}
 
 /// A calculated member of a hierarchy other than `[Measures]`.
 #[derive(Debug, Clone)]
@@ -94,6 +125,11 @@ pub struct Space<'a> {
     pub default_measure: u32,
     /// `MdxMissingMemberMode=Ignore`.
     pub ignore_missing_members: bool,
+    /// Visual totals made during evaluation (ids from [`VISUAL_BASE`]). Set evaluation sees the
+    /// space immutably, so the registry is interior-mutable and append-only: an id, once
+    /// handed out, denotes the same visual total for the rest of the statement.
+    visuals: RefCell<Vec<Rc<VisualTotal>>>,
+    visual_ids: RefCell<HashMap<Rc<VisualTotal>, u32>>,
 }
 
 /// What a calculated member computes, and how it is shown.
@@ -183,6 +219,8 @@ impl<'a> Space<'a> {
             measures,
             default_measure,
             ignore_missing_members: false,
+            visuals: RefCell::new(Vec::new()),
+            visual_ids: RefCell::new(HashMap::new()),
         })
     }
 
@@ -290,32 +328,94 @@ impl<'a> Space<'a> {
         }
     }
 
-    /// Whether `m` is a calculated member of a hierarchy other than Measures.
+    /// Whether `m` is not a member of the member tree of a hierarchy other than Measures: a
+    /// calculated member or a visual total.
     pub fn is_calc(&self, m: MemberRef) -> bool {
         m.h != MEASURES && m.id >= CALC_BASE
     }
 
-    pub fn calc(&self, m: MemberRef) -> &CalcMember {
-        &self.hier(m.h).calcs[(m.id - CALC_BASE) as usize]
+    /// The calculated member `m` (`WITH MEMBER`), if it is one (not for visual totals).
+    pub fn calc_member(&self, m: MemberRef) -> Option<&CalcMember> {
+        if m.h == MEASURES || m.id < CALC_BASE || m.id >= VISUAL_BASE {
+            return None;
+        }
+        self.hier(m.h).calcs.get((m.id - CALC_BASE) as usize)
+    }
+
+    /// Whether `m` is a visual total made by `VisualTotals`.
+    pub fn is_visual(&self, m: MemberRef) -> bool {
+        m.h != MEASURES && m.id >= VISUAL_BASE
+    }
+
+    /// The visual total `m`, if it is one.
+    pub fn visual(&self, m: MemberRef) -> Option<Rc<VisualTotal>> {
+        if !self.is_visual(m) {
+            return None;
+        }
+        self.visuals.borrow().get((m.id - VISUAL_BASE) as usize).cloned()
+    }
+
+    /// The member `m` stands for: the real member of a visual total, else `m` itself.
+    pub fn real(&self, m: MemberRef) -> MemberRef {
+        match self.visual(m) {
+            Some(v) => MemberRef { h: m.h, id: v.of },
+            None => m,
+        }
+    }
+
+    /// Register the visual total of `of` over `parts` (ids of real members or visual totals of
+    /// hierarchy `h`); the same definition twice gives the same id.
+    pub fn add_visual_total(&self, h: HierIdx, of: u32, caption: String, parts: Vec<u32>) -> Result<u32> {
+        let mut leaves: Vec<u32> = Vec::new();
+        for &p in &parts {
+            match self.visual(MemberRef { h, id: p }) {
+                Some(v) => leaves.extend(&v.leaves),
+                None => leaves.push(p),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        leaves.retain(|id| seen.insert(*id));
+        let vt = Rc::new(VisualTotal {
+            h,
+            of,
+            caption,
+            parts,
+            leaves,
+        });
+        if let Some(&id) = self.visual_ids.borrow().get(&vt) {
+            return Ok(id);
+        }
+        let mut all = self.visuals.borrow_mut();
+        if all.len() >= MAX_VISUAL_TOTALS {
+            return Err(QueryError::Execution(format!(
+                "VisualTotals: the statement makes more than {MAX_VISUAL_TOTALS} visual totals"
+            )));
+        }
+        let id = VISUAL_BASE + all.len() as u32;
+        all.push(vt.clone());
+        self.visual_ids.borrow_mut().insert(vt, id);
+        Ok(id)
     }
 
     /// Level number of a member (0 for the All member and for measures).
     pub fn member_level(&self, m: MemberRef) -> u16 {
+        let m = self.real(m);
         if m.h == MEASURES {
             0
-        } else if self.is_calc(m) {
-            self.calc(m).level
+        } else if let Some(c) = self.calc_member(m) {
+            c.level
         } else {
             self.hier(m.h).members.get(m.id).level
         }
     }
 
     pub fn member_parent(&self, m: MemberRef) -> Option<MemberRef> {
+        let m = self.real(m);
         if m.h == MEASURES {
             return None;
         }
-        let p = if self.is_calc(m) {
-            self.calc(m).parent
+        let p = if let Some(c) = self.calc_member(m) {
+            c.parent
         } else {
             self.hier(m.h).members.get(m.id).parent
         };
@@ -324,11 +424,13 @@ impl<'a> Space<'a> {
             .map(|id| MemberRef { h: m.h, id })
     }
 
+    /// The unique name; a visual total keeps its real member's (as in SSAS).
     pub fn member_unique_name(&self, m: MemberRef) -> String {
+        let m = self.real(m);
         if m.h == MEASURES {
             self.measures[m.id as usize].unique_name.clone()
-        } else if self.is_calc(m) {
-            self.calc(m).unique_name.clone()
+        } else if let Some(c) = self.calc_member(m) {
+            c.unique_name.clone()
         } else {
             self.hier(m.h).members.get(m.id).unique_name.clone()
         }
@@ -336,20 +438,25 @@ impl<'a> Space<'a> {
 
     /// The member's name (not its caption).
     pub fn member_name(&self, m: MemberRef) -> String {
+        let m = self.real(m);
         if m.h == MEASURES {
             self.measures[m.id as usize].name.clone()
-        } else if self.is_calc(m) {
-            self.calc(m).name.clone()
+        } else if let Some(c) = self.calc_member(m) {
+            c.name.clone()
         } else {
             self.hier(m.h).members.get(m.id).name.clone()
         }
     }
 
+    /// The caption; a visual total's comes from the VisualTotals pattern.
     pub fn member_caption(&self, m: MemberRef) -> String {
+        if let Some(v) = self.visual(m) {
+            return v.caption.clone();
+        }
         if m.h == MEASURES {
             self.measures[m.id as usize].caption.clone()
-        } else if self.is_calc(m) {
-            self.calc(m).name.clone()
+        } else if let Some(c) = self.calc_member(m) {
+            c.name.clone()
         } else {
             self.hier(m.h).members.get(m.id).caption(self.lang).to_string()
         }
@@ -763,6 +870,46 @@ mod tests {
         assert_eq!(resolve(&sp, "Store").unwrap(), Object::Hierarchy(store));
         assert_eq!(resolve(&sp, "[Time].[Time]").unwrap(), Object::Hierarchy(time));
         assert!(resolve(&sp, "[Nowhere]").is_err());
+    }
+
+    #[test]
+    fn visual_totals_are_registered_once_and_stand_for_their_member() {
+        let (_dir, catalog, members) = fixture();
+        let sp = Space::new(&catalog.cubes[0], &members, Lang::En).unwrap();
+        let member = |mdx: &str| match resolve(&sp, mdx) {
+            Ok(Object::Member(m)) => m,
+            other => panic!("{mdx}: {other:?}"),
+        };
+        let (usa, or, salem, me) = (
+            member("[Store].[USA]"),
+            member("[Store].[USA].[OR]"),
+            member("[Store].[USA].[OR].[Salem]"),
+            member("[Store].[USA].[ME]"),
+        );
+        let h = usa.h;
+        let v_or = sp.add_visual_total(h, or.id, "OR - v".into(), vec![salem.id]).unwrap();
+        let v_usa = sp.add_visual_total(h, usa.id, "USA".into(), vec![v_or, me.id]).unwrap();
+        assert!(v_or >= VISUAL_BASE && v_usa != v_or);
+        // The same definition is the same member; another caption is another one.
+        assert_eq!(
+            sp.add_visual_total(h, or.id, "OR - v".into(), vec![salem.id]).unwrap(),
+            v_or
+        );
+        assert_ne!(
+            sp.add_visual_total(h, or.id, "OR".into(), vec![salem.id]).unwrap(),
+            v_or
+        );
+        let (v_or, v_usa) = (MemberRef { h, id: v_or }, MemberRef { h, id: v_usa });
+        // Leaves: visual parts replaced by what they cover.
+        assert_eq!(sp.visual(v_usa).unwrap().leaves, vec![salem.id, me.id]);
+        assert_eq!(sp.real(v_or), or);
+        assert_eq!(sp.member_unique_name(v_or), "[Store].[USA].[OR]");
+        assert_eq!(sp.member_name(v_or), "OR");
+        assert_eq!(sp.member_caption(v_or), "OR - v");
+        assert_eq!(sp.member_parent(v_or), Some(usa));
+        assert_eq!(sp.member_level(v_or), sp.member_level(or));
+        assert!(sp.is_calc(v_or) && sp.is_visual(v_or) && sp.calc_member(v_or).is_none());
+        assert!(!sp.is_visual(or) && sp.visual(or).is_none());
     }
 
     #[test]

@@ -1634,6 +1634,14 @@ const FUNCTIONS: &[Function] = {
             "Returnerer tuplerne fra begge sæt; gentagne tupler udelades, medmindre ALL angives.",
         ),
         mdx(
+            "VisualTotals",
+            "Set[, Pattern]",
+            Set,
+            None,
+            "Returns the set with each member that is followed by its descendants replaced by a visual total of those descendants only; the optional pattern names the totals (* is the member's caption).",
+            "Returnerer sættet, hvor hvert medlem, der efterfølges af sine efterkommere, er erstattet af en visuel total af kun disse efterkommere; det valgfrie mønster navngiver totalerne (* er medlemmets titel).",
+        ),
+        mdx(
             "Median",
             "Set[, Numeric_Expression]",
             Numeric,
