@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub mod audit;
 pub mod dev;
 pub mod kommuner;
+pub mod saml;
 
 pub use dev::{DEV_USERS, DevAuthenticator, DevUser};
 
