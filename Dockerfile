@@ -7,12 +7,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && r
 WORKDIR /src
 COPY . .
 ENV DATAKUBE_CACHE=/cache
+RUN scripts/system-deps && rm -rf /var/lib/apt/lists/*
 RUN bash -c 'source scripts/env.sh && cargo build --release --locked -p datakube && \
     mkdir -p /out/lib && cp "$CARGO_TARGET_DIR/release/datakube" /out/ && cp "$DUCKDB_LIB_DIR/libduckdb.so" /out/lib/'
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/datakube --create-home datakube
+COPY scripts/system-deps /usr/local/lib/datakube/system-deps
+RUN /usr/local/lib/datakube/system-deps --runtime && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/datakube /usr/local/bin/datakube
 COPY --from=build /out/lib/libduckdb.so /usr/local/lib/libduckdb.so
 COPY cube-definitions /etc/datakube/cube-definitions

@@ -36,6 +36,27 @@ pub const DEV_USERS: &[DevUser] = &[
         name: "Analytiker, Læsø Kommune (udvikling)",
     },
     DevUser {
+        user: "koebenhavn",
+        password: "koebenhavn",
+        kommune: Some(101),
+        roles: &["analytiker"],
+        name: "Analytiker, Københavns Kommune (udvikling)",
+    },
+    DevUser {
+        user: "odense",
+        password: "odense",
+        kommune: Some(461),
+        roles: &["analytiker"],
+        name: "Analytiker, Odense Kommune (udvikling)",
+    },
+    DevUser {
+        user: "aalborg",
+        password: "aalborg",
+        kommune: Some(851),
+        roles: &["analytiker"],
+        name: "Analytiker, Aalborg Kommune (udvikling)",
+    },
+    DevUser {
         user: "admin",
         password: "admin",
         kommune: None,

@@ -24,6 +24,7 @@ pub mod audit;
 pub mod dev;
 pub mod kommuner;
 pub mod roles;
+pub mod saml;
 
 pub use dev::{DEV_USERS, DevAuthenticator, DevUser};
 

@@ -357,6 +357,8 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     // Subselects restrict the space (visible members and fact rows), innermost first: an
     // outer subselect is evaluated inside the inner one's restriction.
     let mut subselect_hiers: HashSet<HierIdx> = HashSet::new();
+    // Members each restricted hierarchy is limited to (for disclosure control).
+    let mut restricted: HashMap<HierIdx, Vec<u32>> = HashMap::new();
     for sub in subselects.iter().rev() {
         let mut sets: Vec<Vec<Tuple>> = Vec::new();
         for a in &sub.axes {
@@ -381,6 +383,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                     space.hierarchy_unique_name(h),
                     ids.len()
                 ));
+                note_restriction(&mut restricted, h, &ids);
                 restrict(&mut env, h, ids);
             }
         }
@@ -426,6 +429,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                     space.hierarchy_unique_name(h),
                     ids.len()
                 ));
+                note_restriction(&mut restricted, h, &ids);
                 restrict(&mut env, h, ids);
             }
         }
@@ -546,6 +550,22 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     trace.rounds = round;
     let values: Vec<Scalar> = values.into_iter().map(|v| v.unwrap_or(Scalar::Empty)).collect();
 
+    // Benchmark cubes: disclosure control (see `disclosure`).
+    let mut suppressed = vec![false; total];
+    if let Some(k) = access.min_cell_count {
+        let filled: Vec<usize> = (0..total).filter(|&i| values[i] != Scalar::Empty).collect();
+        let coords: Vec<Vec<u32>> = filled.iter().map(|&i| coord_of(i)).collect();
+        let flags = crate::disclosure::suppressed(&env, fetcher_cell, &coords, &restricted, k)?;
+        for (&i, f) in filled.iter().zip(flags) {
+            suppressed[i] = f;
+        }
+        trace.restrictions.push(format!(
+            "disclosure control: {} of {} cells suppressed (k = {k})",
+            suppressed.iter().filter(|s| **s).count(),
+            filled.len()
+        ));
+    }
+
     // NON EMPTY: drop tuples whose cells are all empty.
     let mut keep: Vec<Vec<bool>> = lengths.iter().map(|&n| vec![true; n]).collect();
     for (k, a) in axes_src.iter().enumerate() {
@@ -623,6 +643,15 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         if *v == Scalar::Empty {
             continue;
         }
+        if suppressed[old] {
+            cells.push(Cell {
+                ordinal: new_ord as u64,
+                value: CellValue::Suppressed,
+                formatted: Some(access.marker.clone()),
+                format_string: None,
+            });
+            continue;
+        }
         let coord = coord_of(old);
         let measure = &space.measures[coord[MEASURES] as usize];
         let calc_wins = (1..coord.len()).any(|h| space.calc_member(MemberRef { h, id: coord[h] }).is_some())
@@ -672,6 +701,16 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         language: ctx.lcid,
         cells,
     })
+}
+
+/// Record that `h` is limited to `ids` (nested limits intersect).
+fn note_restriction(restricted: &mut HashMap<HierIdx, Vec<u32>>, h: HierIdx, ids: &[u32]) {
+    match restricted.get_mut(&h) {
+        Some(prev) => prev.retain(|x| ids.contains(x)),
+        None => {
+            restricted.insert(h, ids.to_vec());
+        }
+    }
 }
 
 /// Restrict hierarchy `h` to `ids`: SQL filters on those members, and only they, their

@@ -13,6 +13,7 @@
 
 pub mod cellcalc;
 pub mod cells;
+pub mod disclosure;
 pub mod drillthrough;
 pub mod error;
 pub mod eval;

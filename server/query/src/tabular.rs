@@ -20,7 +20,7 @@ pub fn flatten(cs: &CellSet) -> Result<Rowset> {
         cs.cells.iter().map(|c| (c.ordinal, &c.value)).collect();
     let value = |ordinal: u64| -> Value {
         match by_ordinal.get(&ordinal).copied() {
-            None => Value::Null,
+            None | Some(CellValue::Suppressed) => Value::Null,
             Some(CellValue::Int(i)) => Value::Int((*i).into()),
             Some(CellValue::Long(i)) => Value::Int(*i),
             Some(CellValue::Double(d)) => Value::Double(*d),

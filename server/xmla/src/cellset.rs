@@ -58,6 +58,8 @@ pub enum CellValue {
     Decimal(String),
     Str(String),
     Bool(bool),
+    /// No value, only a formatted value: a cell suppressed by disclosure control.
+    Suppressed,
 }
 
 /// A non-empty cell.

@@ -445,6 +445,8 @@ fn write_cell(s: &mut String, cs: &CellSet, cell: &Cell) {
 /// `<Value xsi:type="…">…</Value>`: always typed (an untyped Value crashes Excel).
 fn write_value(s: &mut String, v: &CellValue) {
     match v {
+        // A suppressed cell has no value at all (only its marker as FmtValue).
+        CellValue::Suppressed => return,
         CellValue::Int(i) => {
             s.push_str("<Value xsi:type=\"xsd:int\">");
             push_i64(s, (*i).into());
