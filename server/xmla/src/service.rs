@@ -166,6 +166,8 @@ pub struct XmlaService {
     pub sessions: Sessions,
     pub server: ServerProps,
     pub executor: Box<dyn Executor>,
+    /// Where queries on non-public cubes are recorded (written before the answer is sent).
+    pub audit: Option<Arc<datakube_auth::audit::AuditLog>>,
 }
 
 /// The language for a `LocaleIdentifier`: 1030 (and other Danish LCIDs) Danish, English
@@ -196,7 +198,78 @@ impl XmlaService {
             sessions: Sessions::new(),
             server,
             executor,
+            audit: None,
         }
+    }
+
+    /// Record every query on a non-public cube in `log`.
+    pub fn with_audit(mut self, log: Arc<datakube_auth::audit::AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// Write the audit line of one Execute; `Err` when it cannot be written (the answer is
+    /// then withheld: an unaudited answer on personal data is not sent).
+    #[allow(clippy::too_many_arguments)]
+    fn audit_execute(
+        &self,
+        runtime: &Runtime,
+        principal: &Principal,
+        statement: &str,
+        props: &crate::soap::Properties,
+        started: std::time::Instant,
+        result: &Result<(Kind, ExecuteResult), Fault>,
+    ) -> Result<(), Fault> {
+        let Some(log) = &self.audit else { return Ok(()) };
+        let cube = match result {
+            Ok((_, ExecuteResult::CellSet { cells, .. })) => cells.cube_name.clone(),
+            _ => statement_cube(statement)
+                .or_else(|| props.get("Cube").map(str::to_string))
+                .unwrap_or_default(),
+        };
+        if runtime.catalog.cube(&cube).is_some_and(|c| c.is_public()) {
+            return Ok(());
+        }
+        let upper: String = statement.trim_start().chars().take(16).collect::<String>().to_ascii_uppercase();
+        let (cells, rows) = match result {
+            Ok((_, ExecuteResult::CellSet { cells, .. })) => (Some(cells.cells.len() as u64), None),
+            Ok((_, ExecuteResult::Rowset(r))) => (None, Some(r.rows.len() as u64)),
+            _ => (None, None),
+        };
+        let (outcome, detail) = match result {
+            Ok(_) => ("ok", String::new()),
+            Err(f) if f.code == codes::CANCELLED => ("cancelled", f.message.clone()),
+            Err(f) => ("fault", f.message.clone()),
+        };
+        let event = datakube_auth::audit::AuditEvent {
+            time: datakube_auth::audit::now_rfc3339(),
+            kind: if upper.starts_with("DRILLTHROUGH") { "drillthrough" } else { "query" }.into(),
+            user: principal.subject.clone(),
+            organisation: principal.organisations.clone(),
+            scope: match &principal.scope {
+                datakube_auth::RowScope::All => "all".into(),
+                datakube_auth::RowScope::Municipalities(k) => {
+                    k.iter().map(|k| k.0.to_string()).collect::<Vec<_>>().join(",")
+                }
+            },
+            method: format!("{:?}", principal.method).to_lowercase(),
+            client_app: props.get("SspropInitAppName").unwrap_or_default().to_string(),
+            cube,
+            statement: statement.chars().take(64 * 1024).collect(),
+            cells,
+            rows,
+            duration_ms: Some((started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0),
+            outcome: outcome.into(),
+            detail,
+            ..Default::default()
+        };
+        log.record(&event, &[]).map_err(|e| {
+            tracing::error!("the audit log cannot be written: {e}");
+            Fault::new(
+                codes::QUERY_FAILED,
+                "the audit log cannot be written; the answer is withheld (ask the administrator)",
+            )
+        })
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -320,6 +393,7 @@ impl XmlaService {
                         self.running_map()
                             .insert(key.clone(), (owner.to_string(), token.clone()));
                     }
+                    let started = std::time::Instant::now();
                     let result = self
                         .executor
                         .execute(&ExecuteRequest {
@@ -339,7 +413,10 @@ impl XmlaService {
                     if session.as_ref().is_some_and(|s| s.definitions != state.definitions) {
                         self.sessions.save(&state);
                     }
-                    result
+                    match self.audit_execute(&runtime, principal, &e.statement, &e.properties, started, &result) {
+                        Ok(()) => result,
+                        Err(f) => Err(f),
+                    }
                 }
             }
         };
@@ -497,4 +574,27 @@ impl datakube_http::Handler for XmlaHandler {
             }
         })
     }
+}
+
+/// The cube an MDX statement reads: the name after its last `FROM [` (the innermost
+/// subselect names the cube), for the audit log of statements that failed.
+fn statement_cube(statement: &str) -> Option<String> {
+    let upper = statement.to_ascii_uppercase();
+    let at = upper.rfind("FROM")?;
+    let rest = statement[at + 4..].trim_start();
+    let rest = rest.strip_prefix('[')?;
+    let mut name = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ']' {
+            if chars.peek() == Some(&']') {
+                chars.next();
+                name.push(']');
+                continue;
+            }
+            return Some(name);
+        }
+        name.push(c);
+    }
+    None
 }

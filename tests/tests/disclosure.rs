@@ -1,0 +1,247 @@
+//! Benchmark disclosure control, end to end against the real server: small cells are
+//! suppressed, a complementary cell is suppressed so the region total cannot reveal the small
+//! one, the same complement is suppressed whatever the query shows, and totals over a set the
+//! client chose are suppressed. Expected values and the expected suppression come from
+//! hand-written SQL over the same Parquet files and the rules as documented in
+//! docs/security.md, not from the server's code.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Answer, Server, close};
+
+const NORDJYLLAND: i64 = 1081;
+const LAESOE: i64 = 825;
+const AARHUS: (&str, &str) = ("aarhus", "aarhus");
+
+/// Copy the shipped cube definitions to `to`, with the benchmark cube's k set to `k`.
+fn definitions_with_k(to: &Path, k: i64) {
+    let from = common::repo_root().join("cube-definitions");
+    copy_dir(&from, to);
+    let b = to.join("benchmark.yaml");
+    let text = std::fs::read_to_string(&b).unwrap();
+    assert!(text.contains("min_cell_count: 5"), "benchmark.yaml sets min_cell_count: 5");
+    std::fs::write(&b, text.replace("min_cell_count: 5", &format!("min_cell_count: {k}"))).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Indbyggere per kommune of one region at one month, from the Parquet files.
+fn indbyggere(s: &Server, month: i64) -> BTreeMap<i64, (i64, f64)> {
+    let c = s.duck();
+    let sql = format!(
+        "SELECT k.kommunekode::BIGINT, k.regionskode::BIGINT, sum(b.indbyggere)::DOUBLE \
+         FROM {} b JOIN {} k ON b.kommunekode = k.kommunekode WHERE b.maaned_id = {month} GROUP BY 1, 2",
+        s.table("benchmark", "noegletal"),
+        s.table("faelles", "kommune")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn last_month(s: &Server) -> i64 {
+    let c = s.duck();
+    c.query_row(
+        &format!("SELECT max(maaned_id)::BIGINT FROM {}", s.table("benchmark", "noegletal")),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Row captions' keys (the `&[..]` of each row member) with the cell of column 0.
+fn rows(a: &Answer) -> Vec<(String, Option<f64>, Option<String>)> {
+    a.axes[1]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let un = t[0].0.clone();
+            let cell = a.cells.get(&(i as u64));
+            let v = cell.and_then(|(v, _, _)| v.parse::<f64>().ok());
+            let f = cell.and_then(|(_, _, f)| f.clone());
+            (un, v, f)
+        })
+        .collect()
+}
+
+fn kommune(code: i64) -> String {
+    format!("[Kommune].[Geografi].[Kommune].&[{code}]")
+}
+
+#[test]
+fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_query() {
+    // Demo data first (a server that generates it), then a second server on the same data
+    // with k chosen so that exactly one kommune of Nordjylland is below it: Læsø.
+    let first = Server::start();
+    let month = last_month(&first);
+    let all = indbyggere(&first, month);
+    let mut region: Vec<(i64, f64)> = all
+        .iter()
+        .filter(|(_, (r, _))| *r == NORDJYLLAND)
+        .map(|(k, (_, v))| (*k, *v))
+        .collect();
+    region.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    assert_eq!(region[0].0, LAESOE, "Læsø is the smallest kommune of Nordjylland: {region:?}");
+    assert!(region[1].1 > region[0].1, "the two smallest differ: {region:?}");
+    let k = region[1].1 as i64;
+    let tmp = tempfile::tempdir().unwrap();
+    definitions_with_k(tmp.path(), k);
+    let s = Server::start_in_with_definitions(&first.data_dir, tmp.path());
+
+    // The expected suppression in Nordjylland: Læsø (primary, below k) and the smallest of
+    // the others (complementary), which is region[1] — at exactly k, so not primary.
+    let complement = region[1].0;
+    let q = format!(
+        "SELECT {{[Measures].[Indbyggere]}} ON 0, {{[Kommune].[Geografi].[Region].&[{NORDJYLLAND}], [Kommune].[Geografi].[Region].&[{NORDJYLLAND}].Children}} ON 1 \
+         FROM [Benchmark] WHERE [Tid].[Kalender].[Måned].&[{month}]"
+    );
+    let a = s.mdx_as(&q, 1030, AARHUS).ok();
+    let got = rows(&a);
+    assert_eq!(got.len(), region.len() + 1, "the region and all its kommuner: {got:?}");
+    let total: f64 = region.iter().map(|(_, v)| v).sum();
+    let mut shown_sum = 0.0;
+    for (un, v, f) in &got {
+        if un.contains("[Region]") {
+            assert!(close(v.expect("the region total is shown"), total), "{v:?} vs {total}");
+            continue;
+        }
+        let code: i64 = un.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap();
+        let expected = all[&code].1;
+        if code == LAESOE || code == complement {
+            assert_eq!(*v, None, "{un} is suppressed: no value");
+            assert_eq!(f.as_deref(), Some(".."), "{un} shows the marker");
+        } else {
+            assert!(close(v.expect("shown"), expected), "{un}: {v:?} vs {expected}");
+            shown_sum += expected;
+        }
+    }
+    // The total minus what is shown is the sum of two hidden cells, not Læsø's value.
+    let hidden = total - shown_sum;
+    assert!(
+        (hidden - all[&LAESOE].1).abs() > 0.5,
+        "the region total minus the shown kommuner must not reveal Læsø ({hidden})"
+    );
+
+    // Asked alone, the complement is still suppressed (the choice does not depend on the query).
+    let a = s
+        .mdx_as(
+            &format!(
+                "SELECT {{[Measures].[Indbyggere]}} ON 0, {{{}}} ON 1 FROM [Benchmark] WHERE [Tid].[Kalender].[Måned].&[{month}]",
+                kommune(complement)
+            ),
+            1030,
+            AARHUS,
+        )
+        .ok();
+    assert_eq!(rows(&a)[0].1, None, "the complement alone is suppressed too");
+
+    // A kommune of another region well above k is shown, with the SQL value.
+    let (big, (_, big_v)) = all
+        .iter()
+        .filter(|(_, (r, v))| *r != NORDJYLLAND && *v >= 10.0 * k as f64)
+        .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+        .expect("a large kommune");
+    let a = s
+        .mdx_as(
+            &format!(
+                "SELECT {{[Measures].[Indbyggere]}} ON 0, {{{}}} ON 1 FROM [Benchmark] WHERE [Tid].[Kalender].[Måned].&[{month}]",
+                kommune(*big)
+            ),
+            1030,
+            AARHUS,
+        )
+        .ok();
+    assert!(close(rows(&a)[0].1.expect("shown"), *big_v));
+
+    // Totals over a set the client chose are suppressed: a subselect of Læsø and the
+    // complement's neighbour, and a calculated member aggregating them.
+    let other = region[2].0;
+    let a = s
+        .mdx_as(
+            &format!(
+                "SELECT {{[Measures].[Indbyggere]}} ON 0, {{[Kommune].[Geografi].[All]}} ON 1 \
+                 FROM (SELECT {{{}, {}}} ON 0 FROM [Benchmark]) WHERE [Tid].[Kalender].[Måned].&[{month}]",
+                kommune(LAESOE),
+                kommune(other)
+            ),
+            1030,
+            AARHUS,
+        )
+        .ok();
+    assert_eq!(rows(&a)[0].1, None, "a total over a subselect is suppressed: {:?}", rows(&a));
+    let a = s
+        .mdx_as(
+            &format!(
+                "WITH MEMBER [Kommune].[Geografi].[To] AS Aggregate({{{}, {}}}) \
+                 SELECT {{[Measures].[Nettodriftsudgifter]}} ON 0, {{[Kommune].[Geografi].[To], {}}} ON 1 \
+                 FROM [Benchmark] WHERE [Tid].[Kalender].[Måned].&[{month}]",
+                kommune(LAESOE),
+                kommune(other),
+                kommune(other)
+            ),
+            1030,
+            AARHUS,
+        )
+        .ok();
+    let r = rows(&a);
+    assert_eq!(r[0].1, None, "a calculated member over kommuner is suppressed: {r:?}");
+    let expected: f64 = s
+        .duck()
+        .query_row(
+            &format!(
+                "SELECT sum(nettodriftsudgifter)::DOUBLE FROM {} WHERE kommunekode = {other} AND maaned_id = {month}",
+                s.table("benchmark", "noegletal")
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(close(r[1].1.expect("the kommune itself is shown"), expected), "{r:?} vs {expected}");
+
+    // The benchmark cube shows every kommune to a kommune's analyst; an individual-level
+    // cube only their own.
+    let a = s
+        .mdx_as(
+            "SELECT {} ON 0, [Kommune].[Geografi].[Kommune].Members ON 1 FROM [Benchmark]",
+            1030,
+            AARHUS,
+        )
+        .ok();
+    assert_eq!(a.axes[1].len(), 98);
+    let a = s
+        .mdx_as(
+            "SELECT {} ON 0, [Kommune].[Geografi].[Kommune].Members ON 1 FROM [Befolkning]",
+            1030,
+            AARHUS,
+        )
+        .ok();
+    let names: Vec<&str> = a.axes[1].iter().map(|t| t[0].0.as_str()).collect();
+    assert_eq!(names, [kommune(751)]);
+
+    // No drillthrough on the benchmark cube.
+    let a = s.mdx_as(
+        &format!(
+            "DRILLTHROUGH SELECT FROM [Benchmark] WHERE ({}, [Tid].[Kalender].[Måned].&[{month}])",
+            kommune(LAESOE)
+        ),
+        1030,
+        AARHUS,
+    );
+    assert!(a.raw.contains("Fault") && a.raw.contains("benchmark"), "{}", a.raw);
+}
