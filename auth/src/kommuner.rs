@@ -82,3 +82,84 @@ mod tests {
         assert_eq!(by_code(Kommunekode(825)).map(|k| k.name.as_str()), Some("Læsø"));
     }
 }
+
+/// Population bands of the default comparison groups (inhabitants, lower bounds).
+pub const POPULATION_BANDS: [u32; 4] = [0, 20_000, 50_000, 100_000];
+
+fn band(population: u32) -> usize {
+    POPULATION_BANDS.iter().rposition(|&b| population >= b).unwrap_or(0)
+}
+
+/// The comparison group of kommune `code`: the first of `groups` (name, kommuner) holding it;
+/// otherwise the default: the kommuner of its region in its population band (under 20,000;
+/// 20,000–49,999; 50,000–99,999; 100,000 and more), or, when that gives fewer than five, the
+/// kommuner of its band in the whole country. Always includes `code` itself; sorted.
+pub fn comparison_group(code: Kommunekode, groups: &[(String, Vec<u16>)]) -> Vec<Kommunekode> {
+    if let Some((_, g)) = groups.iter().find(|(_, g)| g.contains(&code.0)) {
+        let mut v: Vec<Kommunekode> = g.iter().map(|&k| Kommunekode(k)).collect();
+        v.sort();
+        v.dedup();
+        return v;
+    }
+    let Some(me) = by_code(code) else {
+        return vec![code];
+    };
+    let b = band(me.population);
+    let regional: Vec<Kommunekode> = all()
+        .iter()
+        .filter(|k| k.region_code == me.region_code && band(k.population) == b)
+        .map(|k| k.code)
+        .collect();
+    if regional.len() >= 5 {
+        return regional;
+    }
+    all()
+        .iter()
+        .filter(|k| band(k.population) == b)
+        .map(|k| k.code)
+        .collect()
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    #[test]
+    fn default_groups_by_band_and_region() {
+        // Læsø (1,786) is in the smallest band; Nordjylland has too few small kommuner, so the
+        // group is every kommune under 20,000 inhabitants.
+        let g = comparison_group(Kommunekode(825), &[]);
+        assert!(g.contains(&Kommunekode(825)));
+        let expected: Vec<Kommunekode> = all().iter().filter(|k| k.population < 20_000).map(|k| k.code).collect();
+        let regional = all()
+            .iter()
+            .filter(|k| k.population < 20_000 && k.region_code == 1081)
+            .count();
+        if regional < 5 {
+            assert_eq!(g, expected);
+        }
+        // Every kommune's group holds itself, and all members share its band.
+        for k in all() {
+            let g = comparison_group(k.code, &[]);
+            assert!(g.contains(&k.code), "{}", k.name);
+            assert!(
+                g.len() >= 5
+                    || all()
+                        .iter()
+                        .filter(|x| band(x.population) == band(k.population))
+                        .count()
+                        < 5
+            );
+            assert!(
+                g.iter()
+                    .all(|c| band(by_code(*c).unwrap().population) == band(k.population))
+            );
+        }
+        // An explicit group wins.
+        let groups = vec![("Østjylland".to_string(), vec![751, 730, 741])];
+        assert_eq!(
+            comparison_group(Kommunekode(751), &groups),
+            [Kommunekode(730), Kommunekode(741), Kommunekode(751)]
+        );
+    }
+}

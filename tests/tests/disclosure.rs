@@ -22,7 +22,10 @@ fn definitions_with_k(to: &Path, k: i64) {
     copy_dir(&from, to);
     let b = to.join("benchmark.yaml");
     let text = std::fs::read_to_string(&b).unwrap();
-    assert!(text.contains("min_cell_count: 5"), "benchmark.yaml sets min_cell_count: 5");
+    assert!(
+        text.contains("min_cell_count: 5"),
+        "benchmark.yaml sets min_cell_count: 5"
+    );
     std::fs::write(&b, text.replace("min_cell_count: 5", &format!("min_cell_count: {k}"))).unwrap();
 }
 
@@ -49,16 +52,21 @@ fn indbyggere(s: &Server, month: i64) -> BTreeMap<i64, (i64, f64)> {
         s.table("faelles", "kommune")
     );
     let mut st = c.prepare(&sql).unwrap();
-    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    st.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, r.get::<_, f64>(2)?)))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 fn last_month(s: &Server) -> i64 {
     let c = s.duck();
     c.query_row(
-        &format!("SELECT max(maaned_id)::BIGINT FROM {}", s.table("benchmark", "noegletal")),
+        &format!(
+            "SELECT max(maaned_id)::BIGINT FROM {}",
+            s.table("benchmark", "noegletal")
+        ),
         [],
         |r| r.get(0),
     )
@@ -97,7 +105,10 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
         .map(|(k, (_, v))| (*k, *v))
         .collect();
     region.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    assert_eq!(region[0].0, LAESOE, "Læsø is the smallest kommune of Nordjylland: {region:?}");
+    assert_eq!(
+        region[0].0, LAESOE,
+        "Læsø is the smallest kommune of Nordjylland: {region:?}"
+    );
     assert!(region[1].1 > region[0].1, "the two smallest differ: {region:?}");
     let k = region[1].1 as i64;
     let tmp = tempfile::tempdir().unwrap();
@@ -184,7 +195,12 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
             AARHUS,
         )
         .ok();
-    assert_eq!(rows(&a)[0].1, None, "a total over a subselect is suppressed: {:?}", rows(&a));
+    assert_eq!(
+        rows(&a)[0].1,
+        None,
+        "a total over a subselect is suppressed: {:?}",
+        rows(&a)
+    );
     let a = s
         .mdx_as(
             &format!(
@@ -212,7 +228,10 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
             |r| r.get(0),
         )
         .unwrap();
-    assert!(close(r[1].1.expect("the kommune itself is shown"), expected), "{r:?} vs {expected}");
+    assert!(
+        close(r[1].1.expect("the kommune itself is shown"), expected),
+        "{r:?} vs {expected}"
+    );
 
     // The benchmark cube shows every kommune to a kommune's analyst; an individual-level
     // cube only their own.
@@ -244,4 +263,55 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
         AARHUS,
     );
     assert!(a.raw.contains("Fault") && a.raw.contains("benchmark"), "{}", a.raw);
+
+    // The comparison group: per user, from the municipality table by the documented default
+    // rule (same region and population band, or the band nationwide when that gives < 5).
+    let csv = std::fs::read_to_string(common::repo_root().join("data/municipalities.csv")).unwrap();
+    let table: Vec<(i64, i64, i64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[2].parse().unwrap(), f[4].parse().unwrap())
+        })
+        .collect();
+    let band = |p: i64| [0, 20_000, 50_000, 100_000].iter().rposition(|&b| p >= b).unwrap();
+    let group_of = |code: i64| -> Vec<i64> {
+        let &(_, region, pop) = table.iter().find(|t| t.0 == code).unwrap();
+        let regional: Vec<i64> = table
+            .iter()
+            .filter(|t| t.1 == region && band(t.2) == band(pop))
+            .map(|t| t.0)
+            .collect();
+        if regional.len() >= 5 {
+            regional
+        } else {
+            table.iter().filter(|t| band(t.2) == band(pop)).map(|t| t.0).collect()
+        }
+    };
+    for (user, code) in [(("laesoe", "laesoe"), LAESOE), (AARHUS, 751)] {
+        let a = s
+            .mdx_as(
+                "SELECT {} ON 0, [Kommune].[Geografi].[Sammenligningsgruppe] ON 1 FROM [Benchmark]",
+                1030,
+                user,
+            )
+            .ok();
+        let mut got: Vec<String> = a.axes[1].iter().map(|t| t[0].0.clone()).collect();
+        got.sort();
+        let mut want: Vec<String> = group_of(code).into_iter().map(kommune).collect();
+        want.sort();
+        assert_eq!(got, want, "comparison group of {code}");
+        assert!(want.len() >= 2);
+    }
+    // In an individual-level cube the group holds only what the user may see: their own.
+    let a = s
+        .mdx_as(
+            "SELECT {} ON 0, [Kommune].[Geografi].[Sammenligningsgruppe] ON 1 FROM [Befolkning]",
+            1030,
+            AARHUS,
+        )
+        .ok();
+    let names: Vec<&str> = a.axes[1].iter().map(|t| t[0].0.as_str()).collect();
+    assert_eq!(names, [kommune(751)]);
 }

@@ -212,6 +212,13 @@ impl<'s, 'a> Env<'s, 'a> {
     pub fn eval(&self, e: &Expr, coord: Option<&[u32]>) -> Result<Val> {
         match e {
             Expr::Identifier(name) => {
+                if name.segments.len() > 1 {
+                    // Named sets with a qualified name (`[Kommune].[Geografi].[Sammenligningsgruppe]`).
+                    let key = lc(&name.segments.iter().map(|s| s.text()).collect::<Vec<_>>().join("."));
+                    if let Some(set) = self.named_sets.get(&key) {
+                        return Ok(Val::Set(set.clone()));
+                    }
+                }
                 if name.segments.len() == 1 {
                     let key = lc(&name.segments[0].text());
                     if let Some(set) = self.named_sets.get(&key) {

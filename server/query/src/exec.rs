@@ -327,6 +327,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         Restrictions::new(),
         ctx.cancel,
     )));
+    comparison_group(&mut env, ctx);
     for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Set(s) = d {
             let tuples = env.eval_set(&s.expr, None)?;
@@ -1028,4 +1029,47 @@ fn axis_member(
         display_info: cellset::display_info(mem.children.len(), drilled, same_parent),
         properties: values,
     }
+}
+
+/// The named set `[Kommune].[Geografi].[Sammenligningsgruppe]`: the kommuner of the user's
+/// comparison group (docs/security.md) that exist in this cube for the user — all of them in a
+/// benchmark cube, only the user's own in an individual-level cube.
+fn comparison_group(env: &mut Env, ctx: &QueryContext) {
+    let space = env.space;
+    let Some(home) = ctx.access.home_kommune else { return };
+    let Some(h) = (1..space.hierarchy_count()).find(|&h| {
+        space
+            .hier(h)
+            .hierarchy
+            .unique_name
+            .eq_ignore_ascii_case("[Kommune].[Geografi]")
+    }) else {
+        return;
+    };
+    let hc = space.hier(h);
+    let Some(level) = hc
+        .hierarchy
+        .levels
+        .iter()
+        .position(|l| l.name.eq_ignore_ascii_case("Kommune"))
+        .map(|i| i as u16 + 1)
+    else {
+        return;
+    };
+    let groups: Vec<(String, Vec<u16>)> = ctx
+        .catalog
+        .security
+        .comparison_groups
+        .iter()
+        .map(|g| (g.name.clone(), g.kommuner.clone()))
+        .collect();
+    let Ok(code) = u16::try_from(home) else { return };
+    let tuples: Vec<Tuple> = datakube_auth::kommuner::comparison_group(datakube_auth::Kommunekode(code), &groups)
+        .into_iter()
+        .filter_map(|k| hc.by_key(level, &k.0.to_string()))
+        .map(|id| vec![MemberRef { h, id }])
+        .collect();
+    env.named_sets
+        .insert("kommune.geografi.sammenligningsgruppe".into(), tuples.clone());
+    env.named_sets.insert("sammenligningsgruppe".into(), tuples);
 }

@@ -230,7 +230,12 @@ impl XmlaService {
         if runtime.catalog.cube(&cube).is_some_and(|c| c.is_public()) {
             return Ok(());
         }
-        let upper: String = statement.trim_start().chars().take(16).collect::<String>().to_ascii_uppercase();
+        let upper: String = statement
+            .trim_start()
+            .chars()
+            .take(16)
+            .collect::<String>()
+            .to_ascii_uppercase();
         let (cells, rows) = match result {
             Ok((_, ExecuteResult::CellSet { cells, .. })) => (Some(cells.cells.len() as u64), None),
             Ok((_, ExecuteResult::Rowset(r))) => (None, Some(r.rows.len() as u64)),
@@ -243,7 +248,12 @@ impl XmlaService {
         };
         let event = datakube_auth::audit::AuditEvent {
             time: datakube_auth::audit::now_rfc3339(),
-            kind: if upper.starts_with("DRILLTHROUGH") { "drillthrough" } else { "query" }.into(),
+            kind: if upper.starts_with("DRILLTHROUGH") {
+                "drillthrough"
+            } else {
+                "query"
+            }
+            .into(),
             user: principal.subject.clone(),
             organisation: principal.organisations.clone(),
             scope: match &principal.scope {
