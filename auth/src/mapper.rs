@@ -88,8 +88,11 @@ pub fn dev_identity(user: &str) -> Option<Identity> {
     })
 }
 
-fn scope_for(roles: &[String], kommuner: Vec<Kommunekode>) -> RowScope {
-    if roles.iter().any(|r| r == "admin") {
+/// Admins see every row; with roles narrowed to none (`Roles=" "`), nothing.
+fn scope_for(roles: &[String], kommuner: Vec<Kommunekode>, narrowed: bool) -> RowScope {
+    if narrowed && roles.is_empty() {
+        RowScope::Municipalities(Vec::new())
+    } else if roles.iter().any(|r| r == "admin") {
         RowScope::All
     } else {
         RowScope::Municipalities(kommuner)
@@ -118,7 +121,7 @@ impl InterimMapper {
                 Ok(Principal {
                     subject: sa.client_id.clone(),
                     display_name: sa.client_id.clone(),
-                    scope: scope_for(&roles, sa.kommuner.clone()),
+                    scope: scope_for(&roles, sa.kommuner.clone(), only.is_some()),
                     method: AuthMethod::ServiceAccount,
                     benchmark: !roles.is_empty(),
                     impersonate: sa.impersonate,
@@ -140,7 +143,7 @@ impl InterimMapper {
                 kommuner.sort();
                 kommuner.dedup();
                 let roles = narrow(identity.role_claims.clone());
-                let scope = scope_for(&roles, kommuner.clone());
+                let scope = scope_for(&roles, kommuner.clone(), only.is_some());
                 if scope.is_empty() {
                     return Err(format!(
                         "{} belongs to no municipality known here and has no admin role",
