@@ -22,9 +22,17 @@ use serde::{Deserialize, Serialize};
 
 pub mod audit;
 pub mod dev;
+pub mod identities;
+pub mod impersonate;
+pub mod jwt;
 pub mod kommuner;
+pub mod mapper;
+pub mod oidc;
+pub mod pat;
 pub mod roles;
 pub mod saml;
+pub mod util;
+pub mod web;
 
 pub use dev::{DEV_USERS, DevAuthenticator, DevUser};
 
@@ -172,6 +180,15 @@ impl Principal {
 /// audit log). Implemented by the role mapping of `security.yaml`.
 pub trait IdentityMapper: Send + Sync {
     fn map(&self, identity: &Identity) -> Result<Principal, String>;
+    /// Like [`IdentityMapper::map`] with the granted roles narrowed to `roles` (the XMLA
+    /// `Roles` property of an impersonating service account): never more than `map` grants.
+    /// The default only filters `Principal::roles`; a mapper whose roles grant scope, cubes or
+    /// restrictions must override it so that those narrow too.
+    fn map_with_roles(&self, identity: &Identity, roles: &[String]) -> Result<Principal, String> {
+        let mut p = self.map(identity)?;
+        p.roles.retain(|r| roles.iter().any(|x| x.eq_ignore_ascii_case(r)));
+        Ok(p)
+    }
 }
 
 /// The answer of an [`Authenticator`] for one request.

@@ -20,13 +20,22 @@ use crate::{AuthMethod, Identity, IdentityMapper, Kommunekode, MemberRestriction
 /// The role mapping of one `security:` file; replaceable at run time (hot reload).
 pub struct RoleMapper {
     config: RwLock<Arc<SecurityConfig>>,
+    /// Map `Development` identities (the development identity is enabled): to the fixed
+    /// development users, as [`crate::DevAuthenticator`] does.
+    pub development: bool,
 }
 
 impl RoleMapper {
     pub fn new(config: SecurityConfig) -> RoleMapper {
         RoleMapper {
             config: RwLock::new(Arc::new(config)),
+            development: false,
         }
+    }
+    /// Also map development identities (PATs created on the development login page).
+    pub fn with_development(mut self, on: bool) -> RoleMapper {
+        self.development = on;
+        self
     }
     /// Use a new configuration for every identity mapped from now on.
     pub fn replace(&self, config: SecurityConfig) {
@@ -48,13 +57,60 @@ struct Grant<'a> {
 
 impl IdentityMapper for RoleMapper {
     fn map(&self, id: &Identity) -> Result<Principal, String> {
-        let config = self.config();
-        map_identity(&config, id)
+        self.map_roles(id, None)
+    }
+    fn map_with_roles(&self, id: &Identity, roles: &[String]) -> Result<Principal, String> {
+        self.map_roles(id, Some(roles))
+    }
+}
+
+impl RoleMapper {
+    fn map_roles(&self, id: &Identity, only: Option<&[String]>) -> Result<Principal, String> {
+        if id.method == AuthMethod::Development {
+            if !self.development {
+                return Err("the development identity is not enabled on this server".into());
+            }
+            let user = id.subject.strip_prefix("dev:").unwrap_or(&id.subject);
+            let d = crate::DEV_USERS
+                .iter()
+                .find(|d| d.user == user)
+                .ok_or_else(|| format!("{} is not a development user", id.subject))?;
+            let roles: Vec<String> = d
+                .roles
+                .iter()
+                .map(|r| r.to_string())
+                .filter(|r| only.is_none_or(|o| o.iter().any(|x| x.eq_ignore_ascii_case(r))))
+                .collect();
+            if roles.is_empty() {
+                return Err("no role is granted to this identity".into());
+            }
+            let admin = roles.iter().any(|r| r == "admin");
+            return Ok(Principal {
+                subject: id.subject.clone(),
+                display_name: d.name.to_string(),
+                scope: match (admin, d.kommune) {
+                    (true, _) | (_, None) => RowScope::All,
+                    (false, Some(k)) => RowScope::Municipalities(vec![Kommunekode(k)]),
+                },
+                roles,
+                method: AuthMethod::Development,
+                benchmark: true,
+                home_kommune: d.kommune.map(Kommunekode),
+                ..Principal::default()
+            });
+        }
+        map_identity_with(&self.config(), id, only)
     }
 }
 
 /// Map `id` through `config` (see the module documentation).
 pub fn map_identity(config: &SecurityConfig, id: &Identity) -> Result<Principal, String> {
+    map_identity_with(config, id, None)
+}
+
+/// [`map_identity`] with the granted roles narrowed to `only` (the XMLA `Roles` property of an
+/// impersonating service account): never more than `map_identity` grants.
+pub fn map_identity_with(config: &SecurityConfig, id: &Identity, only: Option<&[String]>) -> Result<Principal, String> {
     let mut grants: Vec<Grant> = Vec::new();
     let mut impersonate = false;
     if id.method == AuthMethod::ServiceAccount {
@@ -111,6 +167,9 @@ pub fn map_identity(config: &SecurityConfig, id: &Identity) -> Result<Principal,
                 }
             }
         }
+    }
+    if let Some(o) = only {
+        grants.retain(|g| o.iter().any(|r| r.eq_ignore_ascii_case(&g.role.name)));
     }
     if grants.is_empty() {
         return Err("no role is granted to this identity".into());

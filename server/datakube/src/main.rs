@@ -1,6 +1,7 @@
 //! The `datakube` binary: command line, configuration and logging; it wires the libraries
 //! together and turns their errors into messages. No protocol or query logic lives here.
 
+mod auth;
 mod schemas;
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of `serve`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve XMLA over HTTPS (the default). Generates demo data on first start.
@@ -142,6 +145,64 @@ struct ServeArgs {
     /// users and passwords are public).
     #[arg(long, env = "DATAKUBE_DEV_IDENTITY_ON_NETWORK")]
     allow_dev_identity_on_network: bool,
+    /// Issuer URL of the OpenID Connect provider (discovery at
+    /// <issuer>/.well-known/openid-configuration). Without it the development identity is used.
+    #[arg(long, env = "DATAKUBE_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// This server's client id at the provider (browser login; the audience of ID tokens).
+    #[arg(long, env = "DATAKUBE_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The client secret (prefer the environment variable: command lines are visible to
+    /// other users of the machine).
+    #[arg(long, env = "DATAKUBE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// Audience(s) accepted in bearer access tokens (comma-separated), e.g. the resource
+    /// indicator the provider puts in tokens for this server.
+    #[arg(long, env = "DATAKUBE_OIDC_AUDIENCE", value_delimiter = ',')]
+    oidc_audience: Vec<String>,
+    /// Scopes requested at browser login besides `openid` (comma-separated).
+    #[arg(long, env = "DATAKUBE_OIDC_SCOPES", value_delimiter = ',', default_value = "profile")]
+    oidc_scopes: Vec<String>,
+    /// Claim with the user's stable id.
+    #[arg(long, env = "DATAKUBE_OIDC_CLAIM_SUBJECT", default_value = "sub")]
+    oidc_claim_subject: String,
+    /// Claim with the display name.
+    #[arg(long, env = "DATAKUBE_OIDC_CLAIM_NAME", default_value = "name")]
+    oidc_claim_name: String,
+    /// Claim with the organisation's CVR number(s) (a municipality's CVR gives its rows).
+    #[arg(long, env = "DATAKUBE_OIDC_CLAIM_CVR", default_value = "organisation_cvr")]
+    oidc_claim_cvr: String,
+    /// Claim with kommunekoder asserted directly.
+    #[arg(long, env = "DATAKUBE_OIDC_CLAIM_KOMMUNEKODE", default_value = "kommunekode")]
+    oidc_claim_kommunekode: String,
+    /// Claim with roles or groups (a dotted path reaches nested claims: realm_access.roles).
+    #[arg(long, env = "DATAKUBE_OIDC_CLAIM_ROLES", default_value = "roles")]
+    oidc_claim_roles: String,
+    /// Tolerated clock difference to the identity provider for exp/nbf/iat.
+    #[arg(long, env = "DATAKUBE_CLOCK_SKEW_SECONDS", default_value_t = 60)]
+    clock_skew_seconds: u64,
+    /// Shortest time between two JWKS fetches triggered by tokens with an unknown key id.
+    #[arg(long, env = "DATAKUBE_JWKS_MIN_REFETCH_SECONDS", default_value_t = 30)]
+    jwks_min_refetch_seconds: u64,
+    /// A client-credentials service account: CLIENT_ID:ROLE[+ROLE…][:impersonate][:kommune=751+825]
+    /// (repeatable; interim until roles come from security.yaml).
+    #[arg(long = "service-account", env = "DATAKUBE_SERVICE_ACCOUNTS", value_delimiter = ' ')]
+    service_accounts: Vec<datakube_auth::mapper::ServiceAccount>,
+    /// Where tokens, remembered identities and the audit log live (default <data-dir>/state).
+    #[arg(long, env = "DATAKUBE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The audit log, JSON lines (default <state-dir>/audit.jsonl).
+    #[arg(long, env = "DATAKUBE_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+    /// The audit log is rotated past this size (bytes), keeping --audit-log-keep old files.
+    #[arg(long, env = "DATAKUBE_AUDIT_LOG_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    audit_log_max_bytes: u64,
+    #[arg(long, env = "DATAKUBE_AUDIT_LOG_KEEP", default_value_t = 10)]
+    audit_log_keep: usize,
+    /// The server's external base URL, e.g. https://datakube.example.dk (login redirects and
+    /// links); default https://localhost:<port> on loopback.
+    #[arg(long, env = "DATAKUBE_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Do not generate the demo datasets on first start (for catalogs that read other data).
     #[arg(long)]
     no_demo_data: bool,
@@ -160,6 +221,24 @@ impl Default for ServeArgs {
             tls_key: None,
             demo_scale: datakube_datagen::DEFAULT_SCALE,
             allow_dev_identity_on_network: false,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_audience: Vec::new(),
+            oidc_scopes: vec!["profile".into()],
+            oidc_claim_subject: "sub".into(),
+            oidc_claim_name: "name".into(),
+            oidc_claim_cvr: "organisation_cvr".into(),
+            oidc_claim_kommunekode: "kommunekode".into(),
+            oidc_claim_roles: "roles".into(),
+            clock_skew_seconds: 60,
+            jwks_min_refetch_seconds: 30,
+            service_accounts: Vec::new(),
+            state_dir: None,
+            audit_log: None,
+            audit_log_max_bytes: 100 * 1024 * 1024,
+            audit_log_keep: 10,
+            public_url: None,
             no_demo_data: false,
             engine: GenerateArgs::default().engine,
         }
@@ -379,9 +458,10 @@ fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
 }
 
 fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
-    // No identity provider is configured yet: the development identity is in use. Its users
-    // and passwords are public, so it stays on loopback unless explicitly forced.
-    if !a.listen.ip().is_loopback() && !a.allow_dev_identity_on_network {
+    // Without an identity provider the development identity is in use. Its users and
+    // passwords are public, so it stays on loopback unless explicitly forced.
+    let development = a.oidc_issuer.is_none();
+    if development && !a.listen.ip().is_loopback() && !a.allow_dev_identity_on_network {
         anyhow::bail!(
             "refusing to serve the development identity (public demo passwords) on {}; listen on 127.0.0.1, \
              configure an identity provider, or pass --allow-dev-identity-on-network for a demo",
@@ -441,34 +521,66 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         schema_updated: now.clone(),
         data_updated: now,
     };
-    let service = Arc::new(datakube_xmla::service::XmlaService::new(
+    let mut service = datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
         Box::new(datakube_query::xmla::QueryExecutor {
             engine: engine.clone(),
             data_dir: cli.data_dir.clone(),
         }),
-    ));
-    let server = datakube_http::Server {
-        listen: a.listen,
-        tls,
-        info,
-        handler: Arc::new(datakube_xmla::service::XmlaHandler {
-            service,
-            auth: Arc::new(datakube_auth::DevAuthenticator::default()),
-        }),
-    };
+    );
+    let state_dir = a.state_dir.clone().unwrap_or_else(|| cli.data_dir.join("state"));
+    let auth = auth::AuthSetup::open(a, &state_dir, development, &catalog.security)?;
+    service.impersonation = Some(auth.impersonation.clone());
+    service.audit = Some(auth.audit.clone());
+    let service = Arc::new(service);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let listener = server.bind().await?;
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
         let addr = listener.local_addr()?;
-        print_banner(addr, &cert_file, &catalog);
+        let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
+        let wired = auth.wire(a, &public_url).await?;
+        let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
+            service,
+            auth: wired.authenticator,
+            audit: Some(auth.audit.clone()),
+        });
+        let mut router = datakube_http::Router::new(xmla);
+        for p in datakube_auth::web::PATHS {
+            router = router.route(p, Arc::new(wired.web.clone()));
+        }
+        let router = router.route("/tokens/", Arc::new(wired.web.clone()));
+        let server = datakube_http::Server {
+            listen: addr,
+            tls,
+            info,
+            handler: Arc::new(router),
+        };
+        print_banner(addr, &cert_file, &catalog, &public_url, &auth, development);
         server.run(listener, datakube_http::shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog) {
+fn default_public_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("https://{host}:{}", addr.port())
+}
+
+fn print_banner(
+    addr: SocketAddr,
+    cert: &Path,
+    catalog: &datakube_model::Catalog,
+    public_url: &str,
+    auth: &auth::AuthSetup,
+    development: bool,
+) {
     let host = if addr.ip().is_loopback() {
         "localhost".to_string()
     } else {
@@ -486,13 +598,17 @@ fn print_banner(addr: SocketAddr, cert: &Path, catalog: &datakube_model::Catalog
     eprintln!("      {url}");
     eprintln!("  Health: curl -k https://{host}:{}/health", addr.port());
     eprintln!("  TLS certificate: {}", cert.display());
-    eprintln!("  DEVELOPMENT IDENTITY (not for production) — user/password:");
-    for d in datakube_auth::DEV_USERS {
-        let scope = d
-            .kommune
-            .map(|k| format!("kommune {k}"))
-            .unwrap_or_else(|| "all kommuner".into());
-        eprintln!("      {} / {}   {}; {scope}", d.user, d.password, d.name);
+    eprintln!("  Log in and create a personal access token (the password for Excel): {public_url}/login");
+    eprintln!("  Audit log: {}", auth.audit.path().display());
+    if development {
+        eprintln!("  DEVELOPMENT IDENTITY (not for production) — user/password:");
+        for d in datakube_auth::DEV_USERS {
+            let scope = d
+                .kommune
+                .map(|k| format!("kommune {k}"))
+                .unwrap_or_else(|| "all kommuner".into());
+            eprintln!("      {} / {}   {}; {scope}", d.user, d.password, d.name);
+        }
     }
     eprintln!();
 }

@@ -177,6 +177,49 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> HttpResponse {
     r
 }
 
+/// Dispatches requests by path to handlers, next to a fallback (the XMLA endpoint): `/login`,
+/// `/callback`, `/tokens…` (auth), later `/saml/…` and the portal. A route is an exact path or
+/// a prefix ending in `/` (which also matches the path without that slash); the longest
+/// matching route wins.
+pub struct Router {
+    routes: Vec<(String, Arc<dyn Handler>)>,
+    fallback: Arc<dyn Handler>,
+}
+
+impl Router {
+    pub fn new(fallback: Arc<dyn Handler>) -> Router {
+        Router {
+            routes: Vec::new(),
+            fallback,
+        }
+    }
+
+    /// Route `path` (exact, or a prefix when it ends in `/`) to `handler`.
+    pub fn route(mut self, path: &str, handler: Arc<dyn Handler>) -> Router {
+        self.routes.push((path.to_string(), handler));
+        self.routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        self
+    }
+
+    /// The handler for `path`.
+    pub fn handler_for(&self, path: &str) -> &Arc<dyn Handler> {
+        self.routes
+            .iter()
+            .find(|(p, _)| match p.strip_suffix('/') {
+                Some(prefix) if !prefix.is_empty() => path == prefix || path.starts_with(p.as_str()),
+                _ => path == p,
+            })
+            .map(|(_, h)| h)
+            .unwrap_or(&self.fallback)
+    }
+}
+
+impl Handler for Router {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
+        self.handler_for(&req.path).handle(req)
+    }
+}
+
 /// Answers only `/health` and `/version`; everything else is 404.
 pub struct NotFound;
 impl Handler for NotFound {
@@ -366,6 +409,49 @@ mod tests {
         let (tx, body) = body_channel(1);
         drop(body);
         assert_eq!(tx.send_blocking(Bytes::from_static(b"x")), Err(ClientGone));
+    }
+
+    struct Named(&'static str);
+    impl Handler for Named {
+        fn handle(&self, _req: HttpRequest) -> BoxFuture<HttpResponse> {
+            let n = self.0;
+            Box::pin(async move { text(StatusCode::OK, n) })
+        }
+    }
+
+    #[test]
+    fn the_router_picks_exact_paths_then_prefixes_then_the_fallback() {
+        let r = Router::new(Arc::new(Named("xmla")))
+            .route("/login", Arc::new(Named("login")))
+            .route("/tokens/", Arc::new(Named("tokens")))
+            .route("/saml/", Arc::new(Named("saml")));
+        let name = |p: &str| {
+            let req = HttpRequest {
+                method: Method::GET,
+                path: p.into(),
+                query: None,
+                headers: Default::default(),
+                body: Bytes::new(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+            };
+            let resp = runtime().block_on(r.handle(req));
+            String::from_utf8(
+                runtime()
+                    .block_on(resp.into_body().collect())
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap()
+        };
+        assert_eq!(name("/login"), "login");
+        assert_eq!(name("/login/x"), "xmla");
+        assert_eq!(name("/tokens"), "tokens");
+        assert_eq!(name("/tokens/abc/revoke"), "tokens");
+        assert_eq!(name("/tokensx"), "xmla");
+        assert_eq!(name("/saml/acs"), "saml");
+        assert_eq!(name("/xmla"), "xmla");
+        assert_eq!(name("/"), "xmla");
     }
 
     #[test]

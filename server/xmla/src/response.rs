@@ -108,6 +108,9 @@ pub mod codes {
     pub const QUERY_FAILED: u32 = 0xC10A_0020;
     pub const SESSION: u32 = 0xC10A_0030;
     pub const CANCELLED: u32 = 0xC10A_0031;
+    /// `EffectiveUserName`, `CustomData` or `Roles` from a principal not allowed to impersonate
+    /// (or naming an unknown user).
+    pub const IMPERSONATION_DENIED: u32 = 0xC10A_0040;
     pub const INTERNAL: u32 = 0xC10A_00FF;
 }
 

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use datakube_engine::CancelToken;
 
+use datakube_auth::audit::{AuditEvent, AuditLog};
+use datakube_auth::impersonate::{Impersonation, ImpersonationRequest};
 use datakube_auth::{AuthOutcome, Authenticator, Principal};
 use datakube_http::{BoxFuture, HttpRequest, HttpResponse};
 use datakube_members::MemberStore;
@@ -168,6 +170,9 @@ pub struct XmlaService {
     pub executor: Box<dyn Executor>,
     /// Where queries on non-public cubes are recorded (written before the answer is sent).
     pub audit: Option<Arc<datakube_auth::audit::AuditLog>>,
+    /// Honours `EffectiveUserName`, `CustomData` and `Roles` for principals allowed to
+    /// impersonate. Without it those properties are refused from everyone.
+    pub impersonation: Option<Arc<Impersonation>>,
 }
 
 /// The language for a `LocaleIdentifier`: 1030 (and other Danish LCIDs) Danish, English
@@ -199,7 +204,43 @@ impl XmlaService {
             server,
             executor,
             audit: None,
+            impersonation: None,
         }
+    }
+
+    /// The principal a request runs as, after `EffectiveUserName`, `CustomData` and `Roles`
+    /// (from the request, else the session): see `datakube_auth::impersonate`.
+    fn effective_principal(
+        &self,
+        principal: &Principal,
+        props: &soap::Properties,
+        session: Option<&SessionState>,
+    ) -> Result<Principal, Fault> {
+        let get = |name: &str| {
+            props.get(name).map(str::to_string).or_else(|| {
+                session.and_then(|s| {
+                    s.properties
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                })
+            })
+        };
+        let req = ImpersonationRequest {
+            effective_user_name: get("EffectiveUserName"),
+            roles: get("Roles"),
+            custom_data: get("CustomData"),
+            client_app: get("SspropInitAppName").unwrap_or_default(),
+        };
+        if req.is_empty() {
+            return Ok(principal.clone());
+        }
+        match &self.impersonation {
+            Some(imp) => imp.apply(principal, &req),
+            None => Err("EffectiveUserName, CustomData and Roles are not accepted by this server".to_string()),
+        }
+        .map_err(|why| Fault::new(codes::IMPERSONATION_DENIED, why))
     }
 
     /// Record every query on a non-public cube in `log`.
@@ -349,6 +390,15 @@ impl XmlaService {
             self.sessions.save(s);
         }
         let session_id = session.as_ref().map(|s| s.id.clone());
+        // Sessions belong to the authenticated principal; statements run as the effective one.
+        let effective = match self.effective_principal(principal, props, session.as_ref()) {
+            Ok(p) => p,
+            Err(f) => {
+                tracing::info!(code = f.code, "XMLA fault: {}", f.message);
+                return Reply::Text(response::fault(f.code, &f.message, session_id.as_deref()));
+            }
+        };
+        let principal = &effective;
         let lcid = props
             .get("LocaleIdentifier")
             .and_then(|v| v.trim().parse().ok())
@@ -520,6 +570,46 @@ fn send_reply(reply: Reply, head: tokio::sync::oneshot::Sender<datakube_http::Bo
 pub struct XmlaHandler {
     pub service: Arc<XmlaService>,
     pub auth: Arc<dyn Authenticator>,
+    /// Where refused credentials are recorded (`kind: "auth_failure"`); requests without
+    /// credentials (the first request of every MSOLAP connection) are not.
+    pub audit: Option<Arc<AuditLog>>,
+}
+
+/// Audit a refused credential: the reason, never the credential (its parts are passed as
+/// secrets, so a line that would contain one is not written).
+fn audit_refusal(audit: &AuditLog, authorization: &str, why: &str, req: &HttpRequest) {
+    let mut secrets: Vec<String> = vec![authorization.to_string()];
+    if let Some((_, rest)) = authorization.trim().split_once(' ') {
+        secrets.push(rest.trim().to_string());
+    }
+    if let Some((_, password)) = datakube_auth::parse_basic(authorization) {
+        secrets.push(password);
+    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let event = AuditEvent {
+        time: datakube_auth::audit::now_rfc3339(),
+        kind: "auth_failure".into(),
+        client_app: req
+            .headers
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
+        peer: req.peer.to_string(),
+        method: if datakube_auth::parse_bearer(authorization).is_some() {
+            "bearer".into()
+        } else {
+            "basic".into()
+        },
+        outcome: "denied".into(),
+        detail: why.to_string(),
+        ..AuditEvent::default()
+    };
+    if let Err(e) = audit.record(&event, &secrets) {
+        tracing::error!("audit log: {e}");
+    }
 }
 
 /// 401 with a Basic challenge: MSOLAP (Excel, Power BI, TARGIT) sends credentials only then.
@@ -544,6 +634,7 @@ impl datakube_http::Handler for XmlaHandler {
     fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
         let svc = self.service.clone();
         let auth = self.auth.clone();
+        let audit = self.audit.clone();
         Box::pin(async move {
             match (&req.method, req.path.as_str()) {
                 (&Method::POST, "/xmla" | "/" | "/xmla/") => {
@@ -555,6 +646,9 @@ impl datakube_http::Handler for XmlaHandler {
                         AuthOutcome::Authenticated(p) => p,
                         AuthOutcome::Challenge(why) => {
                             tracing::info!(peer = %req.peer, "XMLA request challenged: {why}");
+                            if let (Some(a), Some(h)) = (&audit, authorization) {
+                                audit_refusal(a, h, &why, &req);
+                            }
                             return challenge(auth.realm());
                         }
                     };
