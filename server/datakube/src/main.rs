@@ -203,6 +203,19 @@ struct ServeArgs {
     /// links); default https://localhost:<port> on loopback.
     #[arg(long, env = "DATAKUBE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// SAML (KOMBIT Context Handler): this service provider's entityID. SAML is on when this,
+    /// --saml-idp-metadata, --saml-sp-key and --saml-sp-cert are all given.
+    #[arg(long, env = "DATAKUBE_SAML_ENTITY_ID")]
+    saml_entity_id: Option<String>,
+    /// SAML: the identity provider's metadata XML file (its signing certificate).
+    #[arg(long, env = "DATAKUBE_SAML_IDP_METADATA")]
+    saml_idp_metadata: Option<PathBuf>,
+    /// SAML: this service provider's private key (PEM), for signed AuthnRequests and decryption.
+    #[arg(long, env = "DATAKUBE_SAML_SP_KEY")]
+    saml_sp_key: Option<PathBuf>,
+    /// SAML: this service provider's certificate (PEM), published in /saml/metadata.
+    #[arg(long, env = "DATAKUBE_SAML_SP_CERT")]
+    saml_sp_cert: Option<PathBuf>,
     /// Do not generate the demo datasets on first start (for catalogs that read other data).
     #[arg(long)]
     no_demo_data: bool,
@@ -239,6 +252,10 @@ impl Default for ServeArgs {
             audit_log_max_bytes: 100 * 1024 * 1024,
             audit_log_keep: 10,
             public_url: None,
+            saml_entity_id: None,
+            saml_idp_metadata: None,
+            saml_sp_key: None,
+            saml_sp_cert: None,
             no_demo_data: false,
             engine: GenerateArgs::default().engine,
         }
@@ -460,7 +477,7 @@ fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
 fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Without an identity provider the development identity is in use. Its users and
     // passwords are public, so it stays on loopback unless explicitly forced.
-    let development = a.oidc_issuer.is_none();
+    let development = a.oidc_issuer.is_none() && a.saml_entity_id.is_none();
     if development && !a.listen.ip().is_loopback() && !a.allow_dev_identity_on_network {
         anyhow::bail!(
             "refusing to serve the development identity (public demo passwords) on {}; listen on 127.0.0.1, \
@@ -551,7 +568,10 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         for p in datakube_auth::web::PATHS {
             router = router.route(p, Arc::new(wired.web.clone()));
         }
-        let router = router.route("/tokens/", Arc::new(wired.web.clone()));
+        let mut router = router.route("/tokens/", Arc::new(wired.web.clone()));
+        if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
+            router = router.route("/saml/", Arc::new(saml));
+        }
         let server = datakube_http::Server {
             listen: addr,
             tls,
@@ -611,4 +631,31 @@ fn print_banner(
         }
     }
     eprintln!();
+}
+
+/// The SAML service provider (`/saml/metadata`, `/saml/login`, `/saml/acs`) when configured;
+/// a verified login ends like every browser login (`AuthWeb::complete_login`).
+fn saml_web(
+    a: &ServeArgs,
+    public_url: &str,
+    auth: &auth::AuthSetup,
+    web: &datakube_auth::web::AuthWeb,
+) -> anyhow::Result<Option<datakube_auth::saml::SamlWeb>> {
+    use datakube_auth::saml::{LoginComplete, SamlConfig, SamlSp, SamlWeb};
+    let (Some(entity), Some(md), Some(key), Some(cert)) =
+        (&a.saml_entity_id, &a.saml_idp_metadata, &a.saml_sp_key, &a.saml_sp_cert)
+    else {
+        if a.saml_entity_id.is_some() || a.saml_idp_metadata.is_some() {
+            anyhow::bail!("SAML needs all of --saml-entity-id, --saml-idp-metadata, --saml-sp-key and --saml-sp-cert");
+        }
+        return Ok(None);
+    };
+    let cfg = SamlConfig::from_files(entity, public_url, md, key, cert).map_err(|e| anyhow::anyhow!("SAML: {e}"))?;
+    let sp = Arc::new(SamlSp::new(cfg).map_err(|e| anyhow::anyhow!("SAML: {e}"))?);
+    let web = web.clone();
+    let on_login: LoginComplete = Arc::new(move |identity, _return_to| {
+        let web = web.clone();
+        Box::pin(async move { web.complete_login(identity, "") })
+    });
+    Ok(Some(SamlWeb::new(sp, Some(auth.audit.clone()), on_login)))
 }
