@@ -328,7 +328,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     "SELECT {} FROM {from}{where_sql}{}",
                     select.join(", "),
                     if g_names.is_empty() {
-                        String::new()
+                        // Without grouping an aggregate over no rows still gives one row, where
+                        // counts are 0; a cell without fact rows is empty, as when grouped.
+                        " HAVING count(*) > 0".to_string()
                     } else {
                         format!(" GROUP BY {}", g_names.join(", "))
                     }
