@@ -314,4 +314,35 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
         .ok();
     let names: Vec<&str> = a.axes[1].iter().map(|t| t[0].0.as_str()).collect();
     assert_eq!(names, [kommune(751)]);
+
+    // The audit log holds one line per statement above (all on non-public cubes): ten as
+    // aarhus, one as laesoe, written before each answer.
+    let log = std::fs::read_to_string(first.data_dir.join("state").join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "query" || v["kind"] == "drillthrough")
+        .collect();
+    let of = |u: &str| lines.iter().filter(|v| v["user"] == u).collect::<Vec<_>>();
+    assert_eq!(of("dev:aarhus").len(), 10, "{log}");
+    assert_eq!(of("dev:laesoe").len(), 1, "{log}");
+    for v in &lines {
+        assert!(
+            v["duration_ms"].as_f64().is_some() && v["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{v}"
+        );
+        assert!(v["statement"].as_str().is_some_and(|t| t.contains("SELECT")), "{v}");
+    }
+    assert!(of("dev:aarhus").iter().all(|v| v["scope"] == "751"));
+    let dt: Vec<_> = of("dev:aarhus")
+        .into_iter()
+        .filter(|v| v["kind"] == "drillthrough")
+        .collect();
+    assert_eq!(dt.len(), 1);
+    assert_eq!(dt[0]["outcome"], "fault");
+    assert!(
+        of("dev:aarhus")
+            .iter()
+            .any(|v| v["cube"] == "Benchmark" && v["cells"].as_u64().is_some_and(|c| c > 0))
+    );
 }
