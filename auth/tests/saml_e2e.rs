@@ -376,6 +376,24 @@ fn assert_karen(identity: &Identity) {
         .map(|g| kommuner::by_cvr(&g.cvr).expect("a municipality CVR").code)
         .collect();
     assert_eq!(codes, vec![Kommunekode(751), Kommunekode(825)]);
+    // Through the roles of the shipped security.yaml: two municipality scopes, and the orgenhed
+    // constraint of the Aarhus group as an allowed set on Organisation (Læsø's group had none).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../cube-definitions");
+    let security = datakube_model::load_catalog(std::path::Path::new(dir), None)
+        .expect("shipped definitions load")
+        .security;
+    let p = datakube_auth::roles::map_identity(&security, identity).expect("the analyst role is granted");
+    assert_eq!(
+        p.scope,
+        datakube_auth::RowScope::Municipalities(vec![Kommunekode(751), Kommunekode(825)])
+    );
+    let org = p
+        .restrictions
+        .iter()
+        .find(|r| r.dimension == "Organisation")
+        .expect("an allowed set on Organisation");
+    assert_eq!(org.keys.len(), 2, "{org:?}");
+    assert_eq!(org.whole_kommuner, vec![Kommunekode(825)]);
 }
 
 #[test]
