@@ -425,18 +425,20 @@ fn row_scope_comes_from_the_login() {
     let values: Vec<f64> = aarhus.cells.values().map(|c| c.0.parse().unwrap()).collect();
     assert_eq!(values.len(), 1, "only Midtjylland has rows Aarhus may see");
     assert!(close(values[0], expected));
-    // Naming another kommune in the query cannot widen the scope.
-    let other = s
-        .mdx_as(
-            "SELECT FROM [Økonomi] WHERE ([Measures].[Regnskab], [Kommune].[Geografi].[Kommune].&[825])",
-            1033,
-            ("aarhus", "aarhus"),
-        )
-        .ok();
-    assert!(
-        other.cells.is_empty(),
-        "Læsø's rows are not visible to Aarhus: {:?}",
-        other.cells
+    // Naming another kommune in the query cannot widen the scope: for Aarhus's analyst Læsø is
+    // not a member at all, and the fault is the one a kommune that does not exist gives.
+    let q =
+        |k: u32| format!("SELECT FROM [Økonomi] WHERE ([Measures].[Regnskab], [Kommune].[Geografi].[Kommune].&[{k}])");
+    let other = s.mdx_as(&q(825), 1033, ("aarhus", "aarhus"));
+    let f = other.fault.clone().expect("a fault");
+    assert!(f.1.contains("&[825]") && f.1.contains("is not a member"), "{f:?}");
+    assert!(other.cells.is_empty());
+    let missing = s.mdx_as(&q(999), 1033, ("aarhus", "aarhus")).fault.expect("a fault");
+    assert_eq!(f.0, missing.0, "same error code as for a kommune that does not exist");
+    assert_eq!(
+        f.1.replace("825", "999"),
+        missing.1,
+        "same message as for a missing kommune"
     );
 }
 
