@@ -12,7 +12,11 @@ pub fn unix_now() -> u64 {
 
 /// `secs` (Unix time) as RFC 3339 UTC, to the second.
 pub fn rfc3339(secs: u64) -> String {
-    let secs = secs as i64;
+    format!("{}Z", datetime(secs as i64))
+}
+
+/// `secs` (Unix time) as `YYYY-MM-DDTHH:MM:SS` in UTC.
+pub fn datetime(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -25,7 +29,7 @@ pub fn rfc3339(secs: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
