@@ -6,8 +6,8 @@
 //! [`Harness`] is also what the cache tests use: it loads the model like `serve` does, can
 //! switch the result cache on and off, and can load a new runtime after the data changed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -122,7 +122,9 @@ impl Harness {
             return Ok(None);
         };
         let conn = self.engine.connection()?;
-        let mut st = conn.prepare(&sql).with_context(|| format!("SQL of {}: {sql}", stmt.name))?;
+        let mut st = conn
+            .prepare(&sql)
+            .with_context(|| format!("SQL of {}: {sql}", stmt.name))?;
         let mut rows = st.query([])?;
         let mut values = Vec::new();
         let mut n = 0;
@@ -153,7 +155,9 @@ impl Harness {
     /// difference ≤ 1e-9) or the same row count.
     pub fn check(&self, stmt: &Statement, scope: &Scope) -> anyhow::Result<Option<(Answer, Answer)>> {
         let got = self.run(stmt, scope)?;
-        let Some(want) = self.sql(stmt, scope)? else { return Ok(None) };
+        let Some(want) = self.sql(stmt, scope)? else {
+            return Ok(None);
+        };
         same(stmt, &got, &want)?;
         Ok(Some((got, want)))
     }
@@ -192,11 +196,7 @@ pub fn same(stmt: &Statement, got: &Answer, want: &Answer) -> anyhow::Result<()>
     Ok(())
 }
 
-fn load_runtime(
-    engine: &Engine,
-    data_dir: &std::path::Path,
-    definitions: &std::path::Path,
-) -> anyhow::Result<Runtime> {
+fn load_runtime(engine: &Engine, data_dir: &std::path::Path, definitions: &std::path::Path) -> anyhow::Result<Runtime> {
     let catalog = datakube_model::load_catalog(definitions, None).map_err(|d| {
         anyhow::anyhow!(
             "cube definitions in {}: {}",
@@ -307,12 +307,10 @@ pub fn parse_answer(xml: &str) -> anyhow::Result<Answer> {
                     }
                 }
             }
-            Event::Empty(e) => {
-                if e.local_name().as_ref() == b"Error" {
-                    for a in e.attributes().flatten() {
-                        if a.key.local_name().as_ref() == b"Description" {
-                            fault = Some(String::from_utf8_lossy(&a.value).into_owned());
-                        }
+            Event::Empty(e) if e.local_name().as_ref() == b"Error" => {
+                for a in e.attributes().flatten() {
+                    if a.key.local_name().as_ref() == b"Description" {
+                        fault = Some(String::from_utf8_lossy(&a.value).into_owned());
                     }
                 }
             }

@@ -128,7 +128,11 @@ pub fn concurrency(h: &Harness, opts: &Options) -> anyhow::Result<Concurrency> {
     for i in 0..opts.sessions {
         let k = SESSION_KOMMUNER[i % SESSION_KOMMUNER.len()];
         let r = region_of(h, k)?;
-        scopes.push(if i % 5 == 0 { Scope::admin(k, r) } else { Scope::kommune(k, r) });
+        scopes.push(if i % 5 == 0 {
+            Scope::admin(k, r)
+        } else {
+            Scope::kommune(k, r)
+        });
     }
     let statements = Arc::new(workload());
     let started = Instant::now();
@@ -155,7 +159,10 @@ pub fn concurrency(h: &Harness, opts: &Options) -> anyhow::Result<Concurrency> {
             .collect();
         handles
             .into_iter()
-            .map(|j| j.join().unwrap_or_else(|_| (Vec::new(), vec!["a session thread panicked".into()])))
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| (Vec::new(), vec!["a session thread panicked".into()]))
+            })
             .collect()
     });
     let wall = started.elapsed();
@@ -219,7 +226,12 @@ impl Report {
         if let Some((w, r)) = self.worst_ratio() {
             let _ = writeln!(s, "\nWorst cold ÷ SQL ratio: **{w:.2}** ({}, {}).", r.name, r.scope);
         }
-        let worst_warm = self.rows.iter().map(|r| percentile(&r.warm, 95.0)).max().unwrap_or_default();
+        let worst_warm = self
+            .rows
+            .iter()
+            .map(|r| percentile(&r.warm, 95.0))
+            .max()
+            .unwrap_or_default();
         let _ = writeln!(s, "Slowest warm (cache) p95: **{} ms**.", ms(worst_warm));
         if let Some(c) = &self.concurrency {
             let _ = writeln!(
@@ -233,7 +245,10 @@ impl Report {
                 ms(percentile(&c.latencies, 95.0)),
                 ms(percentile(&c.latencies, 99.0)),
                 c.errors,
-                c.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+                c.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
             );
         }
         let _ = writeln!(

@@ -57,10 +57,13 @@ impl Statement {
             ),
             Kind::Discover(rt, cube) => format!(
                 "<Discover xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><RequestType>{rt}</RequestType><Restrictions><RestrictionList><CATALOG_NAME>{CATALOG}</CATALOG_NAME>{}</RestrictionList></Restrictions>{props}</Discover>",
-                cube.map(|c| format!("<CUBE_NAME>{}</CUBE_NAME>", xml_escape(c))).unwrap_or_default()
+                cube.map(|c| format!("<CUBE_NAME>{}</CUBE_NAME>", xml_escape(c)))
+                    .unwrap_or_default()
             ),
         };
-        format!("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{body}</soap:Body></soap:Envelope>")
+        format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{body}</soap:Body></soap:Envelope>"
+        )
     }
 
     /// The hand-written SQL for this scope, tables resolved by `table(dataset, table)`.
@@ -81,9 +84,13 @@ impl Statement {
             .replace("{K}", &scope.focus_kommune.to_string())
             .replace("{R}", &scope.focus_region.to_string());
         while let Some(start) = out.find("{t:") {
-            let Some(len) = out[start..].find('}') else { bail!("{}: unclosed table placeholder", self.name) };
+            let Some(len) = out[start..].find('}') else {
+                bail!("{}: unclosed table placeholder", self.name)
+            };
             let spec = &out[start + 3..start + len];
-            let Some((ds, t)) = spec.split_once('.') else { bail!("{}: bad table {spec}", self.name) };
+            let Some((ds, t)) = spec.split_once('.') else {
+                bail!("{}: bad table {spec}", self.name)
+            };
             let r = table(ds, t)?;
             out.replace_range(start..start + len + 1, &r);
         }

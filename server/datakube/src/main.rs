@@ -613,8 +613,10 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let mut service = datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
-        Box::new(datakube_query::xmla::QueryExecutor::new(engine.clone(), cli.data_dir.clone())
-            .with_cache(a.result_cache_mb.saturating_mul(1024 * 1024))),
+        Box::new(
+            datakube_query::xmla::QueryExecutor::new(engine.clone(), cli.data_dir.clone())
+                .with_cache(a.result_cache_mb.saturating_mul(1024 * 1024)),
+        ),
     );
     let state_dir = a.state_dir.clone().unwrap_or_else(|| cli.data_dir.join("state"));
     let auth = auth::AuthSetup::open(a, &state_dir, development, &catalog.security)?;

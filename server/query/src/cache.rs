@@ -144,20 +144,13 @@ pub fn approx_bytes(r: &ExecuteResult) -> u64 {
                         + s(&m.unique_name)
                         + s(&m.caption)
                         + s(&m.level_unique_name)
-                        + m.properties
-                            .iter()
-                            .map(|p| p.as_deref().map_or(8, s))
-                            .sum::<u64>()
+                        + m.properties.iter().map(|p| p.as_deref().map_or(8, s)).sum::<u64>()
                 })
                 .sum();
             let cells: u64 = cells
                 .cells
                 .iter()
-                .map(|c| {
-                    2 * OVERHEAD
-                        + c.formatted.as_deref().map_or(0, s)
-                        + c.format_string.as_deref().map_or(0, s)
-                })
+                .map(|c| 2 * OVERHEAD + c.formatted.as_deref().map_or(0, s) + c.format_string.as_deref().map_or(0, s))
                 .sum();
             axes + cells
         }
@@ -221,7 +214,10 @@ mod tests {
             normalise("  SELECT  {[Measures].[Antal  borgere]}\n ON 0\tFROM [Befolkning] ").as_deref(),
             Some("SELECT {[Measures].[Antal  borgere]} ON 0 FROM [Befolkning]")
         );
-        assert_eq!(normalise("WITH MEMBER x AS 'a  b' SELECT").as_deref(), Some("WITH MEMBER x AS 'a  b' SELECT"));
+        assert_eq!(
+            normalise("WITH MEMBER x AS 'a  b' SELECT").as_deref(),
+            Some("WITH MEMBER x AS 'a  b' SELECT")
+        );
         assert_eq!(normalise("WITH MEMBER [Measures].[x] AS Now () SELECT"), None);
         assert_eq!(normalise("WITH MEMBER [Measures].[x] AS vba!date() SELECT"), None);
         assert!(normalise("SELECT [Tid].[Now] ON 0 FROM [X]").is_some());

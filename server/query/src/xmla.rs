@@ -49,7 +49,11 @@ impl QueryExecutor {
             statement,
             props: ANSWER_PROPERTIES
                 .iter()
-                .filter_map(|p| req.props.get(p).map(|v| (p.to_ascii_lowercase(), v.to_ascii_lowercase())))
+                .filter_map(|p| {
+                    req.props
+                        .get(p)
+                        .map(|v| (p.to_ascii_lowercase(), v.to_ascii_lowercase()))
+                })
                 .collect(),
             session: req.session.borrow().definitions.iter().map(|d| d.mdx.clone()).collect(),
         })
