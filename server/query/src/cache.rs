@@ -105,6 +105,30 @@ impl ResultCache {
         }
     }
 
+    /// The cached answer for `key`, or `run`'s, stored. Concurrent requests for the same key
+    /// wait for one run instead of all running it (sessions of one kommune opening the same
+    /// workbook). Faults are not cached.
+    pub fn get_or_run<E: Send + Sync + 'static + Clone>(
+        &self,
+        key: CacheKey,
+        run: impl FnOnce() -> Result<ExecuteResult, E>,
+    ) -> Result<Arc<ExecuteResult>, E> {
+        if !self.admit(&key.version) {
+            return run().map(Arc::new);
+        }
+        let mut ran = false;
+        let r = self.cache.try_get_with(Arc::new(key), || {
+            ran = true;
+            run().map(Arc::new)
+        });
+        if ran {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        r.map_err(|e| (*e).clone())
+    }
+
     pub fn insert(&self, key: CacheKey, value: Arc<ExecuteResult>) {
         if self.admit(&key.version) {
             self.cache.insert(Arc::new(key), value);

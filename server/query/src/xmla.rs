@@ -143,12 +143,9 @@ impl Executor for QueryExecutor {
         let Some(key) = self.cache_key(req, &access, lcid) else {
             return self.execute_uncached(req);
         };
-        if let Some(hit) = cache.get(&key) {
-            return Ok((*hit).clone());
-        }
-        let result = self.execute_uncached(req)?;
-        cache.insert(key, std::sync::Arc::new(result.clone()));
-        Ok(result)
+        cache
+            .get_or_run(key, || self.execute_uncached(req))
+            .map(|r| (*r).clone())
     }
 
     fn on_runtime_replaced(&self) {
