@@ -407,6 +407,26 @@ pub struct CubeDef {
     pub measures: Vec<MeasureDef>,
     /// Columns returned by "Show Details" (drillthrough). Not allowed on benchmark cubes.
     pub drillthrough: Option<DrillthroughDef>,
+    /// Pre-aggregated copies of the fact table (`datakube aggregates build`), read instead of
+    /// the fact table when they cover a query.
+    #[serde(default)]
+    pub aggregates: Vec<AggregateDef>,
+}
+
+/// An aggregate: the fact table summed to these levels, per row-scope value (the cube's
+/// `row_scope_column` is always kept). A query on these levels or coarser ones of the same
+/// hierarchies reads it instead of the fact table.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateDef {
+    /// Aggregate name: lowercase letters, digits and `_` (it names a folder).
+    pub name: String,
+    /// Levels kept, as unique names `[Dimension].[Hierarchy].[Level]`, at most one per
+    /// hierarchy; coarser levels of the same hierarchy are kept with them.
+    pub levels: Vec<String>,
+    /// Stored measures kept: only `sum`, `count`, `min` and `max` measures (a distinct count,
+    /// an average or a semi-additive measure cannot be combined from pre-aggregated rows).
+    pub measures: Vec<String>,
 }
 
 /// A dimension of a cube: either `shared: <name>` (defined in its own file) or a dimension

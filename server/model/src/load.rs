@@ -1101,6 +1101,7 @@ impl<'a> Resolver<'a> {
         let dimensions = self.cube_dimensions(src, &p, c, shared, fact);
         let measures = self.measures(src, &p, c, &dimensions, &security, fact);
         let drillthrough = self.drillthrough(src, &p, c, source.as_ref(), &security, fact);
+        let aggregates = self.aggregates(src, &p, c, &dimensions, &measures);
 
         Cube {
             name: c.name.clone(),
@@ -1111,6 +1112,7 @@ impl<'a> Resolver<'a> {
             dimensions,
             measures,
             drillthrough,
+            aggregates,
             file: src.path.to_path_buf(),
         }
     }
@@ -1759,6 +1761,124 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    // ----- aggregates ------------------------------------------------------------------------
+
+    fn aggregates(
+        &mut self,
+        src: &Src,
+        p: &YPath,
+        c: &CubeDef,
+        dimensions: &[Dimension],
+        measures: &[Measure],
+    ) -> Vec<Aggregate> {
+        let mut out = Vec::new();
+        let mut names = Names::default();
+        for (i, a) in c.aggregates.iter().enumerate() {
+            let ap = p.k("aggregates").i(i);
+            self.unique(&mut names, src, &ap.k("name"), &a.name, "aggregate", &format!("cube '{}'", c.name));
+            if a.name.is_empty()
+                || !a
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+            {
+                self.err(
+                    src,
+                    &ap.k("name"),
+                    format!("aggregate name '{}' is not lowercase letters, digits and '_'", a.name),
+                    Some("the name becomes a folder beside the dataset snapshot".into()),
+                );
+            }
+            let mut levels: Vec<(String, String, String)> = Vec::new();
+            for (k, l) in a.levels.iter().enumerate() {
+                let lp = ap.k("levels").i(k);
+                let parts = split_unique_name(l);
+                let found = match parts.as_deref() {
+                    Some([d, h, lv]) => dimensions.iter().find(|x| same(&x.name, d)).and_then(|dim| {
+                        let hier = dim.hierarchies.iter().find(|x| same(&x.name, h))?;
+                        let level = hier.levels.iter().find(|x| same(&x.name, lv))?;
+                        Some((dim, hier, level))
+                    }),
+                    _ => None,
+                };
+                let Some((dim, hier, level)) = found else {
+                    self.err(
+                        src,
+                        &lp,
+                        format!("aggregate '{}': unknown level {l}", a.name),
+                        Some("write a level as [Dimension].[Hierarchy].[Level] of this cube".into()),
+                    );
+                    continue;
+                };
+                if hier.is_parent_child() {
+                    self.err(
+                        src,
+                        &lp,
+                        format!("aggregate '{}': {l} is a parent-child hierarchy", a.name),
+                        Some("aggregates keep level keys; parent-child members have none per level".into()),
+                    );
+                    continue;
+                }
+                if levels.iter().any(|(d, h, _)| same(d, &dim.name) && same(h, &hier.name)) {
+                    self.err(
+                        src,
+                        &lp,
+                        format!("aggregate '{}': hierarchy [{}].[{}] is listed twice", a.name, dim.name, hier.name),
+                        Some("coarser levels of a hierarchy are kept with the finest one listed".into()),
+                    );
+                    continue;
+                }
+                levels.push((dim.name.clone(), hier.name.clone(), level.name.clone()));
+            }
+            let mut kept = Vec::new();
+            for (k, name) in a.measures.iter().enumerate() {
+                let mp = ap.k("measures").i(k);
+                let Some(m) = measures.iter().find(|m| same(&m.name, name)) else {
+                    self.err(src, &mp, format!("aggregate '{}': unknown measure '{name}'", a.name), None);
+                    continue;
+                };
+                let why = match &m.kind {
+                    MeasureKind::Calculated(_) => {
+                        Some("is calculated; list the stored measures it is computed from".to_string())
+                    }
+                    MeasureKind::Stored(s) => match s.aggregator {
+                        Aggregator::Sum | Aggregator::Count | Aggregator::Min | Aggregator::Max => None,
+                        Aggregator::DistinctCount => Some(
+                            "is a distinct count: distinct values cannot be counted from pre-aggregated rows"
+                                .to_string(),
+                        ),
+                        Aggregator::LastNonEmpty | Aggregator::AverageOverTime => Some(format!(
+                            "is semi-additive ({}) over time: it cannot be summed from pre-aggregated rows",
+                            s.aggregator.as_str()
+                        )),
+                        Aggregator::Avg => {
+                            Some("is an average: averages of pre-aggregated rows are not the average".to_string())
+                        }
+                    },
+                };
+                if let Some(why) = why {
+                    self.err(
+                        src,
+                        &mp,
+                        format!("aggregate '{}': measure '{name}' {why}", a.name),
+                        Some("aggregates hold sum, count, min and max measures only".into()),
+                    );
+                    continue;
+                }
+                kept.push(m.name.clone());
+            }
+            if kept.is_empty() && !a.measures.is_empty() {
+                continue;
+            }
+            out.push(Aggregate {
+                name: a.name.clone(),
+                levels,
+                measures: kept,
+            });
+        }
+        out
+    }
+
     // ----- drillthrough ----------------------------------------------------------------------
 
     fn drillthrough(
@@ -1821,6 +1941,22 @@ impl<'a> Resolver<'a> {
             source,
             columns: d.columns.clone(),
         })
+    }
+}
+
+/// `[A].[B].[C]` → `["A", "B", "C"]`; `None` when not bracketed names separated by dots.
+fn split_unique_name(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    loop {
+        let inner = rest.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        out.push(inner[..end].to_string());
+        rest = &inner[end + 1..];
+        if rest.is_empty() {
+            return Some(out);
+        }
+        rest = rest.strip_prefix('.')?;
     }
 }
 

@@ -230,6 +230,8 @@ pub struct Cube {
     /// Measures in field-list order, stored and calculated.
     pub measures: Vec<Measure>,
     pub drillthrough: Option<Drillthrough>,
+    /// Declared aggregates (validated: levels exist, measures are sum/count/min/max).
+    pub aggregates: Vec<Aggregate>,
     /// The file the cube is defined in.
     pub file: PathBuf,
 }
@@ -516,6 +518,16 @@ pub enum SecurityClass {
     Benchmark { min_cell_count: u32 },
     /// No personal data: every user sees every row; no row scope.
     Public,
+}
+
+/// A declared aggregate (see [`crate::format::AggregateDef`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub name: String,
+    /// (dimension, hierarchy, level) names as in the model, one per hierarchy.
+    pub levels: Vec<(String, String, String)>,
+    /// Stored measures by name.
+    pub measures: Vec<String>,
 }
 
 /// Drillthrough ("Show Details").
