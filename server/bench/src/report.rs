@@ -25,6 +25,10 @@ pub struct Row {
     pub scope: String,
     pub cold: Vec<Duration>,
     pub warm: Vec<Duration>,
+    /// Result cache off, aggregates on (empty when aggregates are switched off).
+    pub aggregates: Vec<Duration>,
+    /// Whether any of the statement's SQL read an aggregate.
+    pub used_aggregate: bool,
     pub sql: Vec<Duration>,
     /// What was compared ("12 values", "40 rows", "–").
     pub checked: String,
@@ -52,15 +56,19 @@ fn ms(d: Duration) -> String {
 }
 
 /// Run the workload as an administrator and as an analyst of `opts.kommune`: check every
-/// statement against its SQL, then time it cold (result cache off), warm (cache on) and the
-/// SQL; then the concurrency mode.
+/// statement against its SQL, then time it cold (result cache and aggregates off), with
+/// aggregates (cache off; checked against the SQL again), warm (cache on) and the SQL; then
+/// the concurrency mode. Aggregates stay off throughout when they were off at the start.
 pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
+    use datakube_query::aggregates;
+    let with_aggregates = aggregates::enabled();
     let region = region_of(h, opts.kommune)?;
     let scopes = [Scope::admin(opts.kommune, region), Scope::kommune(opts.kommune, region)];
     let mut rows = Vec::new();
     for scope in &scopes {
         for stmt in workload() {
             h.set_cache(false);
+            aggregates::set_enabled(false);
             // Check first (also warms the operating system's file cache for every mode alike).
             let checked = match h.check(&stmt, scope)? {
                 None => {
@@ -73,6 +81,15 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
                 },
             };
             let cold = time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?;
+            let (agg, used_aggregate) = if with_aggregates {
+                aggregates::set_enabled(true);
+                let before = aggregates::reads();
+                h.check(&stmt, scope)?;
+                let used = aggregates::reads() > before;
+                (time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?, used)
+            } else {
+                (Vec::new(), false)
+            };
             h.set_cache(true);
             h.run(&stmt, scope)?;
             let warm = time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?;
@@ -86,14 +103,22 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
                 scope: scope.label.clone(),
                 cold,
                 warm,
+                aggregates: agg,
+                used_aggregate,
                 sql,
                 checked,
             };
             log(&format!(
-                "{:<62} {:<13} cold p50 {:>8} ms  warm p50 {:>6} ms  sql p50 {:>8} ms  ({})",
+                "{:<62} {:<13} cold p50 {:>8} ms  aggregates p50 {:>8} ms{}  warm p50 {:>6} ms  sql p50 {:>8} ms  ({})",
                 row.name,
                 row.scope,
                 ms(percentile(&row.cold, 50.0)),
+                if row.aggregates.is_empty() {
+                    "–".into()
+                } else {
+                    ms(percentile(&row.aggregates, 50.0))
+                },
+                if row.used_aggregate { "*" } else { " " },
                 ms(percentile(&row.warm, 50.0)),
                 if row.sql.is_empty() {
                     "–".into()
@@ -105,6 +130,7 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
             rows.push(row);
         }
     }
+    aggregates::set_enabled(with_aggregates);
     let concurrency = if opts.sessions > 0 {
         h.set_cache(true);
         Some(concurrency(h, opts)?)
@@ -210,9 +236,19 @@ impl Report {
             } else {
                 format!("{:.2}", ratio(r))
             };
+            let agg = if r.aggregates.is_empty() {
+                "–".to_string()
+            } else {
+                format!(
+                    "{} / {}{}",
+                    ms(percentile(&r.aggregates, 50.0)),
+                    ms(percentile(&r.aggregates, 95.0)),
+                    if r.used_aggregate { " (agg)" } else { "" }
+                )
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} / {} | {} / {} | – | {sql} | {ratio} | {} |",
+                "| {} | {} | {} | {} / {} | {} / {} | {agg} | {sql} | {ratio} | {} |",
                 i + 1,
                 r.name,
                 r.scope,
@@ -233,6 +269,21 @@ impl Report {
             .max()
             .unwrap_or_default();
         let _ = writeln!(s, "Slowest warm (cache) p95: **{} ms**.", ms(worst_warm));
+        if let Some(worst_agg) = self
+            .rows
+            .iter()
+            .filter(|r| !r.aggregates.is_empty())
+            .map(|r| percentile(&r.aggregates, 95.0))
+            .max()
+        {
+            let used = self.rows.iter().filter(|r| r.used_aggregate).count();
+            let _ = writeln!(
+                s,
+                "Slowest with aggregates (cache off) p95: **{} ms**; {used} of {} statements read an aggregate (marked agg).",
+                ms(worst_agg),
+                self.rows.len()
+            );
+        }
         if let Some(c) = &self.concurrency {
             let _ = writeln!(
                 s,

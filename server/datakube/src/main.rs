@@ -35,6 +35,9 @@ struct Cli {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "DATAKUBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Never read aggregates: every statement reads the fact table (serve, explain, bench).
+    #[arg(long, global = true, env = "DATAKUBE_NO_AGGREGATES")]
+    no_aggregates: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -64,6 +67,24 @@ enum Command {
     /// in-process, each statement checked against hand-written DuckDB SQL and timed cold,
     /// warm (result cache) and beside that SQL; then N concurrent sessions. See docs/benchmarks.md.
     Bench(BenchArgs),
+    /// Aggregates declared in the cube definitions (`aggregates:` of a cube).
+    #[command(subcommand)]
+    Aggregates(AggregatesCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum AggregatesCommand {
+    /// Build (or rebuild) the aggregates beside the current dataset snapshots.
+    Build(AggregatesBuildArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct AggregatesBuildArgs {
+    /// Only the aggregates of this cube (default: every cube).
+    #[arg(long)]
+    cube: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -311,6 +332,9 @@ struct ValidateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if cli.no_aggregates {
+        datakube_query::aggregates::set_enabled(false);
+    }
     let result = match cli.command.clone_command() {
         None => serve(&cli, &ServeArgs::default_from_env()),
         Some(Command::Serve(a)) => serve(&cli, &a),
@@ -322,6 +346,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Explain(a)) => explain(&cli, &a),
         Some(Command::Bench(a)) => bench(&cli, &a),
+        Some(Command::Aggregates(AggregatesCommand::Build(a))) => aggregates_build(&cli, &a),
     };
     match result {
         Ok(code) => code,
@@ -345,6 +370,7 @@ impl CloneCommand for Option<Command> {
             Some(Command::Schema) => Some(Command::Schema),
             Some(Command::Explain(a)) => Some(Command::Explain(a.clone())),
             Some(Command::Bench(a)) => Some(Command::Bench(a.clone())),
+            Some(Command::Aggregates(a)) => Some(Command::Aggregates(a.clone())),
         }
     }
 }
@@ -395,7 +421,69 @@ fn generate(cli: &Cli, a: &GenerateArgs) -> anyhow::Result<datakube_datagen::Gen
         tracing::info!(dataset = %d.name, snapshot = %d.snapshot_id, rows = d.total_rows(), "dataset ready");
     }
     tracing::info!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    // The aggregates of the cubes whose fact tables were just generated.
+    let generated: Vec<&str> = report.datasets.iter().map(|d| d.name.as_str()).collect();
+    match datakube_model::load_catalog(&cli.cube_definitions, None) {
+        Ok(catalog) => {
+            let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+            build_aggregates(cli, &engine, &catalog, |c| match &c.source {
+                datakube_model::Source::Dataset { dataset, .. } => generated.contains(&dataset.as_str()),
+                datakube_model::Source::Path { .. } => false,
+            })?;
+        }
+        Err(_) => tracing::warn!(
+            "aggregates not built: the cube definitions in {} have errors (run `datakube validate`)",
+            cli.cube_definitions.display()
+        ),
+    }
     Ok(report)
+}
+
+fn aggregates_build(cli: &Cli, a: &AggregatesBuildArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    let catalog = load_catalog(cli, &engine)?;
+    if let Some(n) = &a.cube
+        && !catalog.cubes.iter().any(|c| c.name.eq_ignore_ascii_case(n))
+    {
+        anyhow::bail!("no cube named {n} in {}", cli.cube_definitions.display());
+    }
+    build_aggregates(cli, &engine, &catalog, |c| {
+        a.cube.as_ref().is_none_or(|n| n.eq_ignore_ascii_case(&c.name))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build the declared aggregates of the cubes `which` accepts, with progress.
+fn build_aggregates(
+    cli: &Cli,
+    engine: &Engine,
+    catalog: &datakube_model::Catalog,
+    which: impl Fn(&datakube_model::Cube) -> bool,
+) -> anyhow::Result<()> {
+    use datakube_datagen::progress::Progress;
+    let todo: Vec<(&datakube_model::Cube, &datakube_model::Aggregate)> = catalog
+        .cubes
+        .iter()
+        .filter(|c| which(c))
+        .flat_map(|c| c.aggregates.iter().map(move |a| (c, a)))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let progress = datakube_datagen::progress::TerminalProgress::new();
+    progress.begin("aggregates", todo.len() as u64);
+    let mut result = Ok(());
+    for (cube, agg) in todo {
+        match datakube_query::aggregates::build(engine, &cli.data_dir, cube, agg) {
+            Ok(meta) => progress.advance(&format!("{}/{} ({} rows)", cube.name, agg.name, meta.rows)),
+            Err(e) => {
+                result = Err(anyhow::anyhow!("aggregate {} of cube [{}]: {e}", agg.name, cube.name));
+                break;
+            }
+        }
+    }
+    progress.finish();
+    result
 }
 
 fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -1775,7 +1775,14 @@ impl<'a> Resolver<'a> {
         let mut names = Names::default();
         for (i, a) in c.aggregates.iter().enumerate() {
             let ap = p.k("aggregates").i(i);
-            self.unique(&mut names, src, &ap.k("name"), &a.name, "aggregate", &format!("cube '{}'", c.name));
+            self.unique(
+                &mut names,
+                src,
+                &ap.k("name"),
+                &a.name,
+                "aggregate",
+                &format!("cube '{}'", c.name),
+            );
             if a.name.is_empty()
                 || !a
                     .name
@@ -1823,7 +1830,10 @@ impl<'a> Resolver<'a> {
                     self.err(
                         src,
                         &lp,
-                        format!("aggregate '{}': hierarchy [{}].[{}] is listed twice", a.name, dim.name, hier.name),
+                        format!(
+                            "aggregate '{}': hierarchy [{}].[{}] is listed twice",
+                            a.name, dim.name, hier.name
+                        ),
                         Some("coarser levels of a hierarchy are kept with the finest one listed".into()),
                     );
                     continue;
@@ -1834,7 +1844,12 @@ impl<'a> Resolver<'a> {
             for (k, name) in a.measures.iter().enumerate() {
                 let mp = ap.k("measures").i(k);
                 let Some(m) = measures.iter().find(|m| same(&m.name, name)) else {
-                    self.err(src, &mp, format!("aggregate '{}': unknown measure '{name}'", a.name), None);
+                    self.err(
+                        src,
+                        &mp,
+                        format!("aggregate '{}': unknown measure '{name}'", a.name),
+                        None,
+                    );
                     continue;
                 };
                 let why = match &m.kind {

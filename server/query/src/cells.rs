@@ -35,6 +35,8 @@ pub struct CellQuery {
     pub grouping: Vec<(String, String)>,
     pub measures: Vec<String>,
     pub row_scope: RowScope,
+    /// What the statement reads: `fact table` or `aggregate <name>`.
+    pub source: String,
     pub sql: String,
     /// Rows the statement returned and how long it took (set once it has run).
     pub rows: usize,
@@ -59,6 +61,7 @@ impl fmt::Display for CellQuery {
             RowScope::All => writeln!(f, "  row scope: all rows")?,
             RowScope::Kommuner(k) => writeln!(f, "  row scope: kommunekode in {k:?}")?,
         }
+        writeln!(f, "  source: {}", self.source)?;
         if !self.elapsed.is_zero() {
             writeln!(
                 f,
@@ -187,6 +190,74 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         Ok(())
     }
 
+    /// The built aggregate with the fewest rows that holds every measure (stored sum, count,
+    /// min, max), every grouped level, every restricted and allowed-set level, and the row
+    /// scope; `None` when there is none or aggregates are off. Semi-additive measures, visual
+    /// totals and parent-child hierarchies always read the fact table.
+    fn choose_aggregate(
+        &self,
+        sig: &[u16],
+        visual: &[(HierIdx, u32)],
+        semi: Option<u32>,
+        measure_ids: &[u32],
+    ) -> Option<crate::aggregates::Built> {
+        let sp = self.space;
+        if sp.cube.aggregates.is_empty() || semi.is_some() || !visual.is_empty() || !crate::aggregates::enabled() {
+            return None;
+        }
+        let has_level = |meta: &crate::aggregates::AggregateMeta, h: HierIdx, level: u16| -> bool {
+            let hc = sp.hier(h);
+            !hc.hierarchy.is_parent_child()
+                && level >= 1
+                && hc
+                    .hierarchy
+                    .levels
+                    .get(level as usize - 1)
+                    .is_some_and(|l| meta.level_column(&hc.hierarchy.unique_name, &l.name).is_some())
+        };
+        let covers = |meta: &crate::aggregates::AggregateMeta| -> bool {
+            let measures_ok = measure_ids.iter().all(|&m| {
+                let qm = &sp.measures[m as usize];
+                let QueryMeasureKind::Stored(s) = &qm.kind else {
+                    return false;
+                };
+                let want = match s.aggregator {
+                    Aggregator::Sum => "sum",
+                    Aggregator::Count => "count",
+                    Aggregator::Min => "min",
+                    Aggregator::Max => "max",
+                    _ => return false,
+                };
+                meta.measure(&qm.name).is_some_and(|c| c.aggregator == want)
+            });
+            let levels_ok = sig
+                .iter()
+                .enumerate()
+                .all(|(i, &level)| level == 0 || has_level(meta, i + 1, level));
+            let restrictions_ok = self.restrictions.iter().all(|(&h, ids)| {
+                let hm = &sp.hier(h).members;
+                ids.iter().any(|&id| hm.get(id).level == 0)
+                    || ids.iter().all(|&id| has_level(meta, h, hm.get(id).level))
+            });
+            let granted_ok = (1..sp.hierarchy_count()).all(|h| {
+                let hc = sp.hier(h);
+                hc.members.granted_keys.is_none() || has_level(meta, h, hc.hierarchy.levels.len() as u16)
+            });
+            let scope_ok = match &self.scope {
+                RowScope::All => true,
+                RowScope::Kommuner(_) => {
+                    sp.cube.security.row_scope_column.is_some()
+                        && meta.row_scope_column == sp.cube.security.row_scope_column
+                }
+            };
+            measures_ok && levels_ok && restrictions_ok && granted_ok && scope_ok
+        };
+        crate::aggregates::built(self.data_dir, sp.cube)
+            .into_iter()
+            .filter(|b| covers(&b.meta))
+            .min_by_key(|b| b.meta.rows)
+    }
+
     fn run_group(
         &mut self,
         sig: &[u16],
@@ -196,8 +267,23 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     ) -> Result<()> {
         let sp = self.space;
         let cube = sp.cube;
-        let fact = datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?;
-        let fact_cols = fact_columns(self.engine, &fact);
+        let measure_ids: Vec<u32> = {
+            let mut v: Vec<u32> = cells.iter().map(|(m, _)| *m).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        // The smallest aggregate that covers the statement, if any: then `f` is the aggregate.
+        let agg = self.choose_aggregate(sig, visual, semi, &measure_ids);
+        let agg_meta = agg.as_ref().map(|a| &a.meta);
+        let fact = match &agg {
+            Some(a) => a.parquet(),
+            None => datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?,
+        };
+        let fact_cols = match &agg {
+            Some(_) => Default::default(),
+            None => fact_columns(self.engine, &fact),
+        };
         let mut joins: Vec<String> = Vec::new();
         let mut joined: HashSet<HierIdx> = HashSet::new();
         let mut where_: Vec<String> = Vec::new();
@@ -226,7 +312,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
 
         // Grouping and key filters per hierarchy.
         let mut key_expr = |h: HierIdx, level: u16, joins: &mut Vec<String>| -> Result<String> {
-            key_expression(sp, self.data_dir, h, level, joins, &mut joined)
+            key_expression(sp, self.data_dir, h, level, joins, &mut joined, agg_meta)
         };
 
         // Allowed sets (member security): rows of granted members only, so that totals are
@@ -278,8 +364,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         }
         // Subselect and set-slicer restrictions, then the members visual totals cover.
         for (&h, ids) in &self.restrictions {
-            if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined)? {
-                if let Some(p) = single_level_on_fact(sp, self.data_dir, h, ids, &fact_cols)? {
+            if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined, agg_meta)? {
+                if let Some(p) = single_level_on_fact(sp, self.data_dir, h, ids, &fact_cols, agg_meta)? {
                     where_.push(p);
                 }
                 where_.push(w);
@@ -290,21 +376,20 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .visual(MemberRef { h, id })
                 .ok_or_else(|| QueryError::Execution("VisualTotals: unknown visual total".into()))?;
             // (Never the All member: a visual total covers descendants.)
-            if let Some(w) = members_filter(sp, self.data_dir, h, &vt.leaves, &mut joins, &mut joined)? {
+            if let Some(w) = members_filter(sp, self.data_dir, h, &vt.leaves, &mut joins, &mut joined, agg_meta)? {
                 where_.push(w);
             }
         }
 
         // Measures.
-        let measure_ids: Vec<u32> = {
-            let mut v: Vec<u32> = cells.iter().map(|(m, _)| *m).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
         let from = format!(
-            "read_parquet({}, hive_partitioning = true) AS f{}",
+            "read_parquet({}{}) AS f{}",
             sql_string(&fact.to_string_lossy()),
+            if agg.is_some() {
+                ""
+            } else {
+                ", hive_partitioning = true"
+            },
             if joins.is_empty() {
                 String::new()
             } else {
@@ -327,7 +412,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 let aggs: Vec<String> = measure_ids
                     .iter()
                     .enumerate()
-                    .map(|(i, &m)| Ok(format!("CAST({} AS DOUBLE) AS m{i}", aggregate_sql(sp, m)?)))
+                    .map(|(i, &m)| {
+                        let a = match agg_meta {
+                            Some(meta) => aggregate_from_aggregate(sp, meta, m)?,
+                            None => aggregate_sql(sp, m)?,
+                        };
+                        Ok(format!("CAST({a} AS DOUBLE) AS m{i}"))
+                    })
                     .collect::<Result<_>>()?;
                 let mut select = g_cols.clone();
                 select.extend(aggs);
@@ -398,12 +489,19 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .map(|&m| sp.measures[m as usize].unique_name.clone())
                 .collect(),
             row_scope: self.scope.clone(),
+            source: match &agg {
+                Some(a) => format!("aggregate {}", a.meta.name),
+                None => "fact table".into(),
+            },
             sql: sql.clone(),
             rows: 0,
             elapsed: std::time::Duration::ZERO,
         };
         let started = std::time::Instant::now();
         tracing::debug!(target: "datakube::sql", "{plan}");
+        if agg.is_some() {
+            crate::aggregates::count_read();
+        }
 
         // Run and map rows back to coordinates.
         if self.cancel.is_some_and(|c| c.is_cancelled()) {
@@ -526,9 +624,10 @@ fn single_level_on_fact(
     h: HierIdx,
     ids: &[u32],
     fact_cols: &HashSet<String>,
+    agg: Option<&crate::aggregates::AggregateMeta>,
 ) -> Result<Option<String>> {
     let hc = sp.hier(h);
-    if hc.hierarchy.is_parent_child() || ids.is_empty() {
+    if agg.is_some() || hc.hierarchy.is_parent_child() || ids.is_empty() {
         return Ok(None);
     }
     let level = hc.members.get(ids[0]).level;
@@ -537,7 +636,7 @@ fn single_level_on_fact(
     }
     let mut joins = Vec::new();
     let mut joined = HashSet::new();
-    let e = key_expression(sp, data_dir, h, level, &mut joins, &mut joined)?;
+    let e = key_expression(sp, data_dir, h, level, &mut joins, &mut joined, None)?;
     Ok(on_fact(&e, fact_cols)
         .map(|p| in_list(&p, ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect())))
 }
@@ -551,6 +650,7 @@ fn members_filter(
     ids: &[u32],
     joins: &mut Vec<String>,
     joined: &mut HashSet<HierIdx>,
+    agg: Option<&crate::aggregates::AggregateMeta>,
 ) -> Result<Option<String>> {
     let hc = sp.hier(h);
     if hc.hierarchy.is_parent_child() {
@@ -574,7 +674,7 @@ fn members_filter(
     }
     let mut ors = Vec::new();
     for (level, lits) in by_level {
-        let e = key_expression(sp, data_dir, h, level, joins, joined)?;
+        let e = key_expression(sp, data_dir, h, level, joins, joined, agg)?;
         ors.push(in_list(&e, lits));
     }
     Ok((!ors.is_empty()).then(|| format!("({})", ors.join(" OR "))))
@@ -660,10 +760,21 @@ fn key_expression(
     level: u16,
     joins: &mut Vec<String>,
     joined: &mut HashSet<HierIdx>,
+    agg: Option<&crate::aggregates::AggregateMeta>,
 ) -> Result<String> {
     let hc = sp.hier(h);
     let hier = hc.hierarchy;
     let lvl = &hier.levels[level as usize - 1];
+    if let Some(meta) = agg {
+        // An aggregate keeps each level's key in its own column (checked when it was chosen).
+        let col = meta.level_column(&hier.unique_name, &lvl.name).ok_or_else(|| {
+            QueryError::Execution(format!(
+                "aggregate {} has no level {}.[{}]",
+                meta.name, hier.unique_name, lvl.name
+            ))
+        })?;
+        return Ok(format!("f.{}", sql_ident(col)));
+    }
     let Some(source) = &hier.source else {
         return Ok(format!("f.{}", sql_ident(&lvl.key_column)));
     };
@@ -690,7 +801,7 @@ fn key_expression(
     Ok(format!("h{h}.{}", sql_ident(&lvl.key_column)))
 }
 
-fn filter_literal(v: &FilterValue) -> String {
+pub(crate) fn filter_literal(v: &FilterValue) -> String {
     match v {
         FilterValue::String(s) => sql_string(s),
         FilterValue::Integer(i) => i.to_string(),
@@ -721,6 +832,21 @@ fn inner_aggregate_sql(s: &datakube_model::StoredMeasure) -> Result<String> {
         Aggregator::Max => format!("MAX({c}){filter}"),
         Aggregator::Avg => format!("AVG({c}){filter}"),
     })
+}
+
+/// A measure combined from an aggregate's pre-aggregated column: counts and sums add up,
+/// minima and maxima of minima and maxima.
+fn aggregate_from_aggregate(sp: &Space, meta: &crate::aggregates::AggregateMeta, m: u32) -> Result<String> {
+    let qm = &sp.measures[m as usize];
+    let c = meta
+        .measure(&qm.name)
+        .ok_or_else(|| QueryError::Execution(format!("aggregate {} has no measure {}", meta.name, qm.name)))?;
+    let f = match c.aggregator.as_str() {
+        "min" => "MIN",
+        "max" => "MAX",
+        _ => "SUM",
+    };
+    Ok(format!("{f}(f.{})", sql_ident(&c.column)))
 }
 
 fn aggregate_sql(sp: &Space, m: u32) -> Result<String> {

@@ -11,6 +11,7 @@
 //!    DuckDB aggregates, with member keys as literals made from typed keys.
 //! 4. [`exec`]: puts it together into a `CellSet` for the MDDataSet writer.
 
+pub mod aggregates;
 pub mod cache;
 pub mod cellcalc;
 pub mod cells;
