@@ -607,6 +607,17 @@ fn bench(cli: &Cli, a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 ..GenerateArgs::default()
             },
         )?;
+    } else if datakube_query::aggregates::enabled() {
+        // Datasets generated before their aggregates were declared: build the missing ones.
+        let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+        let catalog = load_catalog(cli, &engine)?;
+        let missing: Vec<String> = catalog
+            .cubes
+            .iter()
+            .filter(|c| datakube_query::aggregates::built(&cli.data_dir, c).len() < c.aggregates.len())
+            .map(|c| c.name.clone())
+            .collect();
+        build_aggregates(cli, &engine, &catalog, |c| missing.contains(&c.name))?;
     }
     let h = datakube_bench::Harness::open(&cli.data_dir, &cli.cube_definitions, &a.engine.config(), 256 << 20)?;
     if a.verify {
