@@ -187,6 +187,27 @@ pub fn build(engine: &Engine, data_dir: &Path, cube: &Cube, agg: &Aggregate) -> 
                                 cols.push(sql_ident(&l.key_column));
                             }
                         }
+                        // The join must not repeat fact rows (it would inflate totals that
+                        // the fact table, not joined there, gives right).
+                        let check = format!(
+                            "SELECT count(*) - count(DISTINCT {pk}) FROM (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true))",
+                            cols.join(", "),
+                            sql_string(&glob.to_string_lossy()),
+                            pk = sql_ident(&hier.primary_key)
+                        );
+                        let repeated: i64 = engine
+                            .connection()
+                            .map_err(|e| e.to_string())?
+                            .query_row(&check, [], |r| r.get(0))
+                            .map_err(|e| e.to_string())?;
+                        if repeated > 0 {
+                            return Err(format!(
+                                "hierarchy {}: {repeated} key(s) {} of {} have more than one parent",
+                                hier.unique_name,
+                                hier.primary_key,
+                                glob.display()
+                            ));
+                        }
                         // LEFT: fact rows without a dimension row still count where this
                         // hierarchy is not asked for, as they do on the fact table.
                         joins.push(format!(
