@@ -559,7 +559,7 @@ fn in_list(e: &str, mut lits: Vec<String>) -> String {
 }
 
 /// Keys (as SQL literals) of a member and all its descendants (parent-child hierarchies).
-fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
+pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
     let hm = &sp.hier(h).members;
     let mut out = Vec::new();
     let mut stack = vec![id];

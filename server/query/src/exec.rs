@@ -281,6 +281,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     let access = ctx.access.for_cube(cube)?;
     let mut space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
     space.ignore_missing_members = ctx.ignore_missing_members;
+    space.custom_data = ctx.access.custom_data.clone();
     trace.cube = cube.name.clone();
     trace.source = cube.source.to_string();
     trace.row_scope = match &access.rows {
@@ -659,7 +660,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
             || env.cell_calcs.iter().any(|c| c.applies_to(&coord));
         let integral = !calc_wins
             && matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
-        let fmt_owned = env.cell_format(&coord);
+        let fmt_owned = env.cell_format(&coord, &mut *fetcher_cell.borrow_mut());
         let fmt = fmt_owned.as_deref();
         let (value, formatted) = match v {
             Scalar::Num(x) if integral && x.fract() == 0.0 && x.abs() < 9.0e15 => {

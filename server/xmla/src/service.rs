@@ -312,6 +312,7 @@ impl XmlaService {
             duration_ms: Some((started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0),
             outcome: outcome.into(),
             detail,
+            acting_for: principal.acting_for.clone().unwrap_or_default(),
             ..Default::default()
         };
         log.record(&event, &[]).map_err(|e| {
