@@ -323,3 +323,32 @@ fn an_orgenhed_constraint_limits_members_cells_and_drillthrough() {
         "Aarhus {all_aarhus} > granted {total_granted}"
     );
 }
+
+/// An audit log that cannot be written (the fault is real: `/dev/full` refuses every write
+/// with ENOSPC) withholds answers on personal data, and only those: the public answer and the
+/// server stay up.
+#[test]
+fn an_unwritable_audit_log_withholds_individual_answers() {
+    if !Path::new("/dev/full").exists() {
+        panic!("/dev/full is needed to inject the write fault");
+    }
+    let mut s = setup();
+    let log = datakube_auth::audit::AuditLog::open(Path::new("/dev/full"), 1 << 20, 1).unwrap();
+    s.svc.audit = Some(std::sync::Arc::new(log));
+    let p = principal(&s, 0);
+    let mut analyst = p.clone();
+    analyst.restrictions.clear();
+    let out = s.svc.handle_soap(
+        execute("SELECT {[Measures].[Fraværsdage]} ON 0 FROM [Personale]").as_bytes(),
+        &analyst,
+    );
+    let (_, message) = Answer::parse(&out).fault.expect("the answer is withheld");
+    assert!(message.contains("audit log cannot be written"), "{message}");
+    assert!(!out.contains("<CellData><Cell"), "no cells leave: {out}");
+    // Discover is not a query on personal data: it still answers.
+    let discover = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+<Discover xmlns=\"urn:schemas-microsoft-com:xml-analysis\"><RequestType>MDSCHEMA_CUBES</RequestType>\
+<Restrictions/><Properties><PropertyList><Catalog>FLIS</Catalog></PropertyList></Properties></Discover></soap:Body></soap:Envelope>";
+    let out = s.svc.handle_soap(discover.as_bytes(), &analyst);
+    assert!(out.contains("<CUBE_NAME>Personale</CUBE_NAME>"), "{out}");
+}
