@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{Answer, close, xml_escape};
 use datakube_auth::{AuthMethod, Constraint, Identity, IdentityMapper, Principal, PrivilegeGroup};
@@ -19,62 +18,24 @@ const ORGENHED: &str = "http://sts.kombit.dk/constraints/orgenhed/1";
 const EGEN_KOMMUNE: &str = "http://datakube.dk/roles/usersystemrole/flis_egen_kommune/1";
 
 struct Setup {
-    _tmp: tempfile::TempDir,
+    _data: common::inprocess::Data,
     dir: PathBuf,
     svc: datakube_xmla::service::XmlaService,
     catalog: datakube_model::Catalog,
 }
 
 fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let out = Command::new(common::datakube_bin())
-        .args(["--data-dir", &dir.display().to_string(), "generate", "--scale", "0.002"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let catalog = datakube_model::load_catalog(&common::repo_root().join("cube-definitions"), None).unwrap();
-    let engine = datakube_engine::Engine::open(&datakube_engine::EngineConfig {
-        pool_size: 2,
-        ..Default::default()
-    })
-    .unwrap();
-    let members = datakube_members::MemberStore::load(&engine, &dir, &catalog).unwrap();
-    let svc = datakube_xmla::service::XmlaService::new(
-        datakube_xmla::service::Runtime {
-            catalog: catalog.clone(),
-            members,
-            schema_updated: "2026-01-01T00:00:00".into(),
-            data_updated: "2026-01-01T00:00:00".into(),
-        },
-        datakube_xmla::discover::ServerProps::default(),
-        Box::new(datakube_query::xmla::QueryExecutor {
-            engine,
-            data_dir: dir.clone(),
-        }),
-    );
+    let data = common::inprocess::generate();
     Setup {
-        _tmp: tmp,
-        dir,
-        svc,
-        catalog,
+        dir: data.dir.clone(),
+        svc: data.service(),
+        catalog: data.catalog.clone(),
+        _data: data,
     }
 }
 
 fn table(dir: &Path, dataset: &str, t: &str) -> String {
-    let id = std::fs::read_to_string(dir.join("datasets").join(dataset).join("CURRENT")).unwrap();
-    let glob = dir
-        .join("datasets")
-        .join(dataset)
-        .join("snapshots")
-        .join(id.trim())
-        .join(t)
-        .join("**")
-        .join("*.parquet");
-    format!(
-        "read_parquet({}, hive_partitioning = true)",
-        datakube_engine::sql_string(&glob.to_string_lossy())
-    )
+    common::inprocess::table(dir, dataset, t)
 }
 
 fn execute(mdx: &str) -> String {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use quick_xml::events::Event;
 
+pub mod inprocess;
+
 /// The `datakube` binary built beside this test (`cargo build --workspace --bins`).
 pub fn datakube_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
