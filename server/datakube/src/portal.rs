@@ -91,6 +91,7 @@ impl Admin for StartupAdmin {
 
 /// Add the portal's routes to `router`: `/` (GET; other methods stay with the XMLA endpoint
 /// `xmla`), `/cubes/…`, `/admin…`, `/assets/…`.
+#[allow(clippy::too_many_arguments)] // plain wiring, called once from serve()
 pub fn routes(
     router: datakube_http::Router,
     xmla: Arc<dyn datakube_http::Handler>,

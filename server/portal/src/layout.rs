@@ -8,7 +8,7 @@ use datakube_auth::web::{Lang, PageContext, PageLayout, lang_code, tr};
 pub const CSS: &str = include_str!("../assets/portal.css");
 pub const JS: &str = include_str!("../assets/portal.js");
 /// Bumped with the assets so browsers fetch the new ones.
-pub const ASSET_VERSION: &str = "1";
+pub const ASSET_VERSION: &str = "2";
 
 /// The portal frame.
 pub struct Layout;

@@ -115,18 +115,21 @@ impl Portal {
     }
 
     /// The logged-in user, or a redirect to the login page.
-    fn user(&self, req: &HttpRequest) -> Result<SessionUser, HttpResponse> {
-        self.inner.web.session_user(req).ok_or_else(|| web::redirect("/login"))
+    fn user(&self, req: &HttpRequest) -> Result<SessionUser, Box<HttpResponse>> {
+        self.inner
+            .web
+            .session_user(req)
+            .ok_or_else(|| Box::new(web::redirect("/login")))
     }
 
     /// The logged-in administrator, or a redirect to login, or 403.
-    fn admin_user(&self, req: &HttpRequest) -> Result<SessionUser, HttpResponse> {
+    fn admin_user(&self, req: &HttpRequest) -> Result<SessionUser, Box<HttpResponse>> {
         let user = self.user(req)?;
         if user.principal.is_admin() {
             return Ok(user);
         }
         let lang = request_lang(req);
-        Err(self.inner.web.render(
+        Err(Box::new(self.inner.web.render(
             req,
             StatusCode::FORBIDDEN,
             tr(lang, "Ingen adgang", "No access"),
@@ -135,7 +138,7 @@ impl Portal {
                 "<p>Administrationssiderne er kun for administratorer.</p>",
                 "<p>The administration pages are for administrators only.</p>",
             ),
-        ))
+        )))
     }
 
     /// The cubes `principal` may open, by the rules every XMLA path uses.
@@ -266,7 +269,7 @@ impl Portal {
     fn cube_route(&self, req: &HttpRequest, rest: &str) -> HttpResponse {
         let user = match self.user(req) {
             Ok(u) => u,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let (raw, kind) = if let Some(n) = rest.strip_suffix(".odc") {
             (n, "odc")
@@ -402,7 +405,10 @@ impl Portal {
             .age_days(unix_now())
             .map(|d| format!(" ({d} {})", t("dage siden", "days ago")))
             .unwrap_or_default();
-        let pct = |v: f64| format!("{:.1} %", v * 100.0);
+        let pct = |v: f64| {
+            let s = format!("{:.1} %", v * 100.0);
+            if lang == Lang::Da { s.replace('.', ",") } else { s }
+        };
         let own: Vec<u16> = match &principal.scope {
             RowScope::Municipalities(k) => k.iter().map(|k| k.0).collect(),
             RowScope::All => Vec::new(),
@@ -494,7 +500,7 @@ impl Portal {
     fn admin_page(&self, req: &HttpRequest, after_reload: Option<DefinitionsStatus>) -> HttpResponse {
         let user = match self.admin_user(req) {
             Ok(u) => u,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let lang = request_lang(req);
         let t = |da: &'static str, en: &'static str| tr(lang, da, en);
@@ -595,7 +601,7 @@ impl Portal {
     async fn reload(&self, req: &HttpRequest) -> HttpResponse {
         let user = match self.admin_user(req) {
             Ok(u) => u,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         if !self.inner.web.csrf_ok(req, &user) {
             let lang = request_lang(req);
@@ -635,7 +641,7 @@ impl Portal {
 
     fn audit_page(&self, req: &HttpRequest) -> HttpResponse {
         if let Err(r) = self.admin_user(req) {
-            return r;
+            return *r;
         }
         let lang = request_lang(req);
         let t = |da: &'static str, en: &'static str| tr(lang, da, en);
@@ -752,7 +758,7 @@ impl Portal {
 
     fn audit_csv(&self, req: &HttpRequest) -> HttpResponse {
         if let Err(r) = self.admin_user(req) {
-            return r;
+            return *r;
         }
         let filter = Self::audit_filter(req);
         match auditview::read(&self.inner.audit_log) {

@@ -85,7 +85,11 @@ fn fixture() -> Fixture {
     let sec = std::fs::read_to_string(defs.join("security.yaml")).unwrap();
     let extra = "    - name: skoleanalytiker\n      caption: {da: Skoleanalytiker, en: School analyst}\n      claims: [skole_analytiker]\n      access: own_municipality\n      cubes: [Skole]\n  service_accounts:";
     assert!(sec.contains("  service_accounts:"));
-    std::fs::write(defs.join("security.yaml"), sec.replacen("  service_accounts:", extra, 1)).unwrap();
+    std::fs::write(
+        defs.join("security.yaml"),
+        sec.replacen("  service_accounts:", extra, 1),
+    )
+    .unwrap();
     let catalog = Arc::new(datakube_model::load_catalog(&defs, None).unwrap_or_else(|d| panic!("{d:?}")));
     // A data-quality declaration for the Skole dataset.
     let snap = tmp.path().join("data/datasets/skole/snapshots/snap1");
@@ -127,7 +131,10 @@ fn fixture() -> Fixture {
         portal,
         admin,
         audit: audit_path,
-        rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
     }
 }
 
@@ -237,7 +244,14 @@ fn the_catalogue_lists_only_cubes_the_user_may_open() {
     assert_eq!(home.status, StatusCode::OK);
     assert_eq!(
         cubes_listed(&home.body),
-        ["Befolkning", "Benchmark", "Beskæftigelse", "Økonomi", "Personale", "Skole"]
+        [
+            "Befolkning",
+            "Benchmark",
+            "Beskæftigelse",
+            "Økonomi",
+            "Personale",
+            "Skole"
+        ]
     );
     assert!(home.body.contains("Aarhus"), "the scope is named");
     // A role limited to the Skole cube: the others are absent and answer 404, like a cube
@@ -245,7 +259,12 @@ fn the_catalogue_lists_only_cubes_the_user_may_open() {
     let skole = f.oidc("skole-analyst", &["skole_analytiker"]);
     let home = f.get("/", &skole);
     assert_eq!(cubes_listed(&home.body), ["Skole"]);
-    for path in ["/cubes/Befolkning", "/cubes/Befolkning.odc", "/cubes/Benchmark.pbids", "/cubes/%C3%98konomi"] {
+    for path in [
+        "/cubes/Befolkning",
+        "/cubes/Befolkning.odc",
+        "/cubes/Benchmark.pbids",
+        "/cubes/%C3%98konomi",
+    ] {
         assert_eq!(f.get(path, &skole).status, StatusCode::NOT_FOUND, "{path}");
     }
     assert_eq!(f.get("/cubes/Skole", &skole).status, StatusCode::OK);
@@ -270,11 +289,14 @@ fn the_cube_page_shows_structure_quality_and_connection() {
     assert_eq!(page.status, StatusCode::OK);
     let b = &page.body;
     // Dimensions, hierarchies with their levels, measures (Danish captions by default).
-    assert!(b.contains("Dimensioner og hierarkier") && b.contains("Klassetrin"), "{b}");
+    assert!(
+        b.contains("Dimensioner og hierarkier") && b.contains("Klassetrin"),
+        "{b}"
+    );
     assert!(b.contains(" › "), "levels of a hierarchy are listed");
     // The manifest: snapshot, period, completeness of the own kommune, known issues.
     assert!(b.contains("snap1") && b.contains("2016/17") && b.contains("2025/26"));
-    assert!(b.contains("<dt>Aarhus</dt><dd>87.5 %</dd>"), "{b}");
+    assert!(b.contains("<dt>Aarhus</dt><dd>87,5 %</dd>"), "{b}");
     assert!(b.contains("1 kommuner med huller"));
     assert!(b.contains("Karakterer kun for 9. klasse."));
     // Server, catalog and the connection string to copy.
@@ -296,7 +318,12 @@ fn connection_files_name_the_server_catalog_and_cube() {
     let aarhus = f.dev("aarhus");
     let odc = f.get("/cubes/%C3%98konomi.odc", &aarhus);
     assert_eq!(odc.status, StatusCode::OK);
-    assert!(odc.headers["content-type"].to_str().unwrap().starts_with("text/x-ms-odc"));
+    assert!(
+        odc.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/x-ms-odc")
+    );
     let cd = odc.headers["content-disposition"].to_str().unwrap();
     assert!(cd.starts_with("attachment; filename=\"FLIS-Okonomi.odc\""), "{cd}");
     let conn = between(&odc.body, "<odc:ConnectionString>", "</odc:ConnectionString>");
@@ -334,7 +361,10 @@ fn danish_by_default_english_on_request_and_remembered() {
     assert!(da.body.contains(">Befolkning</a>") && da.body.contains("Log ud"));
     let en = f.get("/?lang=en", &aarhus);
     assert!(en.body.contains("<html lang=\"en\"") && en.body.contains("Cube catalogue"));
-    assert!(en.body.contains(">Population</a>") && en.body.contains("Log out"), "captions follow the language");
+    assert!(
+        en.body.contains(">Population</a>") && en.body.contains("Log out"),
+        "captions follow the language"
+    );
     let cookie = en
         .headers
         .get_all(hyper::header::SET_COOKIE)
@@ -385,11 +415,7 @@ fn administration_is_for_administrators_only() {
     let home = f.get("/", &aarhus);
     assert!(!home.body.contains("href=\"/admin\""), "no admin link for analysts");
     // An analyst cannot reload, even with their own CSRF token.
-    let csrf = f
-        .web
-        .session_user(&fake_req(&aarhus))
-        .map(|u| u.csrf)
-        .unwrap();
+    let csrf = f.web.session_user(&fake_req(&aarhus)).map(|u| u.csrf).unwrap();
     let r = f.request(Method::POST, "/admin/reload", &aarhus, &format!("csrf={csrf}"));
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(f.admin.reloads.load(Ordering::SeqCst), 0);
@@ -441,7 +467,11 @@ fn the_audit_log_filters_and_exports_csv() {
 
     let all = f.get("/admin/audit", &admin);
     assert_eq!(all.status, StatusCode::OK);
-    assert!(all.body.contains(">3 lines match") || all.body.contains(">3 linjer matcher"), "{}", all.body);
+    assert!(
+        all.body.contains(">3 lines match") || all.body.contains(">3 linjer matcher"),
+        "{}",
+        all.body
+    );
     assert!(all.body.contains("1 linjer er ikke gyldig JSON"));
     let q = f.get("/admin/audit?kind=query&from=2025-03-04&to=2025-03-04", &admin);
     assert!(q.body.contains(">1 linjer matcher") && q.body.contains("SELECT 1, 2"));
