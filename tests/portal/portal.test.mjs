@@ -156,22 +156,31 @@ test('portal in Chromium: OIDC login, token, catalogue da/en, connection files, 
   const port = await freePort();
   const base = `https://localhost:${port}`;
 
-  const idp = await start('node', ['idp.js'], {
+  let idp; let dk; let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    for (const c of [dk, idp]) {
+      if (c && c.child.exitCode === null) {
+        const gone = new Promise((resolve) => c.child.once('exit', resolve));
+        c.child.kill('SIGTERM');
+        await gone;
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  idp = await start('node', ['idp.js'], {
     cwd: path.join(repo, 'tests/oidc'),
     env: { PORT: '0', KEYS_FILE: path.join(tmp, 'idp-keys.json'), REDIRECT_URI: `${base}/callback`, CLIENT_SECRET, AUDIENCE },
     ready: /listening (http:\/\/\S+)/, name: 'the OpenID provider', timeoutMs: 60_000,
   });
   const issuer = idp.match[1];
-  t.after(() => { idp.child.kill('SIGTERM'); fs.rmSync(tmp, { recursive: true, force: true }); });
-  const dk = await start(bin, ['--data-dir', dataDir, '--cube-definitions', defs, 'serve', '--listen', `127.0.0.1:${port}`,
+  dk = await start(bin, ['--data-dir', dataDir, '--cube-definitions', defs, 'serve', '--listen', `127.0.0.1:${port}`,
     '--demo-scale', '0.002', '--oidc-issuer', issuer, '--oidc-client-id', 'datakube', '--oidc-audience', AUDIENCE,
     '--oidc-scopes', '', '--public-url', base], {
     env: { DATAKUBE_OIDC_CLIENT_SECRET: CLIENT_SECRET }, ready: new RegExp(`https://localhost:${port}/xmla`), name: 'datakube',
   });
 
-  t.after(() => dk.child.kill('SIGTERM'));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: launchArgs });
-  t.after(() => browser.close());
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: launchArgs });
   const anna = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await anna.newPage();
   let token;
@@ -342,7 +351,9 @@ test('portal with the development identity: login form and catalogue', { timeout
     assert.equal(await page.locator('header a[href="/admin"]').count(), 0, 'no administration link for an analyst');
   } finally {
     await browser.close();
+    const gone = new Promise((resolve) => server.child.once('exit', resolve));
     server.child.kill('SIGTERM');
+    await gone;
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
