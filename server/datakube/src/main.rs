@@ -2,6 +2,7 @@
 //! together and turns their errors into messages. No protocol or query logic lives here.
 
 mod auth;
+mod portal;
 mod schemas;
 
 use std::net::SocketAddr;
@@ -551,6 +552,13 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     service.impersonation = Some(auth.impersonation.clone());
     service.audit = Some(auth.audit.clone());
     let service = Arc::new(service);
+    // INTERIM until the reloader's Admin is merged (see portal.rs).
+    let admin: Arc<dyn datakube_portal::Admin> = Arc::new(portal::StartupAdmin::new(
+        &cli.cube_definitions,
+        &cli.data_dir,
+        engine.clone(),
+        &catalog,
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -560,11 +568,11 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
         let wired = auth.wire(a, &public_url).await?;
         let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
-            service,
+            service: service.clone(),
             auth: wired.authenticator,
             audit: Some(auth.audit.clone()),
         });
-        let mut router = datakube_http::Router::new(xmla);
+        let mut router = datakube_http::Router::new(xmla.clone());
         for p in datakube_auth::web::PATHS {
             router = router.route(p, Arc::new(wired.web.clone()));
         }
@@ -572,6 +580,16 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
             router = router.route("/saml/", Arc::new(saml));
         }
+        let router = portal::routes(
+            router,
+            xmla,
+            service,
+            &wired.web,
+            admin,
+            auth.audit.path(),
+            &public_url,
+            &cli.data_dir,
+        );
         let server = datakube_http::Server {
             listen: addr,
             tls,
