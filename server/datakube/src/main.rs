@@ -61,6 +61,38 @@ enum Command {
     /// Run an MDX SELECT against the data directory and print how it was answered: the
     /// resolved calculations, restrictions and axes, and every SQL statement with its timing.
     Explain(ExplainArgs),
+    /// Benchmark: generate (or reuse) the datasets, then run the Excel-shaped workload
+    /// in-process, each statement checked against hand-written DuckDB SQL and timed cold,
+    /// warm (result cache) and beside that SQL; then N concurrent sessions. See docs/benchmarks.md.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct BenchArgs {
+    /// Scale of the datasets generated when the data directory has none (1: Økonomi ≥ 100
+    /// million rows). Existing datasets are reused whatever their scale.
+    #[arg(long, default_value_t = 0.1)]
+    scale: f64,
+    /// Timed runs per statement and mode.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Kommune of the single-municipality pass (and the drill-downs).
+    #[arg(long, default_value_t = 751)]
+    kommune: u16,
+    /// Simulated concurrent Excel sessions (0 = skip the concurrency mode).
+    #[arg(long, default_value_t = 50)]
+    sessions: usize,
+    /// Workload replays per session.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Only check every statement against its SQL (no timing); exit 0 when all agree.
+    #[arg(long)]
+    verify: bool,
+    /// Write the Markdown report here (default: standard output only).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -223,6 +255,10 @@ struct ServeArgs {
     /// Scale of the demo data generated on first start.
     #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
     demo_scale: f64,
+    /// Memory for cached query answers, in MiB (keyed by data snapshot, security scope and
+    /// statement; 0 turns the cache off).
+    #[arg(long, env = "DATAKUBE_RESULT_CACHE_MB", default_value_t = 256)]
+    result_cache_mb: u64,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -258,6 +294,7 @@ impl Default for ServeArgs {
             saml_sp_key: None,
             saml_sp_cert: None,
             no_demo_data: false,
+            result_cache_mb: 256,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -285,6 +322,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Explain(a)) => explain(&cli, &a),
+        Some(Command::Bench(a)) => bench(&cli, &a),
     };
     match result {
         Ok(code) => code,
@@ -307,6 +345,7 @@ impl CloneCommand for Option<Command> {
             Some(Command::Validate(a)) => Some(Command::Validate(a.clone())),
             Some(Command::Schema) => Some(Command::Schema),
             Some(Command::Explain(a)) => Some(Command::Explain(a.clone())),
+            Some(Command::Bench(a)) => Some(Command::Bench(a.clone())),
         }
     }
 }
@@ -471,6 +510,38 @@ fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn bench(cli: &Cli, a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if !datakube_datagen::is_generated(&cli.data_dir) {
+        generate(
+            cli,
+            &GenerateArgs {
+                scale: a.scale,
+                engine: a.engine.clone(),
+                ..GenerateArgs::default()
+            },
+        )?;
+    }
+    let h = datakube_bench::Harness::open(&cli.data_dir, &cli.cube_definitions, &a.engine.config(), 256 << 20)?;
+    if a.verify {
+        let n = datakube_bench::report::verify(&h, a.kommune)?;
+        println!("{n} statements agree with their hand-written SQL");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = datakube_bench::report::Options {
+        runs: a.runs.max(1),
+        kommune: a.kommune,
+        sessions: a.sessions,
+        rounds: a.rounds.max(1),
+    };
+    let report = datakube_bench::report::run(&h, &opts, &|line| eprintln!("{line}"))?;
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cube_names(catalog: &datakube_model::Catalog) -> Vec<String> {
     catalog.cubes.iter().map(|c| c.name.clone()).collect()
 }
@@ -538,14 +609,15 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         members,
         schema_updated: now.clone(),
         data_updated: now,
+        data_version: datakube_xmla::service::data_version(&cli.data_dir),
     };
     let mut service = datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
-        Box::new(datakube_query::xmla::QueryExecutor {
-            engine: engine.clone(),
-            data_dir: cli.data_dir.clone(),
-        }),
+        Box::new(
+            datakube_query::xmla::QueryExecutor::new(engine.clone(), cli.data_dir.clone())
+                .with_cache(a.result_cache_mb.saturating_mul(1024 * 1024)),
+        ),
     );
     let state_dir = a.state_dir.clone().unwrap_or_else(|| cli.data_dir.join("state"));
     let auth = auth::AuthSetup::open(a, &state_dir, development, &catalog.security)?;

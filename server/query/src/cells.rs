@@ -197,6 +197,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let sp = self.space;
         let cube = sp.cube;
         let fact = datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?;
+        let fact_cols = fact_columns(self.engine, &fact);
         let mut joins: Vec<String> = Vec::new();
         let mut joined: HashSet<HierIdx> = HashSet::new();
         let mut where_: Vec<String> = Vec::new();
@@ -268,6 +269,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             let ids = members_of(h);
             if ids.len() <= MAX_IN_LIST {
                 let lits: Vec<String> = ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect();
+                if let Some(p) = on_fact(&e, &fact_cols) {
+                    where_.push(in_list(&p, lits.clone()));
+                }
                 where_.push(in_list(&e, lits));
             }
             group_exprs.push((h, level, e));
@@ -275,6 +279,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         // Subselect and set-slicer restrictions, then the members visual totals cover.
         for (&h, ids) in &self.restrictions {
             if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined)? {
+                if let Some(p) = single_level_on_fact(sp, self.data_dir, h, ids, &fact_cols)? {
+                    where_.push(p);
+                }
                 where_.push(w);
             }
         }
@@ -465,6 +472,74 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         self.executed.push(plan);
         Ok(())
     }
+}
+
+/// Columns of a fact table (hive partition columns included), described once per snapshot
+/// glob; empty when they cannot be read (then nothing is pruned).
+fn fact_columns(engine: &Engine, glob: &Path) -> std::sync::Arc<HashSet<String>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static KNOWN: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<HashSet<String>>>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(c) = known.lock().unwrap_or_else(|p| p.into_inner()).get(glob) {
+        return c.clone();
+    }
+    let sql = format!(
+        "SELECT * FROM read_parquet({}, hive_partitioning = true) LIMIT 0",
+        sql_string(&glob.to_string_lossy())
+    );
+    let cols: HashSet<String> = engine
+        .connection()
+        .ok()
+        .and_then(|conn| {
+            let mut st = conn.prepare(&sql).ok()?;
+            drop(st.query([]).ok()?);
+            Some(st.column_names().into_iter().collect())
+        })
+        .unwrap_or_default();
+    let cols = Arc::new(cols);
+    let mut k = known.lock().unwrap_or_else(|p| p.into_inner());
+    if k.len() > 1024 {
+        k.clear();
+    }
+    k.insert(glob.to_path_buf(), cols.clone());
+    cols
+}
+
+/// Partition pruning: a level key read from a joined dimension (`h3."aar"`) whose column the
+/// fact table also has (the hive partition column `aar`) is filtered on the fact column too,
+/// so DuckDB skips the files of other years. The datasets' contract (docs/datasets.md): a fact
+/// column named like a dimension level's key column holds the same value.
+fn on_fact(e: &str, fact_cols: &HashSet<String>) -> Option<String> {
+    let rest = e.strip_prefix('h')?;
+    let (n, ident) = rest.split_once('.')?;
+    if !n.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let col = ident.strip_prefix('"')?.strip_suffix('"')?.replace("\"\"", "\"");
+    fact_cols.contains(&col).then(|| format!("f.{ident}"))
+}
+
+/// The pruning filter of a restriction whose members all sit on one level (see [`on_fact`]).
+fn single_level_on_fact(
+    sp: &Space,
+    data_dir: &Path,
+    h: HierIdx,
+    ids: &[u32],
+    fact_cols: &HashSet<String>,
+) -> Result<Option<String>> {
+    let hc = sp.hier(h);
+    if hc.hierarchy.is_parent_child() || ids.is_empty() {
+        return Ok(None);
+    }
+    let level = hc.members.get(ids[0]).level;
+    if level == 0 || ids.iter().any(|&id| hc.members.get(id).level != level) {
+        return Ok(None);
+    }
+    let mut joins = Vec::new();
+    let mut joined = HashSet::new();
+    let e = key_expression(sp, data_dir, h, level, &mut joins, &mut joined)?;
+    Ok(on_fact(&e, fact_cols)
+        .map(|p| in_list(&p, ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect())))
 }
 
 /// The fact rows of any of the members `ids` of hierarchy `h` (members of several levels);

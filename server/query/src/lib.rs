@@ -13,6 +13,7 @@
 //!    independent of MDX syntax; [`exec`] builds it from an MDX SELECT and computes its
 //!    cells into a `CellSet` for the MDDataSet writer.
 
+pub mod cache;
 pub mod cellcalc;
 pub mod cells;
 pub mod disclosure;

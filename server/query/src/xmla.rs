@@ -6,7 +6,9 @@ use datakube_engine::Engine;
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
 use datakube_xmla::response::{codes, empty_root};
-use datakube_xmla::service::{ExecuteRequest, ExecuteResult, Executor};
+use datakube_xmla::service::{CacheStats, ExecuteRequest, ExecuteResult, Executor};
+
+use crate::cache::{CacheKey, ResultCache};
 
 use datakube_mdx::ast::{Definition, ObjectName, Statement};
 
@@ -15,10 +17,49 @@ use crate::exec::{QueryContext, execute};
 pub struct QueryExecutor {
     pub engine: Engine,
     pub data_dir: PathBuf,
+    /// Whole answers (see [`crate::cache`]); `None` = every statement runs.
+    pub cache: Option<ResultCache>,
 }
 
-impl Executor for QueryExecutor {
-    fn execute(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault> {
+/// Properties that change an answer (everything else a client sends does not).
+const ANSWER_PROPERTIES: &[&str] = &["Format", "Content", "MdxMissingMemberMode", "Cube"];
+
+impl QueryExecutor {
+    pub fn new(engine: Engine, data_dir: PathBuf) -> QueryExecutor {
+        QueryExecutor {
+            engine,
+            data_dir,
+            cache: None,
+        }
+    }
+
+    /// With a result cache of about `max_bytes` (0 = none).
+    pub fn with_cache(mut self, max_bytes: u64) -> QueryExecutor {
+        self.cache = (max_bytes > 0).then(|| ResultCache::new(max_bytes));
+        self
+    }
+
+    fn cache_key(&self, req: &ExecuteRequest, access: &crate::security::Access, lcid: u32) -> Option<CacheKey> {
+        self.cache.as_ref()?;
+        let statement = crate::cache::normalise(req.statement)?;
+        Some(CacheKey {
+            version: format!("{}|{}", req.runtime.data_version, req.runtime.schema_updated),
+            access: access.clone(),
+            lcid,
+            statement,
+            props: ANSWER_PROPERTIES
+                .iter()
+                .filter_map(|p| {
+                    req.props
+                        .get(p)
+                        .map(|v| (p.to_ascii_lowercase(), v.to_ascii_lowercase()))
+                })
+                .collect(),
+            session: req.session.borrow().definitions.iter().map(|d| d.mdx.clone()).collect(),
+        })
+    }
+
+    fn execute_uncached(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault> {
         let (runtime, principal, statement, props, lang, cancel) = (
             req.runtime,
             req.principal,
@@ -77,6 +118,44 @@ impl Executor for QueryExecutor {
             Ok(cells) => Ok(ExecuteResult::CellSet { cells, with_schema }),
             Err(e) => Err(Fault::new(e.code(), e.to_string())),
         }
+    }
+}
+
+impl Executor for QueryExecutor {
+    fn execute(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault> {
+        let upper: String = req
+            .statement
+            .trim_start()
+            .chars()
+            .take(16)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let cacheable = ["SELECT", "WITH", "DRILLTHROUGH"].iter().any(|k| upper.starts_with(k));
+        let (Some(cache), true) = (&self.cache, cacheable) else {
+            return self.execute_uncached(req);
+        };
+        let access =
+            crate::security::Access::from_principal(req.principal, &req.runtime.catalog.security.disclosure_marker);
+        let lcid = match req.lang {
+            Lang::Da => 1030,
+            Lang::En => 1033,
+        };
+        let Some(key) = self.cache_key(req, &access, lcid) else {
+            return self.execute_uncached(req);
+        };
+        cache
+            .get_or_run(key, || self.execute_uncached(req))
+            .map(|r| (*r).clone())
+    }
+
+    fn on_runtime_replaced(&self) {
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
+    }
+
+    fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(ResultCache::stats)
     }
 }
 

@@ -51,6 +51,7 @@ fn service() -> Arc<XmlaService> {
             members: MemberStore::default(),
             schema_updated: String::new(),
             data_updated: String::new(),
+            data_version: String::new(),
         },
         ServerProps::default(),
         Box::new(Forever),

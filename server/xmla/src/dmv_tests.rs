@@ -1136,6 +1136,7 @@ fn execute_request_with_a_dmv_statement() {
             members: MemberStore::default(),
             schema_updated: "2024-01-01T00:00:00".into(),
             data_updated: "2024-01-01T00:00:00".into(),
+            data_version: String::new(),
         },
         ServerProps::default(),
         Box::new(NotMdx),

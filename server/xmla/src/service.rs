@@ -46,6 +46,37 @@ pub struct Runtime {
     /// xsd:dateTime of when the definitions were loaded and of the data snapshot.
     pub schema_updated: String,
     pub data_updated: String,
+    /// Which data this runtime answers from: the dataset snapshot ids at load time (see
+    /// [`data_version`]). Result caches key on it, so answers never cross snapshots.
+    pub data_version: String,
+}
+
+/// The identity of the data under `data_dir`: `dataset=snapshot-id` of every dataset's current
+/// snapshot, sorted, `;`-separated (empty when there are no datasets, e.g. FoodMart files).
+pub fn data_version(data_dir: &std::path::Path) -> String {
+    let mut parts: Vec<String> = std::fs::read_dir(data_dir.join("datasets"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            datakube_engine::storage::current_snapshot(data_dir, &name)
+                .ok()
+                .map(|(id, _)| format!("{name}={id}"))
+        })
+        .collect();
+    parts.sort();
+    parts.join(";")
+}
+
+/// Counters of an executor's result cache, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+    /// Approximate memory held by the cached answers.
+    pub bytes: u64,
 }
 
 /// One statement to execute, with everything the executor may use.
@@ -117,6 +148,14 @@ pub trait Executor: Send + Sync {
     /// Answer the statement with a result to write, or a fault. Everything that can fail
     /// must fail here: once writing starts, the response is on its way.
     fn execute(&self, req: &ExecuteRequest) -> Result<ExecuteResult, Fault>;
+
+    /// A new [`Runtime`] replaced the old one: drop whatever was cached for the old one.
+    fn on_runtime_replaced(&self) {}
+
+    /// Hit/miss counters of the executor's result cache, if it has one.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
 }
 
 /// The answer to one XMLA request, before it is sent.
@@ -326,6 +365,16 @@ impl XmlaService {
 
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Call after storing a new [`Runtime`] in `runtime`: cached answers of the old one vanish.
+    pub fn on_runtime_replaced(&self) {
+        self.executor.on_runtime_replaced();
+    }
+
+    /// The executor's result-cache counters (for /metrics).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.executor.cache_stats()
     }
 
     fn running_map(&self) -> std::sync::MutexGuard<'_, RunningCommands> {

@@ -48,12 +48,10 @@ impl Data {
                 members: self.members(),
                 schema_updated: "2026-01-01T00:00:00".into(),
                 data_updated: "2026-01-01T00:00:00".into(),
+                data_version: datakube_xmla::service::data_version(&self.dir),
             },
             datakube_xmla::discover::ServerProps::default(),
-            Box::new(datakube_query::xmla::QueryExecutor {
-                engine: self.engine.clone(),
-                data_dir: self.dir.clone(),
-            }),
+            Box::new(datakube_query::xmla::QueryExecutor::new(self.engine.clone(), self.dir.clone())),
         )
     }
 
