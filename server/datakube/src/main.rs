@@ -2,6 +2,10 @@
 //! together and turns their errors into messages. No protocol or query logic lives here.
 
 mod auth;
+mod config;
+mod metrics;
+mod refresh;
+mod reload;
 mod schemas;
 
 use std::net::SocketAddr;
@@ -35,6 +39,10 @@ struct Cli {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "DATAKUBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Configuration file (TOML; keys are the long options). Command line and environment
+    /// take precedence over it. See docs/configuration.md.
+    #[arg(long, global = true, env = "DATAKUBE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,6 +68,32 @@ enum Command {
     /// Run an MDX SELECT against the data directory and print how it was answered: the
     /// resolved calculations, restrictions and axes, and every SQL statement with its timing.
     Explain(ExplainArgs),
+    /// Load a new snapshot of one dataset (generated, or imported with --from), validate it
+    /// against the cube definitions and make it current atomically; running servers switch
+    /// to it. The previous snapshot keeps serving if this fails or is killed.
+    Refresh(RefreshArgs),
+    /// Print docs/configuration.md (every option, its variable and default).
+    #[command(hide = true)]
+    ConfigReference,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RefreshArgs {
+    /// The dataset to refresh (e.g. befolkning).
+    #[arg(long)]
+    dataset: String,
+    /// Import this folder (manifest.json and one folder of Parquet files per table) instead
+    /// of generating synthetic data.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Seed for generated data (a different seed gives different numbers).
+    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SEED)]
+    seed: u64,
+    /// Scale for generated data (default: that of the current snapshot).
+    #[arg(long)]
+    scale: Option<f64>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -217,11 +251,19 @@ struct ServeArgs {
     #[arg(long, env = "DATAKUBE_SAML_SP_CERT")]
     saml_sp_cert: Option<PathBuf>,
     /// Do not generate the demo datasets on first start (for catalogs that read other data).
-    #[arg(long)]
+    #[arg(long, env = "DATAKUBE_NO_DEMO_DATA")]
     no_demo_data: bool,
     /// Scale of the demo data generated on first start.
-    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
+    #[arg(long, env = "DATAKUBE_DEMO_SCALE", default_value_t = datakube_datagen::DEFAULT_SCALE)]
     demo_scale: f64,
+    /// Seconds between checks for changed cube definitions and new dataset snapshots
+    /// (`datakube refresh`); a change is validated and swapped in whole, or refused.
+    #[arg(long, env = "DATAKUBE_RELOAD_POLL_SECONDS", default_value_t = 5)]
+    reload_poll_seconds: u64,
+    /// Old snapshots kept per dataset besides the current one (for other replicas on shared
+    /// storage that may still read them); older ones are deleted once no query uses them.
+    #[arg(long, env = "DATAKUBE_KEEP_SNAPSHOTS", default_value_t = 1)]
+    keep_snapshots: usize,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -257,6 +299,8 @@ impl Default for ServeArgs {
             saml_sp_key: None,
             saml_sp_cert: None,
             no_demo_data: false,
+            reload_poll_seconds: 5,
+            keep_snapshots: 1,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -272,6 +316,13 @@ struct ValidateArgs {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = config::config_path(&args)
+        && let Err(e) = config::apply(&path)
+    {
+        eprintln!("datakube: error: {e:#}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command.clone_command() {
@@ -284,6 +335,23 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Explain(a)) => explain(&cli, &a),
+        Some(Command::Refresh(a)) => refresh::refresh(&refresh::RefreshRequest {
+            data_dir: &cli.data_dir,
+            definitions: &cli.cube_definitions,
+            dataset: &a.dataset,
+            from: a.from.as_deref(),
+            seed: a.seed,
+            scale: a.scale,
+            engine: a.engine.config(),
+        })
+        .map(|id| {
+            println!("{}: snapshot {id} is current", a.dataset);
+            ExitCode::SUCCESS
+        }),
+        Some(Command::ConfigReference) => {
+            print!("{}", config::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -306,6 +374,8 @@ impl CloneCommand for Option<Command> {
             Some(Command::Validate(a)) => Some(Command::Validate(a.clone())),
             Some(Command::Schema) => Some(Command::Schema),
             Some(Command::Explain(a)) => Some(Command::Explain(a.clone())),
+            Some(Command::Refresh(a)) => Some(Command::Refresh(a.clone())),
+            Some(Command::ConfigReference) => Some(Command::ConfigReference),
         }
     }
 }
@@ -375,7 +445,10 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
             pool_size: 1,
             ..Default::default()
         })?;
-        Some(schemas::ParquetSchemas::new(engine, cli.data_dir.clone()))
+        Some(schemas::ParquetSchemas::new(
+            engine,
+            datakube_engine::storage::Snapshots::current(&cli.data_dir)?,
+        ))
     };
     match datakube_model::load_catalog(
         &path,
@@ -414,8 +487,12 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
 
 /// The cube definitions, checked against the Parquet files; every problem is printed as
 /// `file:line:column` before the error.
-fn load_catalog(cli: &Cli, engine: &Engine) -> anyhow::Result<datakube_model::Catalog> {
-    let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
+fn load_catalog(
+    cli: &Cli,
+    engine: &Engine,
+    snapshots: &datakube_engine::storage::Snapshots,
+) -> anyhow::Result<datakube_model::Catalog> {
+    let provider = schemas::ParquetSchemas::new(engine.clone(), snapshots.clone());
     match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
         Ok(c) => Ok(c),
         Err(diags) => {
@@ -432,8 +509,9 @@ fn load_catalog(cli: &Cli, engine: &Engine) -> anyhow::Result<datakube_model::Ca
 
 fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let catalog = load_catalog(cli, &engine)?;
-    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
+    let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir)?;
+    let catalog = load_catalog(cli, &engine, &snapshots)?;
+    let members = datakube_members::MemberStore::load(&engine, &snapshots, &catalog).context("loading members")?;
     let lang = if a.lang.eq_ignore_ascii_case("en") {
         datakube_model::Lang::En
     } else {
@@ -443,7 +521,7 @@ fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         catalog: &catalog,
         members: &members,
         engine: &engine,
-        data_dir: &cli.data_dir,
+        snapshots: &snapshots,
         lang,
         lcid: if lang == datakube_model::Lang::Da { 1030 } else { 1033 },
         access: match a.kommune {
@@ -500,7 +578,22 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let catalog = load_catalog(cli, &engine)?;
+    // The first runtime is built exactly as every reload builds one (snapshots pinned,
+    // definitions validated against them, members loaded).
+    let runtime = match reload::build_runtime(&engine, &cli.data_dir, &cli.cube_definitions) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "the cube definitions in {} (or the data in {}) have errors (listed above); fix them or run `datakube validate`",
+                cli.cube_definitions.display(),
+                cli.data_dir.display()
+            );
+        }
+    };
+    let catalog = runtime.catalog.clone();
     let tls_source = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
             cert: cert.clone(),
@@ -518,11 +611,6 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         catalog: catalog.name.clone(),
         cubes: cube_names(&catalog),
     };
-    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
-    let now: String = engine
-        .connection()?
-        .query_row("SELECT strftime(now(), '%Y-%m-%dT%H:%M:%S')", [], |r| r.get(0))
-        .context("reading the clock")?;
     let host = if a.listen.ip().is_loopback() {
         "localhost".to_string()
     } else {
@@ -532,25 +620,36 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         data_source_url: format!("https://{host}:{}/xmla", a.listen.port()),
         ..Default::default()
     };
-    let runtime = datakube_xmla::service::Runtime {
-        catalog: catalog.clone(),
-        members,
-        schema_updated: now.clone(),
-        data_updated: now,
-    };
     let mut service = datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
-        Box::new(datakube_query::xmla::QueryExecutor {
-            engine: engine.clone(),
-            data_dir: cli.data_dir.clone(),
-        }),
+        Box::new(datakube_query::xmla::QueryExecutor { engine: engine.clone() }),
     );
+    let metrics = metrics::Metrics::new();
+    {
+        let m = metrics.clone();
+        datakube_query::observe::set_sql_observer(Box::new(move |cube, d| m.observe_sql(cube, d.as_secs_f64())));
+    }
+    service.observer = Some(metrics.clone());
     let state_dir = a.state_dir.clone().unwrap_or_else(|| cli.data_dir.join("state"));
     let auth = auth::AuthSetup::open(a, &state_dir, development, &catalog.security)?;
     service.impersonation = Some(auth.impersonation.clone());
     service.audit = Some(auth.audit.clone());
     let service = Arc::new(service);
+    let reloader = reload::Reloader::new(
+        service.clone(),
+        engine.clone(),
+        cli.data_dir.clone(),
+        cli.cube_definitions.clone(),
+        a.keep_snapshots,
+        metrics.clone(),
+    );
+    if a.reload_poll_seconds > 0 {
+        reloader.spawn_poller(std::time::Duration::from_secs(a.reload_poll_seconds));
+    }
+    // The portal's administration pages read and trigger reloads through this (the portal
+    // router is wired with it when the portal is merged).
+    let _admin: Arc<dyn datakube_portal::admin::Admin> = reloader.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -559,12 +658,19 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
         let wired = auth.wire(a, &public_url).await?;
+        let ops = Arc::new(reload::OpsHandler {
+            reloader: reloader.clone(),
+            auth: wired.authenticator.clone(),
+        });
         let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
             service,
             auth: wired.authenticator,
             audit: Some(auth.audit.clone()),
         });
-        let mut router = datakube_http::Router::new(xmla);
+        let mut router = datakube_http::Router::new(xmla)
+            .route("/metrics", ops.clone())
+            .route("/ready", ops.clone())
+            .route("/admin/", ops);
         for p in datakube_auth::web::PATHS {
             router = router.route(p, Arc::new(wired.web.clone()));
         }

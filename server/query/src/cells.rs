@@ -6,9 +6,9 @@
 //! Keys go in as literals made from typed keys ([`datakube_members::Key::sql_literal`]);
 //! identifiers come only from the cube definitions.
 
+use datakube_engine::storage::Snapshots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
 
 use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Aggregator, FilterValue};
@@ -81,7 +81,7 @@ type BatchKey = (Vec<u16>, Vec<u32>, Vec<(HierIdx, u32)>, Option<u32>);
 pub struct CellFetcher<'s, 'a> {
     space: &'s Space<'a>,
     engine: &'s Engine,
-    data_dir: &'s Path,
+    data_dir: &'s Snapshots,
     scope: RowScope,
     restrictions: Restrictions,
     /// Values fetched so far; shared with the fetchers made by [`CellFetcher::fresh`], so a
@@ -97,7 +97,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     pub fn new(
         space: &'s Space<'a>,
         engine: &'s Engine,
-        data_dir: &'s Path,
+        data_dir: &'s Snapshots,
         scope: RowScope,
         restrictions: Restrictions,
         cancel: Option<&'s datakube_engine::CancelToken>,
@@ -471,7 +471,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
 /// `None` when the All member is among them.
 fn members_filter(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     ids: &[u32],
     joins: &mut Vec<String>,
@@ -580,7 +580,7 @@ fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 /// the level's key is not in the fact table.
 fn key_expression(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     level: u16,
     joins: &mut Vec<String>,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod format;
+pub mod observe;
 pub mod security;
 pub mod space;
 pub mod tabular;

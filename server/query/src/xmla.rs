@@ -1,7 +1,5 @@
 //! The query engine behind the XMLA `Execute` method.
 
-use std::path::PathBuf;
-
 use datakube_engine::Engine;
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
@@ -14,7 +12,6 @@ use crate::exec::{QueryContext, execute};
 
 pub struct QueryExecutor {
     pub engine: Engine,
-    pub data_dir: PathBuf,
 }
 
 impl Executor for QueryExecutor {
@@ -40,7 +37,7 @@ impl Executor for QueryExecutor {
             catalog: &runtime.catalog,
             members: &runtime.members,
             engine: &self.engine,
-            data_dir: &self.data_dir,
+            snapshots: &runtime.snapshots,
             lang,
             lcid,
             access: crate::security::Access::from_principal(principal, &runtime.catalog.security.disclosure_marker),
