@@ -569,3 +569,71 @@ fn a_broken_definition_keeps_the_old_cube_answering_and_metrics_count_requests()
     );
     assert_eq!(sample(&after_fix, "datakube_definitions_valid", &[]), 1.0);
 }
+
+#[test]
+fn ready_is_503_while_starting_and_200_once_loaded_with_json_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(datakube_bin())
+        .current_dir(repo_root())
+        .args([
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+            "serve",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--demo-scale", "0.002"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
+    // The first start generates the demo data: /health answers, /ready says not yet.
+    wait_until("/health while starting", 60, || curl(&[&url("/health")]).1 == "200");
+    let (body, code) = curl(&[&url("/ready")]);
+    assert_eq!(code, "503", "{body}");
+    assert!(body.contains("starting"), "{body}");
+    wait_until("/ready once loaded", 300, || curl(&[&url("/ready")]).1 == "200");
+    let (_, code) = curl(&[&url("/metrics")]);
+    assert_eq!(code, "200");
+    sigterm(child.id());
+    child.wait().unwrap();
+    let lines = lines.join().unwrap();
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        json.iter()
+            .any(|v| v["fields"]["path"] == "/ready" && v["fields"]["status"] == 503),
+        "a JSON request log line for the 503"
+    );
+    assert!(
+        json.iter()
+            .all(|v| v["level"].is_string() && v["timestamp"].is_string())
+    );
+}
+
+/// SIGTERM through the `kill` program (no libc binding in the tests).
+fn sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}

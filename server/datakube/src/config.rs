@@ -172,6 +172,45 @@ mod tests {
     }
 
     #[test]
+    fn file_values_apply_below_the_environment_and_the_command_line() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("datakube.toml");
+        std::fs::write(
+            &f,
+            "keep-snapshots = 3\nreload_poll_seconds = 9\ndemo-scale = 0.5\noidc-audience = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        // SAFETY: no other test of this binary reads or writes these variables.
+        unsafe { std::env::set_var("DATAKUBE_RELOAD_POLL_SECONDS", "7") };
+        super::apply(&f).unwrap();
+        let serve = |args: &[&str]| {
+            let mut all = vec!["datakube", "serve"];
+            all.extend_from_slice(args);
+            match crate::Cli::try_parse_from(all).unwrap().command {
+                Some(crate::Command::Serve(a)) => a,
+                _ => unreachable!(),
+            }
+        };
+        let a = serve(&[]);
+        assert_eq!(a.keep_snapshots, 3, "file over default");
+        assert_eq!(a.reload_poll_seconds, 7, "environment over file");
+        assert_eq!(a.demo_scale, 0.5);
+        assert_eq!(a.oidc_audience, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            serve(&["--keep-snapshots", "5"]).keep_snapshots,
+            5,
+            "command line over file"
+        );
+
+        std::fs::write(&f, "no-such-option = 1\n").unwrap();
+        let e = super::apply(&f).unwrap_err().to_string();
+        assert!(e.contains("datakube.toml") && e.contains("no-such-option"), "{e}");
+        std::fs::write(&f, "listen = \n").unwrap();
+        assert!(super::apply(&f).unwrap_err().to_string().contains("datakube.toml"));
+    }
+
+    #[test]
     fn every_serve_option_has_an_environment_variable() {
         use clap::CommandFactory;
         let cmd = crate::Cli::command();

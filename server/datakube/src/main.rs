@@ -563,6 +563,57 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
             a.listen
         );
     }
+    // Listen first: while data is generated and the runtime loads, /health answers 200 and
+    // /ready (like every other path) 503, so orchestrators neither kill nor route to us.
+    let tls_source = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => datakube_http::tls::TlsSource::SelfSigned {
+            dir: cli.data_dir.join("tls"),
+        },
+    };
+    let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    // /health and /version report the catalog as the definitions name it (read without data).
+    let declared = datakube_model::load_catalog(&cli.cube_definitions, None).ok();
+    let info = datakube_http::ServerInfo {
+        name: "datakube",
+        version: env!("CARGO_PKG_VERSION"),
+        duckdb: engine.version().to_string(),
+        catalog: declared.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        cubes: declared.as_ref().map(cube_names).unwrap_or_default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(a.listen))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let starting = Arc::new(reload::Starting::default());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, starting) = (stop.clone(), starting.clone());
+        rt.spawn(async move {
+            datakube_http::shutdown_signal().await;
+            if !starting.is_started() {
+                tracing::warn!("stopped while starting");
+                std::process::exit(1);
+            }
+            stop.notify_one();
+        });
+    }
+    let server = datakube_http::Server {
+        listen: addr,
+        tls,
+        info,
+        handler: starting.clone(),
+    };
+    let server_task = {
+        let stop = stop.clone();
+        rt.spawn(async move { server.run(listener, async move { stop.notified().await }).await })
+    };
+
     if !a.no_demo_data && !datakube_datagen::is_generated(&cli.data_dir) {
         tracing::info!(
             "first start: no datasets in {}; generating the demo data",
@@ -577,7 +628,6 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
     }
-    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
     // The first runtime is built exactly as every reload builds one (snapshots pinned,
     // definitions validated against them, members loaded).
     let runtime = match reload::build_runtime(&engine, &cli.data_dir, &cli.cube_definitions) {
@@ -594,23 +644,6 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let catalog = runtime.catalog.clone();
-    let tls_source = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => datakube_http::tls::TlsSource::SelfSigned {
-            dir: cli.data_dir.join("tls"),
-        },
-    };
-    let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
-    let info = datakube_http::ServerInfo {
-        name: "datakube",
-        version: env!("CARGO_PKG_VERSION"),
-        duckdb: engine.version().to_string(),
-        catalog: catalog.name.clone(),
-        cubes: cube_names(&catalog),
-    };
     let host = if a.listen.ip().is_loopback() {
         "localhost".to_string()
     } else {
@@ -650,43 +683,31 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     // The portal's administration pages read and trigger reloads through this (the portal
     // router is wired with it when the portal is merged).
     let _admin: Arc<dyn datakube_portal::admin::Admin> = reloader.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
-        let addr = listener.local_addr()?;
-        let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
-        let wired = auth.wire(a, &public_url).await?;
-        let ops = Arc::new(reload::OpsHandler {
-            reloader: reloader.clone(),
-            auth: wired.authenticator.clone(),
-        });
-        let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
-            service,
-            auth: wired.authenticator,
-            audit: Some(auth.audit.clone()),
-        });
-        let mut router = datakube_http::Router::new(xmla)
-            .route("/metrics", ops.clone())
-            .route("/ready", ops.clone())
-            .route("/admin/", ops);
-        for p in datakube_auth::web::PATHS {
-            router = router.route(p, Arc::new(wired.web.clone()));
-        }
-        let mut router = router.route("/tokens/", Arc::new(wired.web.clone()));
-        if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
-            router = router.route("/saml/", Arc::new(saml));
-        }
-        let server = datakube_http::Server {
-            listen: addr,
-            tls,
-            info,
-            handler: Arc::new(router),
-        };
-        print_banner(addr, &cert_file, &catalog, &public_url, &auth, development);
-        server.run(listener, datakube_http::shutdown_signal()).await
-    })?;
+    let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
+    let wired = rt.block_on(auth.wire(a, &public_url))?;
+    let ops = Arc::new(reload::OpsHandler {
+        reloader: reloader.clone(),
+        auth: wired.authenticator.clone(),
+    });
+    let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
+        service,
+        auth: wired.authenticator,
+        audit: Some(auth.audit.clone()),
+    });
+    let mut router = datakube_http::Router::new(xmla)
+        .route("/metrics", ops.clone())
+        .route("/ready", ops.clone())
+        .route("/admin/", ops);
+    for p in datakube_auth::web::PATHS {
+        router = router.route(p, Arc::new(wired.web.clone()));
+    }
+    let mut router = router.route("/tokens/", Arc::new(wired.web.clone()));
+    if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
+        router = router.route("/saml/", Arc::new(saml));
+    }
+    starting.start(Arc::new(router));
+    print_banner(addr, &cert_file, &catalog, &public_url, &auth, development);
+    rt.block_on(server_task)??;
     Ok(ExitCode::SUCCESS)
 }
 

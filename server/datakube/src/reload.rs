@@ -392,6 +392,40 @@ pub fn read_refresh_log(data_dir: &Path) -> Vec<LoggedRefresh> {
         .collect()
 }
 
+/// The handler while the server starts: 503 (`/ready` included) until [`Starting::start`]
+/// hands over the real router. (`/health` and `/version` are answered by the HTTP layer.)
+#[derive(Default)]
+pub struct Starting {
+    handler: std::sync::OnceLock<Arc<dyn datakube_http::Handler>>,
+}
+
+impl Starting {
+    pub fn start(&self, handler: Arc<dyn datakube_http::Handler>) {
+        let _ = self.handler.set(handler);
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.handler.get().is_some()
+    }
+}
+
+impl datakube_http::Handler for Starting {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<HttpResponse> {
+        match self.handler.get() {
+            Some(h) => h.handle(req),
+            None => Box::pin(async move {
+                let mut r = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"status": "starting", "reason": "loading data and cube definitions"}),
+                );
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, "5".parse().expect("static header"));
+                r
+            }),
+        }
+    }
+}
+
 /// `/metrics`, `/ready`, `/admin/status` and `/admin/reload`.
 pub struct OpsHandler {
     pub reloader: Arc<Reloader>,
