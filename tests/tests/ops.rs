@@ -568,6 +568,72 @@ fn a_broken_definition_keeps_the_old_cube_answering_and_metrics_count_requests()
         ) >= 1.0
     );
     assert_eq!(sample(&after_fix, "datakube_definitions_valid", &[]), 1.0);
+
+    // Import a snapshot from a folder (Parquet + manifest): Tilflyttede doubled.
+    let cur = snapshot_dir(&data, "befolkning", &id);
+    let incoming = tmp.path().join("incoming");
+    copy_dir(&cur, &incoming);
+    std::fs::remove_dir_all(incoming.join("bestand")).unwrap();
+    let write_bestand = |to: &Path, select: &str| {
+        let conn = datakube_engine::open_connection(&datakube_engine::EngineConfig::default()).unwrap();
+        conn.execute_batch(&format!(
+            "COPY (SELECT {select} FROM {}) TO {} (FORMAT parquet, PARTITION_BY (aar), WRITE_PARTITION_COLUMNS true)",
+            parquet(&cur, "bestand"),
+            datakube_engine::sql_string(&to.join("bestand").to_string_lossy())
+        ))
+        .unwrap();
+    };
+    write_bestand(&incoming, "* REPLACE (tilflyttede * 2 AS tilflyttede)");
+    let refresh_from = |folder: &Path| {
+        Command::new(datakube_bin())
+            .current_dir(repo_root())
+            .args(["--data-dir", data.to_str().unwrap(), "--cube-definitions"])
+            .arg(&defs)
+            .args(["refresh", "--dataset", "befolkning", "--from"])
+            .arg(folder)
+            .output()
+            .unwrap()
+    };
+    let out = refresh_from(&incoming);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let imported = current_id(&data, "befolkning");
+    assert_ne!(imported, id);
+    let doubled = expected(&data, &imported);
+    assert!(close(doubled["ALL"].0, 2.0 * figures["ALL"].0) && close(doubled["ALL"].1, figures["ALL"].1));
+    wait_until("the imported snapshot to be served", 30, || {
+        status(&server)["snapshots"]["befolkning"] == imported.as_str()
+    });
+    assert!(same(&answer(&server, &sexes).unwrap(), &doubled));
+
+    // A folder that does not fit the definitions (no `foedte`) is refused before CURRENT moves.
+    let bad = tmp.path().join("incoming-bad");
+    copy_dir(&incoming, &bad);
+    std::fs::remove_dir_all(bad.join("bestand")).unwrap();
+    write_bestand(&bad, "* EXCLUDE (foedte)");
+    let out = refresh_from(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("befolkning.yaml:") && stderr.contains("foedte") && stderr.contains("CURRENT is unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(current_id(&data, "befolkning"), imported);
+    let snaps: Vec<String> = std::fs::read_dir(data.join("datasets/befolkning/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(
+        snaps.iter().all(|n| *n == imported || *n == id),
+        "the refused snapshot is removed: {snaps:?}"
+    );
+    assert!(same(&answer(&server, &sexes).unwrap(), &doubled));
+    let st = status(&server);
+    assert!(
+        st["refreshes"][0]["outcome"].as_str().unwrap().starts_with("failed:"),
+        "{st}"
+    );
 }
 
 #[test]
