@@ -417,7 +417,13 @@ fn a_broken_definition_keeps_the_old_cube_answering_and_metrics_count_requests()
     let data = tmp.path().join("data");
     let defs = tmp.path().join("defs");
     copy_dir(&repo_root().join("cube-definitions"), &defs);
-    let server = Server::start_full(&data, &defs, &["--reload-poll-seconds", "1"]);
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let server = Server::start_full(
+        &data,
+        &defs,
+        &["--reload-poll-seconds", "1", "--refresh-inbox", inbox.to_str().unwrap()],
+    );
     let id = current_id(&data, "befolkning");
     let figures = expected(&data, &id);
     let sexes: Vec<String> = figures.keys().filter(|k| *k != "ALL").cloned().collect();
@@ -634,6 +640,36 @@ fn a_broken_definition_keeps_the_old_cube_answering_and_metrics_count_requests()
         st["refreshes"][0]["outcome"].as_str().unwrap().starts_with("failed:"),
         "{st}"
     );
+
+    // The watched inbox: a folder is taken only once its READY file exists.
+    let drop = inbox.join("befolkning-2025-06-01");
+    copy_dir(&incoming, &drop);
+    std::fs::remove_dir_all(drop.join("bestand")).unwrap();
+    write_bestand(&drop, "* REPLACE (tilflyttede * 3 AS tilflyttede)");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(current_id(&data, "befolkning"), imported, "no READY file: not imported");
+    std::fs::write(drop.join("READY"), b"").unwrap();
+    wait_until("the inbox folder to be imported", 60, || {
+        inbox.join(".done/befolkning-2025-06-01").is_dir()
+    });
+    let tripled_id = current_id(&data, "befolkning");
+    assert_ne!(tripled_id, imported);
+    let tripled = expected(&data, &tripled_id);
+    assert!(close(tripled["ALL"].0, 3.0 * figures["ALL"].0));
+    wait_until("the inbox snapshot to be served", 30, || {
+        status(&server)["snapshots"]["befolkning"] == tripled_id.as_str()
+    });
+    assert!(same(&answer(&server, &sexes).unwrap(), &tripled));
+    // A broken delivery lands in .failed with the reason.
+    let broken = inbox.join("befolkning-broken");
+    copy_dir(&bad, &broken);
+    std::fs::write(broken.join("READY"), b"").unwrap();
+    wait_until("the broken inbox folder to be refused", 60, || {
+        inbox.join(".failed/befolkning-broken/ERROR.txt").is_file()
+    });
+    let why = std::fs::read_to_string(inbox.join(".failed/befolkning-broken/ERROR.txt")).unwrap();
+    assert!(why.contains("CURRENT is unchanged"), "{why}");
+    assert_eq!(current_id(&data, "befolkning"), tripled_id);
 }
 
 #[test]

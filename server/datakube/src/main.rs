@@ -264,6 +264,12 @@ struct ServeArgs {
     /// storage that may still read them); older ones are deleted once no query uses them.
     #[arg(long, env = "DATAKUBE_KEEP_SNAPSHOTS", default_value_t = 1)]
     keep_snapshots: usize,
+    /// A folder watched for new snapshots: a sub-folder with manifest.json (naming the
+    /// dataset), one folder of Parquet files per table and a READY file is imported like
+    /// `datakube refresh --from`, then moved to .done/ (or .failed/ with ERROR.txt). Give it
+    /// to one replica only.
+    #[arg(long, env = "DATAKUBE_REFRESH_INBOX")]
+    refresh_inbox: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -301,6 +307,7 @@ impl Default for ServeArgs {
             no_demo_data: false,
             reload_poll_seconds: 5,
             keep_snapshots: 1,
+            refresh_inbox: None,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -675,6 +682,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         cli.data_dir.clone(),
         cli.cube_definitions.clone(),
         a.keep_snapshots,
+        a.refresh_inbox.clone().map(|d| (d, a.engine.config())),
         metrics.clone(),
     );
     if a.reload_poll_seconds > 0 {

@@ -5,7 +5,8 @@
 //! At every moment the previous snapshot stays current and intact: the new one is written
 //! into `snapshots/.tmp-*`, renamed to its content id, checked, and only then named by
 //! `CURRENT`. Killed before that (even `kill -9`), it leaves a folder the next refresh or the
-//! server's sweep removes. Each run is recorded in `<data-dir>/refresh-log.jsonl`.
+//! server's sweep removes. Each run is recorded in `<data-dir>/refresh-log.jsonl`. The server
+//! runs the same import for folders dropped into `--refresh-inbox`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,7 @@ pub fn refresh(r: &RefreshRequest) -> anyhow::Result<String> {
 /// Stage, validate, switch. Returns the id and whether `CURRENT` changed.
 fn run(r: &RefreshRequest) -> anyhow::Result<(String, bool)> {
     let _marker = RefreshMarker::create(r.data_dir, r.dataset)?;
+    storage::remove_stale_tmp(r.data_dir, r.dataset);
     let previous = storage::current_snapshot(r.data_dir, r.dataset).ok().map(|(id, _)| id);
     let id = match r.from {
         Some(folder) => import(r.data_dir, r.dataset, folder)?,

@@ -109,6 +109,8 @@ pub struct Reloader {
     data_dir: PathBuf,
     definitions: PathBuf,
     keep_snapshots: usize,
+    /// `--refresh-inbox`: folders dropped here are imported as snapshots.
+    inbox: Option<(PathBuf, datakube_engine::EngineConfig)>,
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
     /// One reload at a time.
@@ -122,6 +124,7 @@ impl Reloader {
         data_dir: PathBuf,
         definitions: PathBuf,
         keep_snapshots: usize,
+        inbox: Option<(PathBuf, datakube_engine::EngineConfig)>,
         metrics: Arc<Metrics>,
     ) -> Arc<Reloader> {
         let rt = service.runtime();
@@ -144,6 +147,7 @@ impl Reloader {
             data_dir,
             definitions,
             keep_snapshots,
+            inbox,
             metrics,
             state: Mutex::new(state),
             busy: Mutex::new(()),
@@ -215,6 +219,7 @@ impl Reloader {
     /// One poll: reload when the definitions or a `CURRENT` changed since the last attempt,
     /// then delete snapshots no runtime uses any more.
     pub fn poll(&self) {
+        self.import_inbox();
         let (defs_changed, data_changed) = {
             let st = self.state();
             (
@@ -227,6 +232,66 @@ impl Reloader {
         }
         for dir in storage::sweep(&self.data_dir, self.keep_snapshots) {
             tracing::info!("old snapshot deleted (no query uses it): {}", dir.display());
+        }
+    }
+
+    /// Import every folder in the inbox that holds a `READY` file (written last by whoever
+    /// delivers it, so a half-copied folder is never read): `datakube refresh --from` for the
+    /// dataset its `manifest.json` names. The folder then moves to `.done/` or, with an
+    /// `ERROR.txt`, to `.failed/`.
+    fn import_inbox(&self) {
+        let Some((inbox, engine)) = &self.inbox else { return };
+        let Ok(entries) = std::fs::read_dir(inbox) else { return };
+        let mut folders: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.join("READY").is_file()
+                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        folders.sort();
+        for folder in folders {
+            let name = folder.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            let dataset = std::fs::read_to_string(folder.join("manifest.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("dataset").and_then(|d| d.as_str()).map(str::to_string));
+            let result = match &dataset {
+                None => Err(anyhow::anyhow!(
+                    "{}: manifest.json must name the dataset (\"dataset\": \"...\")",
+                    folder.display()
+                )),
+                Some(ds) => crate::refresh::refresh(&crate::refresh::RefreshRequest {
+                    data_dir: &self.data_dir,
+                    definitions: &self.definitions,
+                    dataset: ds,
+                    from: Some(&folder),
+                    seed: 0,
+                    scale: None,
+                    engine: engine.clone(),
+                }),
+            };
+            let target = match &result {
+                Ok(id) => {
+                    tracing::info!(dataset = ?dataset, snapshot = %id, "inbox folder imported: {}", folder.display());
+                    inbox.join(".done")
+                }
+                Err(e) => {
+                    tracing::error!("inbox folder {} refused: {e:#}", folder.display());
+                    let _ = std::fs::write(folder.join("ERROR.txt"), format!("{e:#}\n"));
+                    inbox.join(".failed")
+                }
+            };
+            let _ = std::fs::create_dir_all(&target);
+            if let Err(e) = std::fs::rename(&folder, target.join(&name)) {
+                tracing::error!(
+                    "cannot move inbox folder {}: {e}; remove its READY file",
+                    folder.display()
+                );
+                let _ = std::fs::remove_file(folder.join("READY"));
+            }
         }
     }
 

@@ -306,6 +306,22 @@ impl Drop for RefreshMarker {
     }
 }
 
+/// Remove `snapshots/.tmp-<pid>-*` folders of `dataset` whose process is gone (a refresh
+/// that was killed).
+pub fn remove_stale_tmp(data_dir: &Path, dataset: &str) {
+    let snaps = data_dir.join("datasets").join(dataset).join("snapshots");
+    let Ok(entries) = std::fs::read_dir(&snaps) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        if let Some(rest) = n.strip_prefix(".tmp-")
+            && let Some(pid) = rest.split('-').next()
+            && !process_alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Whether process `pid` runs (Linux `/proc`; elsewhere assumed alive).
 fn process_alive(pid: &str) -> bool {
     if !Path::new("/proc/self").exists() {
