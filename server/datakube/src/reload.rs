@@ -358,6 +358,8 @@ impl Reloader {
     }
 }
 
+/// For the portal. `reload` builds a whole runtime (seconds on large data): call it from a
+/// blocking thread (`tokio::task::spawn_blocking`), not on the async executor.
 impl Admin for Reloader {
     fn definitions(&self) -> DefinitionsStatus {
         self.state().definitions.clone()
