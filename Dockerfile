@@ -31,16 +31,22 @@ RUN /usr/local/lib/datakube/system-deps --runtime && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/datakube /usr/local/bin/datakube
 COPY --from=build /out/lib/libduckdb.so /usr/local/lib/libduckdb.so
 COPY --from=build /out/lib/LICENSE /usr/local/share/doc/duckdb/LICENSE
-# The shipped cube definitions; mount your own at /config/cube-definitions.
-COPY cube-definitions /config/cube-definitions
+# The shipped cube definitions (the default); to use and hot-reload your own, mount them and set
+# cube-definitions = "/config/cube-definitions" (or DATAKUBE_CUBE_DEFINITIONS).
+COPY cube-definitions /usr/share/datakube/cube-definitions
 RUN ldconfig
+# The image's defaults are a configuration file, not environment variables, so that a mounted
+# /config/datakube.toml (DATAKUBE_CONFIG=/config/datakube.toml) can change every one of them
+# (environment variables would take precedence over any file). DATAKUBE_* variables and
+# command-line options still override the file.
+RUN mkdir -p /etc/datakube && printf '%s\n' \
+      'data-dir = "/data"' \
+      'cube-definitions = "/usr/share/datakube/cube-definitions"' \
+      'listen = "0.0.0.0:8443"' \
+      'log-format = "json"' > /etc/datakube/datakube.toml
+ENV DATAKUBE_CONFIG=/etc/datakube/datakube.toml
 USER datakube:datakube
 WORKDIR /data
-# Every option can also come from /config/datakube.toml (mounted) or DATAKUBE_* variables.
-ENV DATAKUBE_DATA_DIR=/data \
-    DATAKUBE_CUBE_DEFINITIONS=/config/cube-definitions \
-    DATAKUBE_LISTEN=0.0.0.0:8443 \
-    DATAKUBE_LOG_FORMAT=json
 EXPOSE 8443
 # /data: datasets (Parquet snapshots), TLS certificate, tokens and the audit log (state/).
 # /config: cube definitions, datakube.toml, certificates, IdP metadata (read-only is fine).
