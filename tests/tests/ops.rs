@@ -178,14 +178,31 @@ fn refresh_switches_queries_whole_and_a_killed_refresh_leaves_the_old_snapshot_s
         "the server answers from the old snapshot first"
     );
 
-    // (b) kill -9 mid-way, twice: as soon as the new snapshot's folder appears, and later.
-    for (seed, delay) in [(11, Duration::ZERO), (12, Duration::from_secs(4))] {
-        let mut child = refresh_command(&data, seed).spawn().unwrap();
+    // (b) kill -9 mid-way, twice: as soon as the new snapshot's .tmp folder appears (while it is
+    // written), and once it is complete, renamed and being validated or about to be made
+    // current (an injected pause holds the refresh just before it switches CURRENT).
+    let staged = |data: &Path| -> Vec<String> {
+        std::fs::read_dir(data.join("datasets/befolkning/snapshots"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.') && *n != old_id)
+            .collect()
+    };
+    for (seed, late) in [(11, false), (12, true)] {
+        let mut cmd = refresh_command(&data, seed);
+        if late {
+            cmd.env("DATAKUBE_TEST_PAUSE_BEFORE_SWITCH_MS", "120000");
+        }
+        let mut child = cmd.spawn().unwrap();
         let pid = child.id();
-        wait_until("the refresh's .tmp folder", 120, || {
-            !tmp_dirs(&data, Some(pid)).is_empty()
-        });
-        std::thread::sleep(delay);
+        if late {
+            wait_until("the renamed new snapshot", 120, || !staged(&data).is_empty());
+        } else {
+            wait_until("the refresh's .tmp folder", 120, || {
+                !tmp_dirs(&data, Some(pid)).is_empty()
+            });
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert_eq!(
@@ -204,6 +221,8 @@ fn refresh_switches_queries_whole_and_a_killed_refresh_leaves_the_old_snapshot_s
             "old snapshot still serving"
         );
         assert_eq!(status(&server)["snapshots"]["befolkning"], old_id.as_str());
+        // The orphaned complete snapshot is swept (never current, unused, its refresh gone).
+        wait_until("the orphaned snapshot to be swept", 30, || staged(&data).is_empty());
     }
     let refreshes = status(&server)["refreshes"].as_array().unwrap().clone();
     assert!(

@@ -131,6 +131,14 @@ fn run(r: &RefreshRequest) -> anyhow::Result<(String, bool)> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    // Fault injection for the end-to-end test that kills a refresh at its most delicate
+    // moment: snapshot complete, renamed and validated, CURRENT not yet switched.
+    if let Some(ms) = std::env::var("DATAKUBE_TEST_PAUSE_BEFORE_SWITCH_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     storage::switch_current(r.data_dir, r.dataset, &id)?;
     Ok((id, true))
 }
