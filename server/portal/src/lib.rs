@@ -10,7 +10,7 @@
 //! | `GET /` | the catalogue (other methods on `/` go to the XMLA endpoint) |
 //! | `GET /cubes/<cube>` | a cube: dimensions, hierarchies, measures, data quality, connecting |
 //! | `GET /cubes/<cube>.odc`, `.pbids` | connection files for Excel and Power BI |
-//! | `GET /admin`, `POST /admin/reload` | definitions status, reload, data refreshes (admins) |
+//! | `GET /admin`, `POST /admin/definitions/reload` | definitions status, reload, data refreshes (admins) |
 //! | `GET /admin/audit`, `/admin/audit.csv` | the audit log, filtered, and its CSV export (admins) |
 //!
 //! The portal only reads and asks: which cubes a user may open comes from
@@ -93,7 +93,7 @@ impl Portal {
             (&Method::GET, "/assets/portal.js") => asset(layout::JS, "text/javascript; charset=utf-8"),
             (&Method::GET, p) if p.starts_with("/cubes/") => self.cube_route(&req, &p["/cubes/".len()..]),
             (&Method::GET, "/admin") => self.admin_page(&req, None),
-            (&Method::POST, "/admin/reload") => self.reload(&req).await,
+            (&Method::POST, "/admin/definitions/reload") => self.reload(&req).await,
             (&Method::GET, "/admin/audit") => self.audit_page(&req),
             (&Method::GET, "/admin/audit.csv") => self.audit_csv(&req),
             _ => self.not_found(&req),
@@ -570,7 +570,7 @@ impl Portal {
             "<section class=\"card\"><h2>{defs}</h2><p>{state}</p><dl class=\"facts\">\
 <dt>{loaded}</dt><dd id=\"loaded-at\">{loaded_at}</dd><dt>{attempt}</dt><dd id=\"last-attempt\">{last}</dd></dl>{errors}\
 <h3>{cubeshead}</h3><ul class=\"plain\" id=\"loaded-cubes\">{cubes}</ul>\
-<form method=\"post\" action=\"/admin/reload\" class=\"stack\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<form method=\"post\" action=\"/admin/definitions/reload\" class=\"stack\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <button type=\"submit\" id=\"reload\">{reload}</button></form></section>\
 <section class=\"card\"><h2>{rhead}</h2><div class=\"scroll\"><table class=\"responsive refreshes\"><thead><tr><th>{c1}</th><th>{c2}</th><th>{c3}</th><th>{c4}</th><th>{c5}</th></tr></thead><tbody>{rrows}</tbody></table></div></section>\
 <p><a class=\"button secondary\" href=\"/admin/audit\">{audit}</a></p>",

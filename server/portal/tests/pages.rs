@@ -416,7 +416,12 @@ fn administration_is_for_administrators_only() {
     assert!(!home.body.contains("href=\"/admin\""), "no admin link for analysts");
     // An analyst cannot reload, even with their own CSRF token.
     let csrf = f.web.session_user(&fake_req(&aarhus)).map(|u| u.csrf).unwrap();
-    let r = f.request(Method::POST, "/admin/reload", &aarhus, &format!("csrf={csrf}"));
+    let r = f.request(
+        Method::POST,
+        "/admin/definitions/reload",
+        &aarhus,
+        &format!("csrf={csrf}"),
+    );
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(f.admin.reloads.load(Ordering::SeqCst), 0);
 
@@ -426,11 +431,16 @@ fn administration_is_for_administrators_only() {
     assert!(page.body.contains("id=\"definitions-state\">indlæst") && page.body.contains("snap1"));
     assert!(f.get("/", &admin).body.contains("href=\"/admin\""));
     // Reload needs the session's CSRF token.
-    let r = f.request(Method::POST, "/admin/reload", &admin, "csrf=wrong");
+    let r = f.request(Method::POST, "/admin/definitions/reload", &admin, "csrf=wrong");
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(f.admin.reloads.load(Ordering::SeqCst), 0);
     let csrf = between(&page.body, "name=\"csrf\" value=\"", "\"").to_string();
-    let r = f.request(Method::POST, "/admin/reload", &admin, &format!("csrf={csrf}"));
+    let r = f.request(
+        Method::POST,
+        "/admin/definitions/reload",
+        &admin,
+        &format!("csrf={csrf}"),
+    );
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(f.admin.reloads.load(Ordering::SeqCst), 1);
     assert!(r.body.contains("id=\"definitions-state\">fejl"));

@@ -6,9 +6,9 @@
 //! Keys go in as literals made from typed keys ([`datakube_members::Key::sql_literal`]);
 //! identifiers come only from the cube definitions.
 
+use datakube_engine::storage::Snapshots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
 
 use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Aggregator, FilterValue};
@@ -81,7 +81,7 @@ type BatchKey = (Vec<u16>, Vec<u32>, Vec<(HierIdx, u32)>, Option<u32>);
 pub struct CellFetcher<'s, 'a> {
     space: &'s Space<'a>,
     engine: &'s Engine,
-    data_dir: &'s Path,
+    data_dir: &'s Snapshots,
     scope: RowScope,
     restrictions: Restrictions,
     /// Values fetched so far; shared with the fetchers made by [`CellFetcher::fresh`], so a
@@ -97,7 +97,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     pub fn new(
         space: &'s Space<'a>,
         engine: &'s Engine,
-        data_dir: &'s Path,
+        data_dir: &'s Snapshots,
         scope: RowScope,
         restrictions: Restrictions,
         cancel: Option<&'s datakube_engine::CancelToken>,
@@ -476,7 +476,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
 
 /// Columns of a fact table (hive partition columns included), described once per snapshot
 /// glob; empty when they cannot be read (then nothing is pruned).
-fn fact_columns(engine: &Engine, glob: &Path) -> std::sync::Arc<HashSet<String>> {
+fn fact_columns(engine: &Engine, glob: &std::path::Path) -> std::sync::Arc<HashSet<String>> {
     use std::sync::{Arc, Mutex, OnceLock};
     static KNOWN: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<HashSet<String>>>>> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
@@ -522,7 +522,7 @@ fn on_fact(e: &str, fact_cols: &HashSet<String>) -> Option<String> {
 /// The pruning filter of a restriction whose members all sit on one level (see [`on_fact`]).
 fn single_level_on_fact(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     ids: &[u32],
     fact_cols: &HashSet<String>,
@@ -546,7 +546,7 @@ fn single_level_on_fact(
 /// `None` when the All member is among them.
 fn members_filter(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     ids: &[u32],
     joins: &mut Vec<String>,
@@ -655,7 +655,7 @@ pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 /// the level's key is not in the fact table.
 fn key_expression(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     level: u16,
     joins: &mut Vec<String>,

@@ -71,7 +71,7 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
     let access = ctx.access.for_cube(cube)?;
     let space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
     let env = Env::new(&space);
-    let glob = datakube_members::source_glob(ctx.data_dir, &dt.source).map_err(QueryError::Execution)?;
+    let glob = datakube_members::source_glob(ctx.snapshots, &dt.source).map_err(QueryError::Execution)?;
     let from = format!(
         "read_parquet({}, hive_partitioning = true)",
         sql_string(&glob.to_string_lossy())

@@ -1,7 +1,7 @@
 //! Executing an MDX SELECT: names → sets → cells (SQL in batches) → a `CellSet`.
 
+use datakube_engine::storage::Snapshots;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use datakube_engine::Engine;
 use datakube_mdx::ast::{CubeSource, Definition, Expr, ObjectName, Select, Statement};
@@ -27,7 +27,8 @@ pub struct QueryContext<'a> {
     pub catalog: &'a Catalog,
     pub members: &'a MemberStore,
     pub engine: &'a Engine,
-    pub data_dir: &'a Path,
+    /// The snapshots the model was loaded from: every SQL reads these, never `CURRENT`.
+    pub snapshots: &'a Snapshots,
     pub lang: Lang,
     /// LCID reported as the LANGUAGE cell property.
     pub lcid: u32,
@@ -325,7 +326,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
         &space,
         ctx.engine,
-        ctx.data_dir,
+        ctx.snapshots,
         access.rows.clone(),
         Restrictions::new(),
         ctx.cancel,
@@ -571,7 +572,7 @@ pub fn execute_built(
     env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
         &space,
         ctx.engine,
-        ctx.data_dir,
+        ctx.snapshots,
         access.rows.clone(),
         Restrictions::new(),
         ctx.cancel,
@@ -787,6 +788,10 @@ pub fn execute_plan(
     trace.statements.extend(fetcher_cell.borrow().executed.iter().cloned());
     for n in &env.nested {
         trace.statements.extend(n.borrow().executed.iter().cloned());
+    }
+    crate::observe::statements(fetcher_cell.borrow().executed.iter());
+    for n in &env.nested {
+        crate::observe::statements(n.borrow().executed.iter());
     }
     tracing::debug!(
         statements = fetcher_cell.borrow().executed.len(),

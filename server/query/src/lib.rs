@@ -22,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod format;
+pub mod observe;
 pub mod plan;
 pub mod security;
 pub mod space;

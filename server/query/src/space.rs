@@ -810,7 +810,12 @@ mod tests {
         std::fs::write(defs.join("sales.yaml"), yaml).unwrap();
         let catalog = datakube_model::load_catalog(&defs, None).unwrap_or_else(|d| panic!("{d:?}"));
         let engine = Engine::open(&EngineConfig::default()).unwrap();
-        let members = MemberStore::load(&engine, dir.path(), &catalog).unwrap();
+        let members = MemberStore::load(
+            &engine,
+            &datakube_engine::storage::Snapshots::current(dir.path()).unwrap(),
+            &catalog,
+        )
+        .unwrap();
         (dir, catalog, members)
     }
 

@@ -8,6 +8,8 @@ use std::process::Command;
 pub struct Data {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
+    /// The snapshots every statement reads (pinned at generation).
+    pub snapshots: datakube_engine::storage::Snapshots,
     pub catalog: datakube_model::Catalog,
     pub engine: datakube_engine::Engine,
 }
@@ -29,6 +31,7 @@ pub fn generate() -> Data {
     .unwrap();
     Data {
         _tmp: tmp,
+        snapshots: datakube_engine::storage::Snapshots::current(&dir).unwrap(),
         dir,
         catalog,
         engine,
@@ -37,7 +40,7 @@ pub fn generate() -> Data {
 
 impl Data {
     pub fn members(&self) -> datakube_members::MemberStore {
-        datakube_members::MemberStore::load(&self.engine, &self.dir, &self.catalog).unwrap()
+        datakube_members::MemberStore::load(&self.engine, &self.snapshots, &self.catalog).unwrap()
     }
 
     /// The XMLA service over this data (no authentication: callers pass the principal).
@@ -48,10 +51,11 @@ impl Data {
                 members: self.members(),
                 schema_updated: "2026-01-01T00:00:00".into(),
                 data_updated: "2026-01-01T00:00:00".into(),
-                data_version: datakube_xmla::service::data_version(&self.dir),
+                data_version: datakube_xmla::service::data_version(&self.snapshots),
+                snapshots: self.snapshots.clone(),
             },
             datakube_xmla::discover::ServerProps::default(),
-            Box::new(datakube_query::xmla::QueryExecutor::new(self.engine.clone(), self.dir.clone())),
+            Box::new(datakube_query::xmla::QueryExecutor::new(self.engine.clone())),
         )
     }
 
@@ -65,7 +69,7 @@ impl Data {
             catalog: &self.catalog,
             members,
             engine: &self.engine,
-            data_dir: &self.dir,
+            snapshots: &self.snapshots,
             lang: datakube_model::Lang::En,
             lcid: 1033,
             access,

@@ -56,6 +56,11 @@ impl Server {
         Server::start_with(data_dir, definitions, &["--no-demo-data"], None)
     }
 
+    /// A server on `data_dir` with the definitions in `definitions` and extra `serve` options.
+    pub fn start_full(data_dir: &Path, definitions: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data_dir, definitions, extra, None)
+    }
+
     fn start_with(data_dir: &Path, definitions: &Path, extra: &[&str], tmp: Option<tempfile::TempDir>) -> Server {
         let mut args: Vec<String> = vec![
             datakube_bin().display().to_string(),
