@@ -323,14 +323,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         }
     }
     let mut env = Env::new(&space);
-    env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
-        &space,
-        ctx.engine,
-        ctx.snapshots,
-        access.rows.clone(),
-        Restrictions::new(),
-        ctx.cancel,
-    )));
+    env.fetcher = Some(cell_fetcher(ctx, &space, &access));
     comparison_group(&mut env, ctx);
     for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Set(s) = d {
@@ -539,6 +532,22 @@ fn scoped_space<'a>(
     Ok((access, space))
 }
 
+/// The statement's cell fetcher: the principal's row scope, no restrictions yet.
+fn cell_fetcher<'s, 'a>(
+    ctx: &'s QueryContext,
+    space: &'s Space<'a>,
+    access: &datakube_members::access::CubeAccess,
+) -> std::cell::RefCell<CellFetcher<'s, 'a>> {
+    std::cell::RefCell::new(CellFetcher::new(
+        space,
+        ctx.engine,
+        ctx.snapshots,
+        access.rows.clone(),
+        Restrictions::new(),
+        ctx.cancel,
+    ))
+}
+
 /// Value filters inside calculated members fetch through their own fetchers (same scope and
 /// restrictions), since the main one is busy computing the cell.
 fn add_nested_fetchers(env: &mut Env) {
@@ -569,14 +578,7 @@ pub fn execute_built(
     let (access, space) = scoped_space(ctx, cube)?;
     let plan = build(&space)?;
     let mut env = Env::new(&space);
-    env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
-        &space,
-        ctx.engine,
-        ctx.snapshots,
-        access.rows.clone(),
-        Restrictions::new(),
-        ctx.cancel,
-    )));
+    env.fetcher = Some(cell_fetcher(ctx, &space, &access));
     let mut restricted: Vec<_> = plan.restricted.iter().collect();
     restricted.sort_by_key(|(h, _)| **h);
     for (h, ids) in restricted {
