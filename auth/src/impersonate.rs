@@ -138,7 +138,9 @@ impl Impersonation {
         if req.effective_user_name.is_some() {
             // The impersonated user acts through the service account; it cannot chain.
             p.impersonate = false;
+            p.acting_for = Some(acting.subject.clone());
         }
+        p.custom_data = req.custom_data.clone().filter(|c| !c.is_empty());
         Ok(p)
     }
 }

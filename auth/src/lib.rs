@@ -157,6 +157,14 @@ pub struct Principal {
     /// The kommune whose comparison group `[Sammenligningsgruppe]` resolves to (the first
     /// municipality of the scope, or the organisation's kommune).
     pub home_kommune: Option<Kommunekode>,
+    /// Set by impersonation: the service account acting for this principal (audited on
+    /// every query it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_for: Option<String>,
+    /// The `CustomData` connection property, accepted only from a service account allowed to
+    /// impersonate; MDX `CustomData()` returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<String>,
 }
 
 impl Principal {
@@ -192,6 +200,8 @@ pub trait IdentityMapper: Send + Sync {
 }
 
 /// The answer of an [`Authenticator`] for one request.
+// One per request, moved once: boxing the principal would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
     Authenticated(Principal),

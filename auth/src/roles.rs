@@ -277,6 +277,7 @@ pub fn map_identity_with(config: &SecurityConfig, id: &Identity, only: Option<&[
         restrictions: restricted,
         impersonate,
         home_kommune,
+        ..Principal::default()
     })
 }
 

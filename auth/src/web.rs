@@ -18,7 +18,7 @@
 //! Every login, failed login, logout, token creation and revocation goes to the audit log.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use datakube_http::{BoxFuture, HttpRequest, HttpResponse};
@@ -30,10 +30,13 @@ use crate::identities::IdentityStore;
 use crate::oidc::{Oidc, PendingLogin};
 use crate::pat::{self, PatStore};
 use crate::util::{html_escape, random_token, rfc3339, unix_now};
-use crate::{AuthMethod, DEV_USERS, Identity, IdentityMapper, constant_time_eq};
+use crate::{AuthMethod, DEV_USERS, Identity, IdentityMapper, Principal, constant_time_eq};
+pub use datakube_model::Lang;
 
 pub const SESSION_COOKIE: &str = "dk_session";
 pub const LOGIN_COOKIE: &str = "dk_login";
+/// The chosen page language (`da` or `en`), set by `?lang=` on any page.
+pub const LANG_COOKIE: &str = "dk_lang";
 /// Most browser sessions held; the least recently used is dropped first.
 pub const MAX_SESSIONS: usize = 10_000;
 /// A session unused this long is gone.
@@ -79,6 +82,7 @@ struct Inner {
     mapper: Arc<dyn IdentityMapper>,
     audit: Option<Arc<AuditLog>>,
     max_sessions: usize,
+    layout: OnceLock<Arc<dyn PageLayout>>,
 }
 
 /// The login pages and the token page (a cheap handle; clone it freely).
@@ -89,6 +93,74 @@ pub struct AuthWeb {
 
 /// The paths [`AuthWeb`] answers (exact paths; `/tokens` also with sub-paths).
 pub const PATHS: &[&str] = &["/login", "/callback", "/logout", "/tokens"];
+
+/// What a page layout knows about the request it frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageContext {
+    pub lang: Lang,
+    /// The request path (for the language switch and the current navigation entry).
+    pub path: String,
+    /// The logged-in user's display name, if any.
+    pub user: Option<String>,
+    /// Whether that user is an administrator (shows the administration link).
+    pub admin: bool,
+}
+
+/// Frames a page's body in the site's look (the portal sets one with
+/// [`AuthWeb::set_layout`]); without it a plain built-in frame is used.
+pub trait PageLayout: Send + Sync {
+    /// The whole HTML document: `title` is text, `body` is HTML.
+    fn render(&self, ctx: &PageContext, title: &str, body: &str) -> String;
+}
+
+/// The logged-in user of a browser request: the identity of the session, mapped again (so
+/// role changes apply at once), and the session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub identity: Identity,
+    pub principal: Principal,
+    pub csrf: String,
+}
+
+/// The language of a request: `?lang=da|en`, else the `dk_lang` cookie, else Danish.
+pub fn request_lang(req: &HttpRequest) -> Lang {
+    let pick = |v: &str| match v {
+        "en" => Some(Lang::En),
+        "da" => Some(Lang::Da),
+        _ => None,
+    };
+    query(req)
+        .get("lang")
+        .and_then(|v| pick(v))
+        .or_else(|| cookie(req, LANG_COOKIE).and_then(|v| pick(&v)))
+        .unwrap_or_default()
+}
+
+/// `da` or `en`.
+pub fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Da => "da",
+        Lang::En => "en",
+    }
+}
+
+/// Danish or English text.
+pub fn tr<'a>(lang: Lang, da: &'a str, en: &'a str) -> &'a str {
+    match lang {
+        Lang::Da => da,
+        Lang::En => en,
+    }
+}
+
+/// Remember a `?lang=` choice in a cookie (one year) on the response.
+fn remember_lang(req: &HttpRequest, r: &mut HttpResponse) {
+    if let Some(v) = query(req).get("lang").filter(|v| *v == "da" || *v == "en") {
+        add_cookie(
+            r,
+            &format!("{LANG_COOKIE}={v}; Path=/; Secure; SameSite=Lax; Max-Age=31536000"),
+        );
+    }
+}
 
 impl AuthWeb {
     /// `public_url` is the server's external base URL (`https://host:port`), used for links.
@@ -111,8 +183,64 @@ impl AuthWeb {
                 mapper,
                 audit,
                 max_sessions: MAX_SESSIONS,
+                layout: OnceLock::new(),
             }),
         }
+    }
+
+    /// Frame every page (login, tokens, errors, and the portal's) with `layout`. Only the
+    /// first call counts; it applies to every clone of this handle.
+    pub fn set_layout(&self, layout: Arc<dyn PageLayout>) {
+        let _ = self.inner.layout.set(layout);
+    }
+
+    /// The logged-in user of a browser request, or `None` (no or expired session, or the
+    /// identity mapping now refuses the user).
+    pub fn session_user(&self, req: &HttpRequest) -> Option<SessionUser> {
+        let (_, identity, csrf) = self.session(req)?;
+        let principal = self.inner.mapper.map(&identity).ok()?;
+        Some(SessionUser {
+            identity,
+            principal,
+            csrf,
+        })
+    }
+
+    /// Whether a POST carries the session's CSRF token (header `X-CSRF-Token` or the form
+    /// field `csrf`), compared in constant time.
+    pub fn csrf_ok(&self, req: &HttpRequest, user: &SessionUser) -> bool {
+        let sent = header(req, "x-csrf-token")
+            .or_else(|| body_fields(req).get("csrf").cloned())
+            .unwrap_or_default();
+        !sent.is_empty() && constant_time_eq(sent.as_bytes(), user.csrf.as_bytes())
+    }
+
+    /// The context of a page for `req`: language, user, administrator.
+    pub fn page_context(&self, req: &HttpRequest) -> PageContext {
+        let user = self.session_user(req);
+        PageContext {
+            lang: request_lang(req),
+            path: req.path.clone(),
+            admin: user.as_ref().is_some_and(|u| u.principal.is_admin()),
+            user: user.map(|u| u.identity.display_name),
+        }
+    }
+
+    /// An HTML page in the site's layout with strict security headers; remembers a
+    /// `?lang=` choice.
+    pub fn render(&self, req: &HttpRequest, status: StatusCode, title: &str, body: &str) -> HttpResponse {
+        let ctx = self.page_context(req);
+        let mut r = self.render_ctx(&ctx, status, title, body);
+        remember_lang(req, &mut r);
+        r
+    }
+
+    fn render_ctx(&self, ctx: &PageContext, status: StatusCode, title: &str, body: &str) -> HttpResponse {
+        let html = match self.inner.layout.get() {
+            Some(l) => l.render(ctx, title, body),
+            None => plain_page(ctx.lang, title, body),
+        };
+        html_response(status, html)
     }
 
     /// Number of live browser sessions (for tests and metrics).
@@ -152,13 +280,21 @@ impl AuthWeb {
     pub fn complete_login(&self, identity: Identity, peer: &str) -> HttpResponse {
         if let Err(why) = self.inner.mapper.map(&identity) {
             self.audit("login", Some(&identity), "denied", &why, peer, &[]);
-            return page(
+            let ctx = PageContext {
+                lang: Lang::Da,
+                path: "/login".into(),
+                user: None,
+                admin: false,
+            };
+            return self.render_ctx(
+                &ctx,
                 StatusCode::FORBIDDEN,
-                "Ingen adgang",
+                "Ingen adgang · No access",
                 &format!(
-                    "<p>Du er logget ind som {}, men har ingen adgang til datakube: {}</p>",
-                    html_escape(&identity.display_name),
-                    html_escape(&why)
+                    "<p>Du er logget ind som {name}, men har ingen adgang til datakube: {why}</p>\
+<p lang=\"en\">You are logged in as {name}, but have no access to datakube: {why}</p>",
+                    name = html_escape(&identity.display_name),
+                    why = html_escape(&why)
                 ),
             );
         }
@@ -209,6 +345,7 @@ impl AuthWeb {
 
     async fn login(&self, req: &HttpRequest) -> HttpResponse {
         let peer = req.peer.to_string();
+        let lang = request_lang(req);
         match (&self.inner.mode, &req.method) {
             (LoginMode::Oidc(oidc), &Method::GET) => match oidc.begin_login().await {
                 Ok((url, login)) => {
@@ -238,14 +375,23 @@ impl AuthWeb {
                 }
                 Err(why) => {
                     self.audit("login", None, "fault", &why, &peer, &[]);
-                    page(
+                    self.render(
+                        req,
                         StatusCode::BAD_GATEWAY,
-                        "Login er ikke muligt",
-                        &format!("<p>Identitetsudbyderen svarer ikke: {}</p>", html_escape(&why)),
+                        tr(lang, "Login er ikke muligt", "Login is not possible"),
+                        &format!(
+                            "<p>{} {}</p>",
+                            tr(
+                                lang,
+                                "Identitetsudbyderen svarer ikke:",
+                                "The identity provider does not answer:"
+                            ),
+                            html_escape(&why)
+                        ),
                     )
                 }
             },
-            (LoginMode::Development, &Method::GET) => self.dev_form(StatusCode::OK, ""),
+            (LoginMode::Development, &Method::GET) => self.dev_form(req, StatusCode::OK, ""),
             (LoginMode::Development, &Method::POST) => {
                 let form = form(&req.body);
                 let binding = cookie(req, LOGIN_COOKIE).unwrap_or_default();
@@ -259,7 +405,15 @@ impl AuthWeb {
                         &peer,
                         &[],
                     );
-                    return self.dev_form(StatusCode::FORBIDDEN, "Formularen er udløbet; prøv igen.");
+                    return self.dev_form(
+                        req,
+                        StatusCode::FORBIDDEN,
+                        tr(
+                            lang,
+                            "Formularen er udløbet; prøv igen.",
+                            "The form has expired; try again.",
+                        ),
+                    );
                 }
                 let user = form
                     .get("user")
@@ -281,19 +435,33 @@ impl AuthWeb {
                             &peer,
                             &[&password],
                         );
-                        self.dev_form(StatusCode::UNAUTHORIZED, "Ukendt bruger eller forkert adgangskode.")
+                        self.dev_form(
+                            req,
+                            StatusCode::UNAUTHORIZED,
+                            tr(
+                                lang,
+                                "Ukendt bruger eller forkert adgangskode.",
+                                "Unknown user or wrong password.",
+                            ),
+                        )
                     }
                 }
             }
-            _ => page(
+            _ => self.render(
+                req,
                 StatusCode::NOT_FOUND,
-                "Ingen login her",
-                "<p>Denne server har ingen browser-login konfigureret.</p>",
+                tr(lang, "Ingen login her", "No login here"),
+                tr(
+                    lang,
+                    "<p>Denne server har ingen browser-login konfigureret.</p>",
+                    "<p>This server has no browser login configured.</p>",
+                ),
             ),
         }
     }
 
-    fn dev_form(&self, status: StatusCode, message: &str) -> HttpResponse {
+    fn dev_form(&self, req: &HttpRequest, status: StatusCode, message: &str) -> HttpResponse {
+        let lang = request_lang(req);
         let binding = random_token(24);
         let users: String = DEV_USERS
             .iter()
@@ -310,15 +478,29 @@ impl AuthWeb {
         } else {
             format!("<p class=\"error\">{}</p>", html_escape(message))
         };
-        let mut r = page(
+        let mut r = self.render(
+            req,
             status,
-            "Log ind (udviklingsidentitet)",
+            tr(lang, "Log ind (udviklingsidentitet)", "Log in (development identity)"),
             &format!(
-                "<p><strong>Udviklingsidentitet — ikke til produktion.</strong> Brugerne og deres adgangskoder står i README.</p>\
-{msg}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{binding}\">\
-<label>Bruger <input name=\"user\" autocomplete=\"username\" required></label> \
-<label>Adgangskode <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label> \
-<button type=\"submit\">Log ind</button></form><ul>{users}</ul>"
+                "<p class=\"warning\"><strong>{warn}</strong> {readme}</p>\
+{msg}<form method=\"post\" action=\"/login\" class=\"stack\"><input type=\"hidden\" name=\"csrf\" value=\"{binding}\">\
+<label>{user} <input name=\"user\" autocomplete=\"username\" required></label> \
+<label>{password} <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label> \
+<button type=\"submit\">{login}</button></form><ul>{users}</ul>",
+                warn = tr(
+                    lang,
+                    "Udviklingsidentitet — ikke til produktion.",
+                    "Development identity — not for production."
+                ),
+                readme = tr(
+                    lang,
+                    "Brugerne og deres adgangskoder står i README.",
+                    "The users and their passwords are listed in the README."
+                ),
+                user = tr(lang, "Bruger", "User"),
+                password = tr(lang, "Adgangskode", "Password"),
+                login = tr(lang, "Log ind", "Log in"),
             ),
         );
         add_cookie(
@@ -330,16 +512,27 @@ impl AuthWeb {
 
     async fn callback(&self, req: &HttpRequest) -> HttpResponse {
         let peer = req.peer.to_string();
+        let lang = request_lang(req);
         let LoginMode::Oidc(oidc) = &self.inner.mode else {
-            return page(StatusCode::NOT_FOUND, "Ingen login her", "");
+            return self.render(
+                req,
+                StatusCode::NOT_FOUND,
+                tr(lang, "Ingen login her", "No login here"),
+                "",
+            );
         };
         let q = query(req);
         let fail = |this: &Self, why: &str, secrets: &[&str]| {
             this.audit("login", None, "denied", why, &peer, secrets);
-            page(
+            this.render(
+                req,
                 StatusCode::BAD_REQUEST,
-                "Login mislykkedes",
-                &format!("<p>{}</p><p><a href=\"/login\">Prøv igen</a></p>", html_escape(why)),
+                tr(lang, "Login mislykkedes", "Login failed"),
+                &format!(
+                    "<p>{}</p><p><a href=\"/login\">{}</a></p>",
+                    html_escape(why),
+                    tr(lang, "Prøv igen", "Try again")
+                ),
             )
         };
         let state = q.get("state").cloned().unwrap_or_default();
@@ -380,6 +573,7 @@ impl AuthWeb {
     }
 
     async fn logout(&self, req: &HttpRequest) -> HttpResponse {
+        let lang = request_lang(req);
         let session = self.session(req);
         if let Some((id, identity, _)) = &session {
             self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
@@ -392,15 +586,25 @@ impl AuthWeb {
         let link = provider
             .map(|u| {
                 format!(
-                    "<p><a href=\"{}\">Log også ud hos identitetsudbyderen</a></p>",
-                    html_escape(&u)
+                    "<p><a href=\"{}\">{}</a></p>",
+                    html_escape(&u),
+                    tr(
+                        lang,
+                        "Log også ud hos identitetsudbyderen",
+                        "Also log out at the identity provider"
+                    )
                 )
             })
             .unwrap_or_default();
-        let mut r = page(
+        let mut r = self.render(
+            req,
             StatusCode::OK,
-            "Logget ud",
-            &format!("<p>Du er logget ud af datakube.</p>{link}<p><a href=\"/login\">Log ind igen</a></p>"),
+            tr(lang, "Logget ud", "Logged out"),
+            &format!(
+                "<p>{}</p>{link}<p><a href=\"/login\">{}</a></p>",
+                tr(lang, "Du er logget ud af datakube.", "You are logged out of datakube."),
+                tr(lang, "Log ind igen", "Log in again")
+            ),
         );
         add_cookie(&mut r, &session_cookie(SESSION_COOKIE, "", Some(0)));
         r
@@ -427,7 +631,7 @@ impl AuthWeb {
                         &json!({"user": identity.subject, "csrf": csrf, "tokens": list.iter().map(|t| token_json(t, now)).collect::<Vec<_>>()}),
                     );
                 }
-                self.tokens_page(&identity, &csrf, &list, now, None)
+                self.tokens_page(req, &identity, &csrf, &list, now, None)
             }
             (&Method::POST, rest) => {
                 let body = body_fields(req);
@@ -447,7 +651,8 @@ impl AuthWeb {
                         &peer,
                         &[],
                     );
-                    return error(
+                    return self.error(
+                        req,
                         wants_json,
                         StatusCode::FORBIDDEN,
                         "missing or wrong CSRF token; reload /tokens",
@@ -483,9 +688,9 @@ impl AuthWeb {
                                 return r;
                             }
                             let list = self.inner.pats.list(&identity);
-                            self.tokens_page(&identity, &csrf, &list, now, Some((&token, &record)))
+                            self.tokens_page(req, &identity, &csrf, &list, now, Some((&token, &record)))
                         }
-                        Err(e) => error(wants_json, StatusCode::BAD_REQUEST, &e.to_string()),
+                        Err(e) => self.error(req, wants_json, StatusCode::BAD_REQUEST, &e.to_string()),
                     }
                 } else if let Some(id) = rest.strip_suffix("/revoke") {
                     match self.inner.pats.revoke(&identity, id, now) {
@@ -504,82 +709,129 @@ impl AuthWeb {
                                 redirect("/tokens")
                             }
                         }
-                        Err(e) => error(wants_json, StatusCode::NOT_FOUND, &e.to_string()),
+                        Err(e) => self.error(req, wants_json, StatusCode::NOT_FOUND, &e.to_string()),
                     }
                 } else {
-                    error(wants_json, StatusCode::NOT_FOUND, "no such action")
+                    self.error(req, wants_json, StatusCode::NOT_FOUND, "no such action")
                 }
             }
-            _ => error(wants_json, StatusCode::NOT_FOUND, "no such page"),
+            _ => self.error(req, wants_json, StatusCode::NOT_FOUND, "no such page"),
         }
     }
 
     fn tokens_page(
         &self,
+        req: &HttpRequest,
         identity: &Identity,
         csrf: &str,
         list: &[pat::PatRecord],
         now: u64,
         created: Option<(&str, &pat::PatRecord)>,
     ) -> HttpResponse {
+        let lang = request_lang(req);
+        let t = |da: &'static str, en: &'static str| tr(lang, da, en);
         let xmla = format!("{}/xmla", self.inner.public_url);
         let fresh = created
             .map(|(token, r)| {
                 format!(
-                    "<section class=\"new\"><h2>Ny token: {}</h2><p>Kopiér den nu — den vises kun denne ene gang:</p>\
-<p><code id=\"new-token\">{}</code></p><p>Udløber {}.</p></section>",
-                    html_escape(&r.name),
-                    html_escape(token),
-                    rfc3339(r.expires)
+                    "<section class=\"new card\"><h2>{head}: {name}</h2><p>{once}</p>\
+<p><code id=\"new-token\">{token}</code> <button type=\"button\" class=\"copy\" data-copy=\"new-token\">{copy}</button></p>\
+<p>{expires} {at}.</p></section>",
+                    head = t("Ny token", "New token"),
+                    name = html_escape(&r.name),
+                    once = t(
+                        "Kopiér den nu — den vises kun denne ene gang:",
+                        "Copy it now — it is shown this one time only:"
+                    ),
+                    token = html_escape(token),
+                    copy = t("Kopiér", "Copy"),
+                    expires = t("Udløber", "Expires"),
+                    at = rfc3339(r.expires)
                 )
             })
             .unwrap_or_default();
         let rows: String = list
             .iter()
-            .map(|t| {
-                let status = if t.revoked.is_some() {
-                    "tilbagekaldt"
-                } else if now >= t.expires {
-                    "udløbet"
+            .map(|tk| {
+                let status = if tk.revoked.is_some() {
+                    t("tilbagekaldt", "revoked")
+                } else if now >= tk.expires {
+                    t("udløbet", "expired")
                 } else {
-                    "aktiv"
+                    t("aktiv", "active")
                 };
-                let action = if t.is_live(now) {
+                let action = if tk.is_live(now) {
                     format!(
                         "<form method=\"post\" action=\"/tokens/{id}/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<button type=\"submit\">Tilbagekald</button></form>",
-                        id = html_escape(&t.id),
-                        csrf = html_escape(csrf)
+<button type=\"submit\" class=\"danger\">{revoke}</button></form>",
+                        id = html_escape(&tk.id),
+                        csrf = html_escape(csrf),
+                        revoke = t("Tilbagekald", "Revoke"),
                     )
                 } else {
                     String::new()
                 };
                 format!(
-                    "<tr data-token-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{status}</td><td>{action}</td></tr>",
-                    html_escape(&t.id),
-                    html_escape(&t.name),
-                    rfc3339(t.created),
-                    rfc3339(t.expires),
-                    t.last_used.map(rfc3339).unwrap_or_else(|| "aldrig".into()),
+                    "<tr data-token-id=\"{}\"><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td>\
+<td data-label=\"{}\">{}</td><td data-label=\"{}\">{status}</td><td>{action}</td></tr>",
+                    html_escape(&tk.id),
+                    t("Navn", "Name"),
+                    html_escape(&tk.name),
+                    t("Oprettet", "Created"),
+                    rfc3339(tk.created),
+                    t("Udløber", "Expires"),
+                    rfc3339(tk.expires),
+                    t("Sidst brugt", "Last used"),
+                    tk.last_used.map(rfc3339).unwrap_or_else(|| t("aldrig", "never").into()),
+                    t("Status", "Status"),
                 )
             })
             .collect();
-        let mut r = page(
+        let empty = if list.is_empty() {
+            format!(
+                "<p class=\"muted\">{}</p>",
+                t("Du har ingen tokens endnu.", "You have no tokens yet.")
+            )
+        } else {
+            String::new()
+        };
+        let mut r = self.render(
+            req,
             StatusCode::OK,
-            "Personlige adgangstokens",
+            t("Personlige adgangstokens", "Personal access tokens"),
             &format!(
-                "<p>Logget ind som <strong>{name}</strong> ({method}). <a href=\"/logout\">Log ud</a></p>{fresh}\
-<p>I Excel, Power BI eller TARGIT: server <code>{xmla}</code>, et vilkårligt brugernavn, og tokenen som adgangskode.</p>\
-<h2>Opret en token</h2><form method=\"post\" action=\"/tokens\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<label>Navn <input name=\"name\" required maxlength=\"{maxname}\" placeholder=\"fx Excel på min pc\"></label> \
-<label>Gyldig i dage (højst {maxdays}) <input name=\"days\" type=\"number\" min=\"1\" max=\"{maxdays}\" value=\"{days}\" required></label> \
-<button type=\"submit\">Opret</button></form>\
-<h2>Dine tokens</h2><table><thead><tr><th>Navn</th><th>Oprettet</th><th>Udløber</th><th>Sidst brugt</th><th>Status</th><th></th></tr></thead>\
+                "<p>{logged_in} <strong>{name}</strong> ({method}).</p>{fresh}\
+<p>{how} <code>{xmla}</code>{how2}</p>\
+<section class=\"card\"><h2>{create}</h2><form method=\"post\" action=\"/tokens\" class=\"stack\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<label>{name_label} <input name=\"name\" required maxlength=\"{maxname}\" placeholder=\"{placeholder}\"></label> \
+<label>{days_label} {maxdays}) <input name=\"days\" type=\"number\" min=\"1\" max=\"{maxdays}\" value=\"{days}\" required></label> \
+<button type=\"submit\">{create_button}</button></form></section>\
+<h2>{yours}</h2>{empty}<table class=\"responsive\"><thead><tr><th>{c1}</th><th>{c2}</th><th>{c3}</th><th>{c4}</th><th>{c5}</th><th></th></tr></thead>\
 <tbody>{rows}</tbody></table>",
+                logged_in = t("Logget ind som", "Logged in as"),
                 name = html_escape(&identity.display_name),
                 method = method_name(&identity.method),
+                how = t(
+                    "I Excel, Power BI eller TARGIT: server",
+                    "In Excel, Power BI or TARGIT: server"
+                ),
+                how2 = t(
+                    ", et vilkårligt brugernavn, og tokenen som adgangskode.",
+                    ", any user name, and the token as the password."
+                ),
                 xmla = html_escape(&xmla),
+                create = t("Opret en token", "Create a token"),
                 csrf = html_escape(csrf),
+                name_label = t("Navn", "Name"),
+                placeholder = t("fx Excel på min pc", "e.g. Excel on my PC"),
+                days_label = t("Gyldig i dage (højst", "Valid for days (at most"),
+                create_button = t("Opret", "Create"),
+                yours = t("Dine tokens", "Your tokens"),
+                c1 = t("Navn", "Name"),
+                c2 = t("Oprettet", "Created"),
+                c3 = t("Udløber", "Expires"),
+                c4 = t("Sidst brugt", "Last used"),
+                c5 = t("Status", "Status"),
                 maxname = pat::MAX_NAME_CHARS,
                 maxdays = pat::MAX_DAYS,
                 days = DEFAULT_TOKEN_DAYS,
@@ -587,6 +839,24 @@ impl AuthWeb {
         );
         no_store(&mut r);
         r
+    }
+
+    fn error(&self, req: &HttpRequest, json: bool, status: StatusCode, message: &str) -> HttpResponse {
+        if json {
+            datakube_http::json(status, &json!({ "error": message }))
+        } else {
+            let lang = request_lang(req);
+            self.render(
+                req,
+                status,
+                tr(lang, "Fejl", "Error"),
+                &format!(
+                    "<p class=\"error\">{}</p><p><a href=\"/tokens\">{}</a></p>",
+                    html_escape(message),
+                    tr(lang, "Tilbage", "Back")
+                ),
+            )
+        }
     }
 }
 
@@ -621,7 +891,7 @@ impl datakube_http::Handler for AuthWeb {
                 "/callback" if req.method == Method::GET => this.callback(&req).await,
                 "/logout" => this.logout(&req).await,
                 p if p == "/tokens" || p.starts_with("/tokens/") => this.tokens(&req),
-                _ => page(StatusCode::NOT_FOUND, "Ikke fundet", ""),
+                _ => this.render(&req, StatusCode::NOT_FOUND, "Ikke fundet · Not found", ""),
             }
         })
     }
@@ -657,7 +927,8 @@ fn pairs(bytes: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-fn query(req: &HttpRequest) -> HashMap<String, String> {
+/// The query parameters of a request.
+pub fn query(req: &HttpRequest) -> HashMap<String, String> {
     pairs(req.query.as_deref().unwrap_or("").as_bytes())
 }
 
@@ -666,7 +937,7 @@ fn form(body: &[u8]) -> HashMap<String, String> {
 }
 
 /// Fields of a form or JSON object body.
-fn body_fields(req: &HttpRequest) -> HashMap<String, String> {
+pub fn body_fields(req: &HttpRequest) -> HashMap<String, String> {
     if header(req, "content-type").is_some_and(|c| c.contains("application/json")) {
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&req.body)
             .map(|m| {
@@ -701,12 +972,14 @@ fn add_cookie(r: &mut HttpResponse, cookie: &str) {
     }
 }
 
-fn no_store(r: &mut HttpResponse) {
+/// `Cache-Control: no-store`.
+pub fn no_store(r: &mut HttpResponse) {
     r.headers_mut()
         .insert(hyper::header::CACHE_CONTROL, "no-store".parse().expect("static header"));
 }
 
-fn redirect(location: &str) -> HttpResponse {
+/// 303 See Other to `location`.
+pub fn redirect(location: &str) -> HttpResponse {
     let mut r = hyper::Response::new(datakube_http::full(bytes::Bytes::new()));
     *r.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = location.parse() {
@@ -716,28 +989,26 @@ fn redirect(location: &str) -> HttpResponse {
     r
 }
 
-fn error(json: bool, status: StatusCode, message: &str) -> HttpResponse {
-    if json {
-        datakube_http::json(status, &json!({ "error": message }))
-    } else {
-        page(
-            status,
-            "Fejl",
-            &format!("<p>{}</p><p><a href=\"/tokens\">Tilbage</a></p>", html_escape(message)),
-        )
-    }
-}
-
-/// A small HTML page with strict security headers.
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"da\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+/// The built-in frame when no layout is set.
+fn plain_page(lang: Lang, title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"{l}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>{t} — datakube</title><style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}\
 table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ccc;padding:.3rem .6rem;text-align:left}}\
 code#new-token{{font-size:1.1rem;background:#ffd;padding:.3rem;word-break:break-all}}.error{{color:#b00}}</style></head>\
 <body><h1>{t}</h1>{body}</body></html>",
+        l = lang_code(lang),
         t = html_escape(title)
-    );
+    )
+}
+
+/// The security headers of every HTML page: scripts and styles only from this server (the
+/// portal's `/assets/`; inline styles allowed), no framing, no referrer.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// An HTML response with strict security headers.
+pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
     let mut r = hyper::Response::new(datakube_http::full(html));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -747,9 +1018,7 @@ code#new-token{{font-size:1.1rem;background:#ffd;padding:.3rem;word-break:break-
     );
     h.insert(
         "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-            .parse()
-            .expect("static header"),
+        CONTENT_SECURITY_POLICY.parse().expect("static header"),
     );
     h.insert("x-frame-options", "DENY".parse().expect("static header"));
     h.insert("referrer-policy", "no-referrer".parse().expect("static header"));

@@ -70,13 +70,14 @@ DATAKUBE_LOG="${DATAKUBE_LOG:-info}" "$bin" \
     >"$server_log" 2>&1 </dev/null &
 server_pid=$!
 
-# First start generates the demo data (~10-20 s on 2 cores), then loads the members.
+# First start generates the demo data (~10-20 s on 2 cores), then loads the members. The server
+# listens at once (/health answers 200 while it starts); /ready turns 200 once it can answer.
 for _ in $(seq 1 300); do
-    if curl -skf --max-time 2 "$base/health" >/dev/null 2>&1; then break; fi
+    if curl -skf --max-time 2 "$base/ready" >/dev/null 2>&1; then break; fi
     kill -0 "$server_pid" 2>/dev/null || die "the server exited during start-up (log above)"
     sleep 1
 done
-curl -skf --max-time 2 "$base/health" >/dev/null 2>&1 || die "no answer from $base/health after 300 s"
+curl -skf --max-time 2 "$base/ready" >/dev/null 2>&1 || die "$base/ready not 200 after 300 s"
 say "server ready after $(($(date +%s) - started)) s: $(curl -sk "$base/health" | tr -d ' \n')"
 
 set +e

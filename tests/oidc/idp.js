@@ -17,7 +17,8 @@
 //   bi-short        client_credentials, access tokens live 1 second (expiry tests)
 //
 // Accounts (devInteractions: any password): anna (Aarhus, CVR 55133018), lars (Læsø,
-// CVR 45973328), with the custom claims `organisation_cvr` and `roles`.
+// CVR 45973328), ida (administrator, role datakube_admin), with the custom claims
+// `organisation_cvr` and `roles`.
 //
 // Test-only endpoint POST /test/sign {claims, key: "provider"|"foreign"|"foreign-same-kid"}:
 // signs arbitrary claims with the provider's own current key (to test issuer, nbf, ... checks
@@ -57,6 +58,8 @@ if (keysFile) fs.writeFileSync(keysFile, JSON.stringify(keys));
 const accounts = {
   anna: { name: 'Anna Analytiker', organisation_cvr: '55133018', roles: ['analytiker'] },
   lars: { name: 'Lars Læsø', organisation_cvr: '45973328', roles: ['analytiker'] },
+  // The administrator of the portal's browser test (tests/portal).
+  ida: { name: 'Ida Administrator', organisation_cvr: '55133018', roles: ['datakube_admin'] },
 };
 
 // The issuer must be known before listening: bind first, then build the provider.

@@ -56,12 +56,13 @@ fn close(a: &Answer, b: &Answer) -> bool {
 }
 
 fn explain(engine: &Engine, data_dir: &Path, catalog: &datakube_model::Catalog, mdx: &str) -> Vec<String> {
-    let members = datakube_members::MemberStore::load(engine, data_dir, catalog).expect("members");
+    let snapshots = datakube_engine::storage::Snapshots::current(data_dir).expect("snapshots");
+    let members = datakube_members::MemberStore::load(engine, &snapshots, catalog).expect("members");
     let ctx = datakube_query::exec::QueryContext {
         catalog,
         members: &members,
         engine,
-        data_dir,
+        snapshots: &snapshots,
         lang: datakube_model::Lang::Da,
         lcid: 1030,
         access: datakube_query::security::Access::all(),
@@ -92,13 +93,14 @@ fn aggregate_answers_equal_fact_table_answers_for_the_whole_workload() {
     let defs = definitions(tmp.path());
     let catalog = datakube_model::load_catalog(&defs, None).expect("definitions");
     let engine = Engine::open(&EngineConfig::default()).unwrap();
+    let snaps = datakube_engine::storage::Snapshots::current(&data).unwrap();
 
     // Build every declared aggregate; its row count is what DuckDB counts in its file.
     let mut built = 0;
     for cube in &catalog.cubes {
         for agg in &cube.aggregates {
-            let meta = aggregates::build(&engine, &data, cube, agg).expect("build");
-            let b = aggregates::built(&data, cube)
+            let meta = aggregates::build(&engine, &snaps, cube, agg).expect("build");
+            let b = aggregates::built(&snaps, cube)
                 .into_iter()
                 .find(|b| b.meta.name == agg.name)
                 .expect("built aggregate found");
@@ -200,7 +202,7 @@ fn aggregate_answers_equal_fact_table_answers_for_the_whole_workload() {
         .find(|s| s.name.starts_with("first pivot"))
         .unwrap();
     let okonomi = catalog.cubes.iter().find(|c| c.name == "Økonomi").unwrap();
-    std::fs::remove_dir_all(aggregates::aggregates_dir(&data, okonomi).unwrap()).unwrap();
+    std::fs::remove_dir_all(aggregates::aggregates_dir(&snaps, okonomi).unwrap()).unwrap();
     let before = aggregates::reads();
     h.check(&first, &scopes[0]).unwrap().expect("has SQL");
     assert_eq!(aggregates::reads(), before, "a removed aggregate was read");

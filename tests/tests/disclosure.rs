@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::{Answer, Server, close};
@@ -344,5 +344,110 @@ fn small_cells_are_suppressed_with_a_complement_that_does_not_depend_on_the_quer
         of("dev:aarhus")
             .iter()
             .any(|v| v["cube"] == "Benchmark" && v["cells"].as_u64().is_some_and(|c| c > 0))
+    );
+}
+
+/// Monthly values of `column` for every kommune of Nordjylland in `year`, from the Parquet files.
+fn monthly(s: &Server, column: &str, year: i64) -> BTreeMap<(i64, i64), f64> {
+    let c = s.duck();
+    let sql = format!(
+        "SELECT b.kommunekode::BIGINT, b.maaned_id::BIGINT, sum(b.{column})::DOUBLE \
+         FROM {} b JOIN {} k ON b.kommunekode = k.kommunekode \
+         WHERE k.regionskode = {NORDJYLLAND} AND b.maaned_id BETWEEN {year}01 AND {year}12 GROUP BY 1, 2",
+        s.table("benchmark", "noegletal"),
+        s.table("faelles", "kommune")
+    );
+    let mut st = c.prepare(&sql).unwrap();
+    st.query_map([], |r| {
+        Ok(((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?), r.get::<_, f64>(2)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Complementary suppression across two hierarchies: one cell (a kommune in one month) is
+/// below k. Its complement in that month (another kommune) would then be the only suppressed
+/// month of that kommune's quarter, and so recoverable from the quarter total, unless
+/// suppression continues along Tid, and so on. In the answer (Nordjylland's kommuner × the
+/// months of a year), no sibling group along either hierarchy may hold exactly one suppressed
+/// cell, and every shown value equals SQL.
+#[test]
+fn complementary_suppression_holds_across_hierarchies() {
+    let first = Server::start();
+    let year = last_month(&first) / 100 - 1;
+    // A measure that is its own disclosure count, where one cell is strictly the smallest.
+    let (measure, data, k, primary) = [("Ansatte", "ansatte"), ("Indbyggere", "indbyggere")]
+        .iter()
+        .find_map(|(measure, column)| {
+            let data = monthly(&first, column, year);
+            let mut v: Vec<(f64, (i64, i64))> = data.iter().map(|(c, v)| (*v, *c)).collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (v.len() > 2 && v[0].0 > 0.0 && v[1].0 > v[0].0).then(|| (*measure, data.clone(), v[1].0 as i64, v[0].1))
+        })
+        .expect("a benchmark measure with a unique smallest kommune-month in Nordjylland");
+    assert_eq!(data.len() % 12, 0, "twelve months per kommune in {year}");
+    assert_eq!(
+        data.values().filter(|v| (**v as i64) < k).count(),
+        1,
+        "exactly one cell below k = {k}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    definitions_with_k(tmp.path(), k);
+    let s = Server::start_in_with_definitions(&first.data_dir, tmp.path());
+    let q = format!(
+        "SELECT Descendants([Tid].[Kalender].[År].&[{year}], [Tid].[Kalender].[Måned]) ON 0, \
+         [Kommune].[Geografi].[Region].&[{NORDJYLLAND}].Children ON 1 \
+         FROM [Benchmark] WHERE ([Measures].[{measure}])"
+    );
+    let a = s.mdx_as(&q, 1030, AARHUS).ok();
+    let key = |un: &str| -> i64 { un.rsplit("&[").next().unwrap().trim_end_matches(']').parse().unwrap() };
+    let months: Vec<i64> = a.axes[0].iter().map(|t| key(&t[0].0)).collect();
+    let kommuner: Vec<i64> = a.axes[1].iter().map(|t| key(&t[0].0)).collect();
+    assert_eq!(months.len(), 12);
+    let mut suppressed: BTreeSet<(i64, i64)> = BTreeSet::new();
+    for (r, &kom) in kommuner.iter().enumerate() {
+        for (c, &m) in months.iter().enumerate() {
+            let cell = a.cells.get(&((r * months.len() + c) as u64));
+            match cell {
+                Some((v, _, f)) if v.is_empty() || v.parse::<f64>().is_err() => {
+                    assert_eq!(f.as_deref(), Some(".."), "{kom} {m}");
+                    suppressed.insert((kom, m));
+                }
+                Some((v, _, _)) => {
+                    let want = data[&(kom, m)];
+                    assert!(close(v.parse().unwrap(), want), "{kom} {m}: {v} vs {want}");
+                }
+                None => panic!("{kom} {m}: no cell"),
+            }
+        }
+    }
+    assert!(suppressed.contains(&primary), "{primary:?} in {suppressed:?}");
+    // Along Kommune: each month; along Tid: each kommune's quarter.
+    for &m in &months {
+        let n = kommuner.iter().filter(|&&kom| suppressed.contains(&(kom, m))).count();
+        assert_ne!(
+            n, 1,
+            "month {m}: one suppressed kommune is recoverable from the region ({suppressed:?})"
+        );
+    }
+    for &kom in &kommuner {
+        for quarter in 0..4 {
+            let n = months
+                .iter()
+                .filter(|&&m| (m % 100 - 1) / 3 == quarter && suppressed.contains(&(kom, m)))
+                .count();
+            assert_ne!(
+                n,
+                1,
+                "kommune {kom}, quarter {}: one suppressed month is recoverable from the quarter ({suppressed:?})",
+                quarter + 1
+            );
+        }
+    }
+    // The cascade reached beyond the primary cell's own row and column.
+    assert!(
+        suppressed.iter().any(|&(kom, m)| kom != primary.0 && m != primary.1),
+        "{suppressed:?}"
     );
 }

@@ -816,7 +816,8 @@ fn cell_calculations_with_condition_and_solve_order() {
         .mdx(
             &format!(
                 "WITH CELL CALCULATION [Små] FOR '({{[Measures].[Regnskab]}}, [Kommune].[Geografi].[Kommune].Members)' \
-                 AS '[Measures].CurrentMember / 1000', CONDITION = '[Measures].CurrentMember > {threshold}' \
+                 AS '[Measures].CurrentMember / 1000', CONDITION = '[Measures].CurrentMember > {threshold}', \
+                 FORMAT_STRING = '\"tusinder \"0.000' \
                  SELECT {{[Measures].[Regnskab]}} ON 0, [Kommune].[Geografi].[Kommune].Members ON 1 FROM [Økonomi]"
             ),
             1033,
@@ -831,6 +832,15 @@ fn cell_calculations_with_condition_and_solve_order() {
         } else {
             *v
         };
+        // The calculation's FORMAT_STRING only where its CONDITION holds (and so it computed
+        // the cell); elsewhere the measure's own format.
+        let fmt = a.cells[&(i as u64)].2.clone().unwrap_or_default();
+        assert_eq!(
+            fmt.starts_with("tusinder "),
+            *v > threshold,
+            "{}: FmtValue {fmt:?} for {v} (threshold {threshold})",
+            t[0].0
+        );
         assert!(
             close(a.value(i as u64).unwrap(), want),
             "{}: {:?} vs {want}",

@@ -656,6 +656,23 @@ fn oidc_login_pats_bearer_rotation_refusals_and_impersonation() {
     let (status, _, body) = dk.xmla(Some(&format!("Bearer {imp}")), &execute(TWO_KOMMUNER, as_anna));
     assert_eq!(status, 200);
     assert_eq!(cells(&body), anna_cells, "the impersonator sees exactly what Anna sees");
+    // MDX CustomData() returns the property the impersonator sent, and only then.
+    let custom = "WITH MEMBER [Measures].[Kundedata] AS CustomData() \
+SELECT {[Measures].[Kundedata]} ON 0 FROM [Økonomi]";
+    let (_, _, body) = dk.xmla(Some(&format!("Bearer {imp}")), &execute(custom, as_anna));
+    assert!(
+        body.contains("<Value xsi:type=\"xsd:string\">afdeling-7</Value>"),
+        "CustomData() as Anna through the impersonator: {body}"
+    );
+    let (_, _, body) = dk.xmla(
+        Some(&format!("Bearer {imp}")),
+        &execute(custom, "<EffectiveUserName>anna</EffectiveUserName>"),
+    );
+    assert!(Answer::parse(&body).fault.is_none(), "{body}");
+    assert!(
+        !body.contains("afdeling-7"),
+        "no CustomData sent, none returned: {body}"
+    );
     // Without impersonation the impersonator has no municipality at all.
     let (_, _, body) = dk.xmla(Some(&format!("Bearer {imp}")), &execute(TWO_KOMMUNER, ""));
     assert!(cells(&body).iter().all(|c| c.is_none_or(|v| v == 0.0)), "{body}");
@@ -693,6 +710,15 @@ fn oidc_login_pats_bearer_rotation_refusals_and_impersonation() {
         imps.iter()
             .any(|l| l["acting_for"] == "bi-plain" && l["outcome"] == "denied"),
         "{imps:#?}"
+    );
+    // The queries Anna's impersonator ran are audited as Anna's, acting for the account.
+    assert!(
+        audit.iter().any(|l| l["kind"] == "query"
+            && l["user"] == "anna"
+            && l["acting_for"] == "bi-impersonator"
+            && l["cube"] == "Økonomi"),
+        "query lines of the impersonated user carry acting_for: {:#?}",
+        audit.iter().filter(|l| l["kind"] == "query").collect::<Vec<_>>()
     );
     assert!(
         audit

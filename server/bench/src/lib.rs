@@ -76,8 +76,8 @@ impl Harness {
         let runtime = load_runtime(&engine, data_dir, definitions)?;
         let use_cache = Arc::new(AtomicBool::new(true));
         let switch = Switch {
-            cached: QueryExecutor::new(engine.clone(), data_dir.to_path_buf()).with_cache(cache_bytes),
-            plain: QueryExecutor::new(engine.clone(), data_dir.to_path_buf()),
+            cached: QueryExecutor::new(engine.clone()).with_cache(cache_bytes),
+            plain: QueryExecutor::new(engine.clone()),
             use_cache: use_cache.clone(),
         };
         let service = XmlaService::new(runtime, Default::default(), Box::new(switch));
@@ -204,13 +204,15 @@ fn load_runtime(engine: &Engine, data_dir: &std::path::Path, definitions: &std::
             d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
         )
     })?;
-    let members = datakube_members::MemberStore::load(engine, data_dir, &catalog).context("loading members")?;
+    let snapshots = datakube_engine::storage::Snapshots::current(data_dir).context("pinning the snapshots")?;
+    let members = datakube_members::MemberStore::load(engine, &snapshots, &catalog).context("loading members")?;
     Ok(Runtime {
         catalog,
         members,
         schema_updated: "2026-01-01T00:00:00".into(),
         data_updated: "2026-01-01T00:00:00".into(),
-        data_version: datakube_xmla::service::data_version(data_dir),
+        data_version: datakube_xmla::service::data_version(&snapshots),
+        snapshots,
     })
 }
 

@@ -142,6 +142,17 @@ pub fn current_snapshot(data_dir: &Path, dataset: &str) -> Option<PathBuf> {
 
 /// Generate the selected datasets (all by default) into `opts.data_dir`.
 pub fn generate(opts: &GenerateOptions, progress: &dyn Progress) -> Result<GenerateReport> {
+    generate_into(opts, progress, true)
+}
+
+/// Like [`generate`], but leave `CURRENT` alone: each new snapshot is complete and renamed
+/// into `snapshots/<id>`, and the caller (`datakube refresh`) validates it before switching
+/// `CURRENT` with `datakube_engine::storage::switch_current`.
+pub fn generate_staged(opts: &GenerateOptions, progress: &dyn Progress) -> Result<GenerateReport> {
+    generate_into(opts, progress, false)
+}
+
+fn generate_into(opts: &GenerateOptions, progress: &dyn Progress, make_current: bool) -> Result<GenerateReport> {
     if !(opts.scale.is_finite() && opts.scale > 0.0 && opts.scale <= 5.0) {
         bail!("scale must be > 0 and ≤ 5, got {}", opts.scale);
     }
@@ -174,6 +185,7 @@ pub fn generate(opts: &GenerateOptions, progress: &dyn Progress) -> Result<Gener
     let result = (|| {
         let conn = datakube_engine::open_connection(&engine).context("opening DuckDB")?;
         let mut g = Gen::new(&conn, opts.seed, opts.scale, progress)?;
+        g.make_current = make_current;
         let total: u64 = selected.iter().map(|d| g.steps_for(d, &selected)).sum();
         progress.begin("generate", total);
         let mut reports = Vec::new();
@@ -218,6 +230,8 @@ pub(crate) struct Gen<'a> {
     /// The dataset being written, or `None` when a generator runs only for its summaries.
     snap: Option<Snapshot>,
     dataset: &'static str,
+    /// Switch `CURRENT` to each finished snapshot (off for `generate_staged`).
+    make_current: bool,
 }
 
 impl<'a> Gen<'a> {
@@ -230,6 +244,7 @@ impl<'a> Gen<'a> {
             built: Default::default(),
             snap: None,
             dataset: "",
+            make_current: true,
         };
         g.setup()?;
         Ok(g)
@@ -483,10 +498,12 @@ impl<'a> Gen<'a> {
             }
             sync_dir(&base.join("snapshots"));
         }
-        let tmp = base.join("CURRENT.tmp");
-        write_synced(&tmp, format!("{id}\n").as_bytes())?;
-        fs::rename(&tmp, base.join("CURRENT"))?;
-        sync_dir(base);
+        if self.make_current {
+            let tmp = base.join("CURRENT.tmp");
+            write_synced(&tmp, format!("{id}\n").as_bytes())?;
+            fs::rename(&tmp, base.join("CURRENT"))?;
+            sync_dir(base);
+        }
         Ok((id, rows, reused))
     }
 
@@ -595,8 +612,8 @@ struct Manifest {
 }
 
 /// First 16 hex characters of SHA-256 over (relative path, bytes) of all Parquet files,
-/// in path order.
-fn snapshot_id(root: &Path) -> Result<String> {
+/// in path order (the id of a snapshot folder; also used for imported snapshots).
+pub fn snapshot_id(root: &Path) -> Result<String> {
     let mut files = Vec::new();
     collect_files(root, root, &mut files)?;
     files.retain(|(rel, _)| rel.ends_with(".parquet"));
@@ -636,7 +653,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// fsync every file and directory under `root`.
-fn sync_tree(root: &Path) -> Result<()> {
+pub fn sync_tree(root: &Path) -> Result<()> {
     let mut files = Vec::new();
     collect_files(root, root, &mut files)?;
     for (_, p) in files {

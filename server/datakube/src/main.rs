@@ -2,6 +2,11 @@
 //! together and turns their errors into messages. No protocol or query logic lives here.
 
 mod auth;
+mod config;
+mod metrics;
+mod portal;
+mod refresh;
+mod reload;
 mod schemas;
 
 use std::net::SocketAddr;
@@ -38,6 +43,10 @@ struct Cli {
     /// Never read aggregates: every statement reads the fact table (serve, explain, bench).
     #[arg(long, global = true, env = "DATAKUBE_NO_AGGREGATES")]
     no_aggregates: bool,
+    /// Configuration file (TOML; keys are the long options). Command line and environment
+    /// take precedence over it. See docs/configuration.md.
+    #[arg(long, global = true, env = "DATAKUBE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -70,6 +79,13 @@ enum Command {
     /// Aggregates declared in the cube definitions (`aggregates:` of a cube).
     #[command(subcommand)]
     Aggregates(AggregatesCommand),
+    /// Load a new snapshot of one dataset (generated, or imported with --from), validate it
+    /// against the cube definitions and make it current atomically; running servers switch
+    /// to it. The previous snapshot keeps serving if this fails or is killed.
+    Refresh(RefreshArgs),
+    /// Print docs/configuration.md (every option, its variable and default).
+    #[command(hide = true)]
+    ConfigReference,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -111,6 +127,25 @@ struct BenchArgs {
     /// Write the Markdown report here (default: standard output only).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RefreshArgs {
+    /// The dataset to refresh (e.g. befolkning).
+    #[arg(long)]
+    dataset: String,
+    /// Import this folder (manifest.json and one folder of Parquet files per table) instead
+    /// of generating synthetic data.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Seed for generated data (a different seed gives different numbers).
+    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SEED)]
+    seed: u64,
+    /// Scale for generated data (default: that of the current snapshot).
+    #[arg(long)]
+    scale: Option<f64>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -270,15 +305,29 @@ struct ServeArgs {
     #[arg(long, env = "DATAKUBE_SAML_SP_CERT")]
     saml_sp_cert: Option<PathBuf>,
     /// Do not generate the demo datasets on first start (for catalogs that read other data).
-    #[arg(long)]
+    #[arg(long, env = "DATAKUBE_NO_DEMO_DATA")]
     no_demo_data: bool,
     /// Scale of the demo data generated on first start.
-    #[arg(long, default_value_t = datakube_datagen::DEFAULT_SCALE)]
+    #[arg(long, env = "DATAKUBE_DEMO_SCALE", default_value_t = datakube_datagen::DEFAULT_SCALE)]
     demo_scale: f64,
     /// Memory for cached query answers, in MiB (keyed by data snapshot, security scope and
     /// statement; 0 turns the cache off).
     #[arg(long, env = "DATAKUBE_RESULT_CACHE_MB", default_value_t = 256)]
     result_cache_mb: u64,
+    /// Seconds between checks for changed cube definitions and new dataset snapshots
+    /// (`datakube refresh`); a change is validated and swapped in whole, or refused.
+    #[arg(long, env = "DATAKUBE_RELOAD_POLL_SECONDS", default_value_t = 5)]
+    reload_poll_seconds: u64,
+    /// Old snapshots kept per dataset besides the current one (for other replicas on shared
+    /// storage that may still read them); older ones are deleted once no query uses them.
+    #[arg(long, env = "DATAKUBE_KEEP_SNAPSHOTS", default_value_t = 1)]
+    keep_snapshots: usize,
+    /// A folder watched for new snapshots: a sub-folder with manifest.json (naming the
+    /// dataset), one folder of Parquet files per table and a READY file is imported like
+    /// `datakube refresh --from`, then moved to .done/ (or .failed/ with ERROR.txt). Give it
+    /// to one replica only.
+    #[arg(long, env = "DATAKUBE_REFRESH_INBOX")]
+    refresh_inbox: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -315,6 +364,9 @@ impl Default for ServeArgs {
             saml_sp_cert: None,
             no_demo_data: false,
             result_cache_mb: 256,
+            reload_poll_seconds: 5,
+            keep_snapshots: 1,
+            refresh_inbox: None,
             engine: GenerateArgs::default().engine,
         }
     }
@@ -330,6 +382,13 @@ struct ValidateArgs {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = config::config_path(&args)
+        && let Err(e) = config::apply(&path)
+    {
+        eprintln!("datakube: error: {e:#}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     if cli.no_aggregates {
@@ -347,6 +406,23 @@ fn main() -> ExitCode {
         Some(Command::Explain(a)) => explain(&cli, &a),
         Some(Command::Bench(a)) => bench(&cli, &a),
         Some(Command::Aggregates(AggregatesCommand::Build(a))) => aggregates_build(&cli, &a),
+        Some(Command::Refresh(a)) => refresh::refresh(&refresh::RefreshRequest {
+            data_dir: &cli.data_dir,
+            definitions: &cli.cube_definitions,
+            dataset: &a.dataset,
+            from: a.from.as_deref(),
+            seed: a.seed,
+            scale: a.scale,
+            engine: a.engine.config(),
+        })
+        .map(|id| {
+            println!("{}: snapshot {id} is current", a.dataset);
+            ExitCode::SUCCESS
+        }),
+        Some(Command::ConfigReference) => {
+            print!("{}", config::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -371,6 +447,8 @@ impl CloneCommand for Option<Command> {
             Some(Command::Explain(a)) => Some(Command::Explain(a.clone())),
             Some(Command::Bench(a)) => Some(Command::Bench(a.clone())),
             Some(Command::Aggregates(a)) => Some(Command::Aggregates(a.clone())),
+            Some(Command::Refresh(a)) => Some(Command::Refresh(a.clone())),
+            Some(Command::ConfigReference) => Some(Command::ConfigReference),
         }
     }
 }
@@ -441,7 +519,8 @@ fn generate(cli: &Cli, a: &GenerateArgs) -> anyhow::Result<datakube_datagen::Gen
 
 fn aggregates_build(cli: &Cli, a: &AggregatesBuildArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let catalog = load_catalog(cli, &engine)?;
+    let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir).context("pinning the snapshots")?;
+    let catalog = load_catalog(cli, &engine, &snapshots)?;
     if let Some(n) = &a.cube
         && !catalog.cubes.iter().any(|c| c.name.eq_ignore_ascii_case(n))
     {
@@ -470,11 +549,12 @@ fn build_aggregates(
     if todo.is_empty() {
         return Ok(());
     }
+    let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir).context("pinning the snapshots")?;
     let progress = datakube_datagen::progress::TerminalProgress::new();
     progress.begin("aggregates", todo.len() as u64);
     let mut result = Ok(());
     for (cube, agg) in todo {
-        match datakube_query::aggregates::build(engine, &cli.data_dir, cube, agg) {
+        match datakube_query::aggregates::build(engine, &snapshots, cube, agg) {
             Ok(meta) => progress.advance(&format!("{}/{} ({} rows)", cube.name, agg.name, meta.rows)),
             Err(e) => {
                 result = Err(anyhow::anyhow!("aggregate {} of cube [{}]: {e}", agg.name, cube.name));
@@ -502,7 +582,10 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
             pool_size: 1,
             ..Default::default()
         })?;
-        Some(schemas::ParquetSchemas::new(engine, cli.data_dir.clone()))
+        Some(schemas::ParquetSchemas::new(
+            engine,
+            datakube_engine::storage::Snapshots::current(&cli.data_dir)?,
+        ))
     };
     match datakube_model::load_catalog(
         &path,
@@ -541,8 +624,12 @@ fn validate(cli: &Cli, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
 
 /// The cube definitions, checked against the Parquet files; every problem is printed as
 /// `file:line:column` before the error.
-fn load_catalog(cli: &Cli, engine: &Engine) -> anyhow::Result<datakube_model::Catalog> {
-    let provider = schemas::ParquetSchemas::new(engine.clone(), cli.data_dir.clone());
+fn load_catalog(
+    cli: &Cli,
+    engine: &Engine,
+    snapshots: &datakube_engine::storage::Snapshots,
+) -> anyhow::Result<datakube_model::Catalog> {
+    let provider = schemas::ParquetSchemas::new(engine.clone(), snapshots.clone());
     match datakube_model::load_catalog(&cli.cube_definitions, Some(&provider)) {
         Ok(c) => Ok(c),
         Err(diags) => {
@@ -559,8 +646,9 @@ fn load_catalog(cli: &Cli, engine: &Engine) -> anyhow::Result<datakube_model::Ca
 
 fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let catalog = load_catalog(cli, &engine)?;
-    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
+    let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir)?;
+    let catalog = load_catalog(cli, &engine, &snapshots)?;
+    let members = datakube_members::MemberStore::load(&engine, &snapshots, &catalog).context("loading members")?;
     let lang = if a.lang.eq_ignore_ascii_case("en") {
         datakube_model::Lang::En
     } else {
@@ -570,7 +658,7 @@ fn explain(cli: &Cli, a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         catalog: &catalog,
         members: &members,
         engine: &engine,
-        data_dir: &cli.data_dir,
+        snapshots: &snapshots,
         lang,
         lcid: if lang == datakube_model::Lang::Da { 1030 } else { 1033 },
         access: match a.kommune {
@@ -610,11 +698,12 @@ fn bench(cli: &Cli, a: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else if datakube_query::aggregates::enabled() {
         // Datasets generated before their aggregates were declared: build the missing ones.
         let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-        let catalog = load_catalog(cli, &engine)?;
+        let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir).context("pinning the snapshots")?;
+        let catalog = load_catalog(cli, &engine, &snapshots)?;
         let missing: Vec<String> = catalog
             .cubes
             .iter()
-            .filter(|c| datakube_query::aggregates::built(&cli.data_dir, c).len() < c.aggregates.len())
+            .filter(|c| datakube_query::aggregates::built(&snapshots, c).len() < c.aggregates.len())
             .map(|c| c.name.clone())
             .collect();
         build_aggregates(cli, &engine, &catalog, |c| missing.contains(&c.name))?;
@@ -655,6 +744,57 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
             a.listen
         );
     }
+    // Listen first: while data is generated and the runtime loads, /health answers 200 and
+    // /ready (like every other path) 503, so orchestrators neither kill nor route to us.
+    let tls_source = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => datakube_http::tls::TlsSource::SelfSigned {
+            dir: cli.data_dir.join("tls"),
+        },
+    };
+    let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    // /health and /version report the catalog as the definitions name it (read without data).
+    let declared = datakube_model::load_catalog(&cli.cube_definitions, None).ok();
+    let info = datakube_http::ServerInfo {
+        name: "datakube",
+        version: env!("CARGO_PKG_VERSION"),
+        duckdb: engine.version().to_string(),
+        catalog: declared.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        cubes: declared.as_ref().map(cube_names).unwrap_or_default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(a.listen))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let starting = Arc::new(reload::Starting::default());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, starting) = (stop.clone(), starting.clone());
+        rt.spawn(async move {
+            datakube_http::shutdown_signal().await;
+            if !starting.is_started() {
+                tracing::warn!("stopped while starting");
+                std::process::exit(1);
+            }
+            stop.notify_one();
+        });
+    }
+    let server = datakube_http::Server {
+        listen: addr,
+        tls,
+        info,
+        handler: starting.clone(),
+    };
+    let server_task = {
+        let stop = stop.clone();
+        rt.spawn(async move { server.run(listener, async move { stop.notified().await }).await })
+    };
+
     if !a.no_demo_data && !datakube_datagen::is_generated(&cli.data_dir) {
         tracing::info!(
             "first start: no datasets in {}; generating the demo data",
@@ -669,30 +809,22 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
     }
-    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
-    let catalog = load_catalog(cli, &engine)?;
-    let tls_source = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => datakube_http::tls::TlsSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => datakube_http::tls::TlsSource::SelfSigned {
-            dir: cli.data_dir.join("tls"),
-        },
+    // The first runtime is built exactly as every reload builds one (snapshots pinned,
+    // definitions validated against them, members loaded).
+    let runtime = match reload::build_runtime(&engine, &cli.data_dir, &cli.cube_definitions) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "the cube definitions in {} (or the data in {}) have errors (listed above); fix them or run `datakube validate`",
+                cli.cube_definitions.display(),
+                cli.data_dir.display()
+            );
+        }
     };
-    let (tls, cert_file) = datakube_http::tls::server_config(&tls_source)?;
-    let info = datakube_http::ServerInfo {
-        name: "datakube",
-        version: env!("CARGO_PKG_VERSION"),
-        duckdb: engine.version().to_string(),
-        catalog: catalog.name.clone(),
-        cubes: cube_names(&catalog),
-    };
-    let members = datakube_members::MemberStore::load(&engine, &cli.data_dir, &catalog).context("loading members")?;
-    let now: String = engine
-        .connection()?
-        .query_row("SELECT strftime(now(), '%Y-%m-%dT%H:%M:%S')", [], |r| r.get(0))
-        .context("reading the clock")?;
+    let catalog = runtime.catalog.clone();
     let host = if a.listen.ip().is_loopback() {
         "localhost".to_string()
     } else {
@@ -702,56 +834,91 @@ fn serve(cli: &Cli, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         data_source_url: format!("https://{host}:{}/xmla", a.listen.port()),
         ..Default::default()
     };
-    let runtime = datakube_xmla::service::Runtime {
-        catalog: catalog.clone(),
-        members,
-        schema_updated: now.clone(),
-        data_updated: now,
-        data_version: datakube_xmla::service::data_version(&cli.data_dir),
-    };
     let mut service = datakube_xmla::service::XmlaService::new(
         runtime,
         server_props,
         Box::new(
-            datakube_query::xmla::QueryExecutor::new(engine.clone(), cli.data_dir.clone())
+            datakube_query::xmla::QueryExecutor::new(engine.clone())
                 .with_cache(a.result_cache_mb.saturating_mul(1024 * 1024)),
         ),
     );
+    let metrics = metrics::Metrics::new();
+    {
+        let m = metrics.clone();
+        datakube_query::observe::set_sql_observer(Box::new(move |cube, d| m.observe_sql(cube, d.as_secs_f64())));
+    }
+    service.observer = Some(metrics.clone());
     let state_dir = a.state_dir.clone().unwrap_or_else(|| cli.data_dir.join("state"));
     let auth = auth::AuthSetup::open(a, &state_dir, development, &catalog.security)?;
     service.impersonation = Some(auth.impersonation.clone());
     service.audit = Some(auth.audit.clone());
     let service = Arc::new(service);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
-        let addr = listener.local_addr()?;
-        let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
-        let wired = auth.wire(a, &public_url).await?;
-        let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
-            service,
-            auth: wired.authenticator,
-            audit: Some(auth.audit.clone()),
-        });
-        let mut router = datakube_http::Router::new(xmla);
-        for p in datakube_auth::web::PATHS {
-            router = router.route(p, Arc::new(wired.web.clone()));
-        }
-        let mut router = router.route("/tokens/", Arc::new(wired.web.clone()));
-        if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
-            router = router.route("/saml/", Arc::new(saml));
-        }
-        let server = datakube_http::Server {
-            listen: addr,
-            tls,
-            info,
-            handler: Arc::new(router),
-        };
-        print_banner(addr, &cert_file, &catalog, &public_url, &auth, development);
-        server.run(listener, datakube_http::shutdown_signal()).await
-    })?;
+    {
+        let svc = Arc::downgrade(&service);
+        metrics.set_cache_stats(Box::new(move || {
+            svc.upgrade()
+                .and_then(|s| s.cache_stats())
+                .map(|c| {
+                    vec![metrics::CacheStats {
+                        cache: "result".into(),
+                        hits: c.hits,
+                        misses: c.misses,
+                    }]
+                })
+                .unwrap_or_default()
+        }));
+    }
+    let reloader = reload::Reloader::new(
+        service.clone(),
+        engine.clone(),
+        cli.data_dir.clone(),
+        cli.cube_definitions.clone(),
+        a.keep_snapshots,
+        a.refresh_inbox.clone().map(|d| (d, a.engine.config())),
+        metrics.clone(),
+    );
+    if a.reload_poll_seconds > 0 {
+        reloader.spawn_poller(std::time::Duration::from_secs(a.reload_poll_seconds));
+    }
+    // The portal's administration pages read and trigger reloads through this.
+    let admin: Arc<dyn datakube_portal::admin::Admin> = reloader.clone();
+    let public_url = a.public_url.clone().unwrap_or_else(|| default_public_url(addr));
+    let wired = rt.block_on(auth.wire(a, &public_url))?;
+    let ops = Arc::new(reload::OpsHandler {
+        reloader: reloader.clone(),
+        auth: wired.authenticator.clone(),
+    });
+    let xmla = Arc::new(datakube_xmla::service::XmlaHandler {
+        service: service.clone(),
+        auth: wired.authenticator,
+        audit: Some(auth.audit.clone()),
+    });
+    // Exact operations paths win over the portal's /admin/ pages (longest route first).
+    let mut router = datakube_http::Router::new(xmla.clone())
+        .route("/metrics", ops.clone())
+        .route("/ready", ops.clone())
+        .route("/admin/status", ops.clone())
+        .route("/admin/reload", ops);
+    for p in datakube_auth::web::PATHS {
+        router = router.route(p, Arc::new(wired.web.clone()));
+    }
+    let mut router = router.route("/tokens/", Arc::new(wired.web.clone()));
+    if let Some(saml) = saml_web(a, &public_url, &auth, &wired.web)? {
+        router = router.route("/saml/", Arc::new(saml));
+    }
+    let router = portal::routes(
+        router,
+        xmla,
+        service,
+        &wired.web,
+        admin,
+        auth.audit.path(),
+        &public_url,
+        &cli.data_dir,
+    );
+    starting.start(Arc::new(router));
+    print_banner(addr, &cert_file, &catalog, &public_url, &auth, development);
+    rt.block_on(server_task)??;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,9 @@ pub struct Access {
     pub home_kommune: Option<i64>,
     /// Formatted value of suppressed benchmark cells.
     pub marker: String,
+    /// The `CustomData` connection property of an impersonating service account (MDX
+    /// `CustomData()`); part of the access because answers may depend on it.
+    pub custom_data: Option<String>,
 }
 
 /// The rules for one cube.
@@ -71,6 +74,7 @@ impl Access {
             admin: true,
             home_kommune: None,
             marker: "..".into(),
+            custom_data: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl Access {
                 PrincipalScope::All => None,
             }),
             marker: marker.to_string(),
+            custom_data: p.custom_data.clone(),
         }
     }
 

@@ -10,10 +10,11 @@ pub mod access;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use datakube_engine::duckdb::types::ValueRef;
+use datakube_engine::storage::Snapshots;
 use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Catalog, Cube, Hierarchy, Lang, Naming, Source};
 
@@ -209,7 +210,7 @@ impl MemberStore {
     }
 
     /// Load the members of every hierarchy of every cube.
-    pub fn load(engine: &Engine, data_dir: &Path, catalog: &Catalog) -> Result<MemberStore, MemberError> {
+    pub fn load(engine: &Engine, snapshots: &Snapshots, catalog: &Catalog) -> Result<MemberStore, MemberError> {
         let mut store = MemberStore::default();
         // Hierarchies shared by several cubes (same definition, same source) are loaded once.
         let mut loaded: HashMap<String, Arc<HierarchyMembers>> = HashMap::new();
@@ -221,7 +222,7 @@ impl MemberStore {
                     let members = match loaded.get(&sig) {
                         Some(m) => m.clone(),
                         None => {
-                            let m = Arc::new(load_hierarchy(engine, data_dir, cube, h, source)?);
+                            let m = Arc::new(load_hierarchy(engine, snapshots, cube, h, source)?);
                             loaded.insert(sig, m.clone());
                             m
                         }
@@ -236,16 +237,18 @@ impl MemberStore {
     }
 }
 
-/// The Parquet glob of a source: a dataset table's current snapshot, or a path glob
-/// (relative to the data directory).
-pub fn source_glob(data_dir: &Path, source: &Source) -> Result<PathBuf, String> {
+/// The Parquet glob of a source: a dataset table in its pinned snapshot (never `CURRENT` at
+/// query time), or a path glob (relative to the data directory).
+pub fn source_glob(snapshots: &Snapshots, source: &Source) -> Result<PathBuf, String> {
     match source {
-        Source::Dataset { dataset, table } => {
-            datakube_engine::storage::table_glob(data_dir, dataset, table).map_err(|e| e.to_string())
-        }
+        Source::Dataset { dataset, table } => snapshots.table_glob(dataset, table).map_err(|e| e.to_string()),
         Source::Path { glob } => {
             let p = PathBuf::from(glob);
-            Ok(if p.is_absolute() { p } else { data_dir.join(p) })
+            Ok(if p.is_absolute() {
+                p
+            } else {
+                snapshots.data_dir().join(p)
+            })
         }
     }
 }
@@ -309,7 +312,7 @@ fn name_path(h: &Hierarchy, parent: &Member, name: &str) -> String {
 
 fn load_hierarchy(
     engine: &Engine,
-    data_dir: &Path,
+    snapshots: &Snapshots,
     cube: &Cube,
     h: &Hierarchy,
     source: &Source,
@@ -319,7 +322,7 @@ fn load_hierarchy(
         hierarchy: h.unique_name.clone(),
         message,
     };
-    let glob = source_glob(data_dir, source).map_err(err)?;
+    let glob = source_glob(snapshots, source).map_err(err)?;
     let from = format!(
         "read_parquet({}, hive_partitioning = true)",
         sql_string(&glob.to_string_lossy())

@@ -9,7 +9,9 @@
 //! into a `.tmp-<pid>-…` folder and renamed, so a half-built aggregate is never read; a
 //! missing folder means the aggregate is not used.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use datakube_engine::storage::Snapshots;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use datakube_engine::{Engine, sql_ident, sql_string};
@@ -122,17 +124,17 @@ fn slug(name: &str) -> String {
 
 /// Where the aggregates of `cube` live in its dataset's current snapshot (`None` for cubes
 /// whose fact table is not a dataset table).
-pub fn aggregates_dir(data_dir: &Path, cube: &Cube) -> Option<PathBuf> {
+pub fn aggregates_dir(snapshots: &Snapshots, cube: &Cube) -> Option<PathBuf> {
     let Source::Dataset { dataset, .. } = &cube.source else {
         return None;
     };
-    let (_, snap) = datakube_engine::storage::current_snapshot(data_dir, dataset).ok()?;
+    let snap = snapshots.dir(dataset)?;
     Some(snap.join("_aggregates").join(slug(&cube.name)))
 }
 
 /// The built aggregates of `cube` in the current snapshot (declared and present on disk).
-pub fn built(data_dir: &Path, cube: &Cube) -> Vec<Built> {
-    let Some(dir) = aggregates_dir(data_dir, cube) else {
+pub fn built(snapshots: &Snapshots, cube: &Cube) -> Vec<Built> {
+    let Some(dir) = aggregates_dir(snapshots, cube) else {
         return Vec::new();
     };
     cube.aggregates
@@ -147,10 +149,10 @@ pub fn built(data_dir: &Path, cube: &Cube) -> Vec<Built> {
 }
 
 /// Build (or rebuild) one aggregate of `cube` from the current snapshot of its dataset.
-pub fn build(engine: &Engine, data_dir: &Path, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
-    let dir = aggregates_dir(data_dir, cube)
+pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
+    let dir = aggregates_dir(snapshots, cube)
         .ok_or_else(|| format!("cube [{}]: aggregates need a dataset fact table", cube.name))?;
-    let fact = datakube_members::source_glob(data_dir, &cube.source)?;
+    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
     let mut select: Vec<String> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
     let mut levels: Vec<LevelColumn> = Vec::new();
@@ -180,7 +182,7 @@ pub fn build(engine: &Engine, data_dir: &Path, cube: &Cube, agg: &Aggregate) -> 
                 Some(src) => {
                     if !joined {
                         joined = true;
-                        let glob = datakube_members::source_glob(data_dir, src)?;
+                        let glob = datakube_members::source_glob(snapshots, src)?;
                         let mut cols = vec![sql_ident(&hier.primary_key)];
                         for l in &hier.levels {
                             if !cols.contains(&sql_ident(&l.key_column)) {

@@ -6,9 +6,9 @@
 //! Keys go in as literals made from typed keys ([`datakube_members::Key::sql_literal`]);
 //! identifiers come only from the cube definitions.
 
+use datakube_engine::storage::Snapshots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
 
 use datakube_engine::{Engine, sql_ident, sql_string};
 use datakube_model::{Aggregator, FilterValue};
@@ -84,7 +84,7 @@ type BatchKey = (Vec<u16>, Vec<u32>, Vec<(HierIdx, u32)>, Option<u32>);
 pub struct CellFetcher<'s, 'a> {
     space: &'s Space<'a>,
     engine: &'s Engine,
-    data_dir: &'s Path,
+    data_dir: &'s Snapshots,
     scope: RowScope,
     restrictions: Restrictions,
     /// Values fetched so far; shared with the fetchers made by [`CellFetcher::fresh`], so a
@@ -100,7 +100,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     pub fn new(
         space: &'s Space<'a>,
         engine: &'s Engine,
-        data_dir: &'s Path,
+        data_dir: &'s Snapshots,
         scope: RowScope,
         restrictions: Restrictions,
         cancel: Option<&'s datakube_engine::CancelToken>,
@@ -574,7 +574,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
 
 /// Columns of a fact table (hive partition columns included), described once per snapshot
 /// glob; empty when they cannot be read (then nothing is pruned).
-fn fact_columns(engine: &Engine, glob: &Path) -> std::sync::Arc<HashSet<String>> {
+fn fact_columns(engine: &Engine, glob: &std::path::Path) -> std::sync::Arc<HashSet<String>> {
     use std::sync::{Arc, Mutex, OnceLock};
     static KNOWN: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<HashSet<String>>>>> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
@@ -620,7 +620,7 @@ fn on_fact(e: &str, fact_cols: &HashSet<String>) -> Option<String> {
 /// The pruning filter of a restriction whose members all sit on one level (see [`on_fact`]).
 fn single_level_on_fact(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     ids: &[u32],
     fact_cols: &HashSet<String>,
@@ -645,7 +645,7 @@ fn single_level_on_fact(
 /// `None` when the All member is among them.
 fn members_filter(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     ids: &[u32],
     joins: &mut Vec<String>,
@@ -734,7 +734,7 @@ fn in_list(e: &str, mut lits: Vec<String>) -> String {
 }
 
 /// Keys (as SQL literals) of a member and all its descendants (parent-child hierarchies).
-fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
+pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
     let hm = &sp.hier(h).members;
     let mut out = Vec::new();
     let mut stack = vec![id];
@@ -755,7 +755,7 @@ fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 /// the level's key is not in the fact table.
 fn key_expression(
     sp: &Space,
-    data_dir: &Path,
+    data_dir: &Snapshots,
     h: HierIdx,
     level: u16,
     joins: &mut Vec<String>,

@@ -6,10 +6,12 @@
 //! 1. *primary*: its disclosure count — the measure its `disclosure_count` names, counting the
 //!    individuals behind it, at the same coordinates — is below `min_cell_count` (k);
 //! 2. *complementary*: along some hierarchy, the cell's member and its siblings (the children
-//!    of its parent, at the same other coordinates) hold exactly one primary-suppressed cell,
-//!    and this cell has the smallest count of the others. The choice depends only on the data,
-//!    never on what the query shows, so every answer suppresses the same complement and the
-//!    parent total minus the shown siblings never reveals the primary cell;
+//!    of its parent, at the same other coordinates) hold exactly one suppressed cell, and this
+//!    cell has the smallest count of the others. Repeated across hierarchies until no group
+//!    holds exactly one suppressed cell, over the whole sibling grid of the answer's cells
+//!    (every combination of their members' siblings), so the choice depends only on the data,
+//!    never on what the query shows: every answer suppresses the same complements, and no
+//!    parent total minus shown siblings reveals a suppressed cell along any hierarchy;
 //! 3. *composite*: it aggregates a set the client chose — a calculated member or visual total
 //!    on a dimension, or an ancestor of members a subselect or WHERE set restricts to — since
 //!    such a total minus shown cells could reveal a suppressed one.
@@ -26,6 +28,9 @@ use crate::eval::{CellResult, Env, Scalar};
 use crate::space::{HierIdx, MEASURES, MemberRef, QueryMeasureKind};
 
 const MAX_ROUNDS: usize = 16;
+
+/// The most cells disclosure control checks for one answer (the sibling grids of its cells).
+pub const MAX_GRID: usize = 250_000;
 
 /// Values of many cells, fetched in batched rounds.
 fn eval_many(env: &Env, fetcher: &RefCell<CellFetcher>, coords: &[Vec<u32>]) -> Result<Vec<Scalar>> {
@@ -116,15 +121,20 @@ pub fn suppressed(
         out[i] = calc || over_subset;
     }
 
-    // 1. Primary: counts at the cells' own coordinates.
-    let mut needed: HashMap<Vec<u32>, usize> = HashMap::new();
-    let mut order: Vec<Vec<u32>> = Vec::new();
-    let mut want = |c: Vec<u32>, needed: &mut HashMap<Vec<u32>, usize>| {
-        if !needed.contains_key(&c) {
-            needed.insert(c.clone(), order.len());
-            order.push(c);
+    // The grid: for each cell and each guard, every coordinate whose members are siblings of
+    // the cell's (children of the same parents, hierarchy by hierarchy). Grids are closed
+    // under "replace one member by a sibling", so every sibling group of a grid coordinate
+    // lies in the same grid, and what is suppressed in it depends only on its data, never on
+    // which of its cells the query shows.
+    let sibs = |h: HierIdx, id: u32| -> Vec<u32> {
+        match space.member_parent(MemberRef { h, id }) {
+            Some(p) if !space.is_calc(p) => space.hier(h).members.get(p.id).children.clone(),
+            _ => vec![id],
         }
     };
+    let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut grid: Vec<Vec<u32>> = Vec::new();
+    let mut boxes_seen: std::collections::HashSet<Vec<u32>> = std::collections::HashSet::new();
     for (i, c) in cells.iter().enumerate() {
         if out[i] {
             continue;
@@ -132,73 +142,102 @@ pub fn suppressed(
         for d in guards(c[MEASURES]) {
             let mut x = c.clone();
             x[MEASURES] = d;
-            want(x.clone(), &mut needed);
-            // 2. The sibling groups along every hierarchy.
-            for h in 1..c.len() {
-                let m = MemberRef { h, id: c[h] };
-                let Some(p) = space.member_parent(m) else { continue };
-                if space.is_calc(p) {
-                    continue;
+            // A box is named by the cell with every member replaced by its first sibling.
+            let choices: Vec<Vec<u32>> = (0..x.len())
+                .map(|h| if h == MEASURES { vec![x[h]] } else { sibs(h, x[h]) })
+                .collect();
+            let name: Vec<u32> = choices.iter().map(|v| v[0]).collect();
+            if !boxes_seen.insert(name) {
+                continue;
+            }
+            let size: usize = choices.iter().map(Vec::len).product();
+            if grid.len() + size > MAX_GRID {
+                return Err(QueryError::Execution(format!(
+                    "disclosure control would have to check more than {MAX_GRID} cells for this answer; \
+                     show fewer members side by side (e.g. filter Tid or Kommune)"
+                )));
+            }
+            let mut cur = vec![0usize; choices.len()];
+            loop {
+                let y: Vec<u32> = cur.iter().enumerate().map(|(h, &j)| choices[h][j]).collect();
+                if !index.contains_key(&y) {
+                    index.insert(y.clone(), grid.len());
+                    grid.push(y);
                 }
-                for &s in &space.hier(h).members.get(p.id).children {
-                    let mut y = x.clone();
-                    y[h] = s;
-                    want(y, &mut needed);
+                let mut h = 0;
+                while h < cur.len() {
+                    cur[h] += 1;
+                    if cur[h] < choices[h].len() {
+                        break;
+                    }
+                    cur[h] = 0;
+                    h += 1;
+                }
+                if h == cur.len() {
+                    break;
                 }
             }
         }
     }
-    let values = eval_many(env, fetcher, &order)?;
-    let count = |c: &[u32]| needed.get(c).map(|&i| &values[i]).unwrap_or(&Scalar::Empty);
+    let values = eval_many(env, fetcher, &grid)?;
 
-    // The complement of each group: the non-primary sibling with the smallest count, when the
-    // group has exactly one primary cell.
-    let mut complements: HashMap<(Vec<u32>, HierIdx), Option<u32>> = HashMap::new();
+    // 1. Primary suppression.
+    let mut sup: Vec<bool> = values.iter().map(|v| is_small(v, k)).collect();
+    // 2. Complementary suppression, to a fixpoint across hierarchies: while some sibling group
+    //    (along any hierarchy) holds exactly one suppressed cell, its parent total minus the
+    //    others would reveal it, so the non-suppressed sibling with the smallest count (then the
+    //    lowest ordinal) is suppressed too. A complement chosen along one hierarchy can start a
+    //    group along another; the loop ends because every round suppresses at least one more
+    //    cell of a finite grid.
+    let mut groups: Vec<(HierIdx, Vec<usize>)> = Vec::new();
+    for h in 1..grid.first().map_or(0, Vec::len) {
+        let mut by_rest: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
+        for (g, y) in grid.iter().enumerate() {
+            let mut rest = y.clone();
+            rest[h] = space
+                .member_parent(MemberRef { h, id: y[h] })
+                .map_or(u32::MAX, |p| p.id);
+            if rest[h] == u32::MAX {
+                continue;
+            }
+            by_rest.entry(rest).or_default().push(g);
+        }
+        groups.extend(by_rest.into_values().filter(|v| v.len() > 1).map(|v| (h, v)));
+    }
+    let ordinal = |g: usize, h: HierIdx| space.hier(h).members.get(grid[g][h]).ordinal;
+    loop {
+        let mut changed = false;
+        for (h, group) in &groups {
+            let h = *h;
+            if group.iter().filter(|&&g| sup[g]).count() != 1 {
+                continue;
+            }
+            let best = group
+                .iter()
+                .filter(|&&g| !sup[g])
+                .filter_map(|&g| match values[g] {
+                    Scalar::Num(n) => Some((n, ordinal(g, h), g)),
+                    _ => None,
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            if let Some((_, _, g)) = best {
+                sup[g] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     for (i, c) in cells.iter().enumerate() {
         if out[i] {
             continue;
         }
-        'guards: for d in guards(c[MEASURES]) {
+        out[i] = guards(c[MEASURES]).into_iter().any(|d| {
             let mut x = c.clone();
             x[MEASURES] = d;
-            if is_small(count(&x), k) {
-                out[i] = true;
-                break;
-            }
-            for h in 1..c.len() {
-                let m = MemberRef { h, id: c[h] };
-                let Some(p) = space.member_parent(m) else { continue };
-                if space.is_calc(p) {
-                    continue;
-                }
-                let mut group = x.clone();
-                group[h] = p.id;
-                let complement = complements.entry((group, h)).or_insert_with(|| {
-                    let siblings = &space.hier(h).members.get(p.id).children;
-                    let mut primaries = 0;
-                    let mut best: Option<(f64, u32, u32)> = None;
-                    for &s in siblings {
-                        let mut y = x.clone();
-                        y[h] = s;
-                        match count(&y) {
-                            v if is_small(v, k) => primaries += 1,
-                            Scalar::Num(n) => {
-                                let ord = space.hier(h).members.get(s).ordinal;
-                                if best.is_none_or(|(bn, bo, _)| (*n, ord) < (bn, bo)) {
-                                    best = Some((*n, ord, s));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    if primaries == 1 { best.map(|(_, _, s)| s) } else { None }
-                });
-                if *complement == Some(c[h]) {
-                    out[i] = true;
-                    break 'guards;
-                }
-            }
-        }
+            index.get(&x).is_some_and(|&g| sup[g])
+        });
     }
     Ok(out)
 }

@@ -71,7 +71,7 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
     let access = ctx.access.for_cube(cube)?;
     let space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
     let env = Env::new(&space);
-    let glob = datakube_members::source_glob(ctx.data_dir, &dt.source).map_err(QueryError::Execution)?;
+    let glob = datakube_members::source_glob(ctx.snapshots, &dt.source).map_err(QueryError::Execution)?;
     let from = format!(
         "read_parquet({}, hive_partitioning = true)",
         sql_string(&glob.to_string_lossy())
@@ -161,8 +161,20 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
             if mem.level == 0 {
                 continue;
             }
-            // The member's level key column, or the leaf key (foreign key name) for leaves.
             let hier = hc.hierarchy;
+            // A parent-child member stands for its subtree: its key and its descendants' on
+            // the foreign key (member levels there are depths, not level definitions).
+            if hc.members.parent_child {
+                let fk = hc.dim.foreign_key.clone().unwrap_or_else(|| hier.primary_key.clone());
+                if has(&fk) {
+                    let keys = crate::cells::subtree_keys(&space, m.h, m.id);
+                    filters.push(format!("{} IN ({})", sql_ident(&fk), keys.join(", ")));
+                } else {
+                    tracing::debug!("drillthrough: {} does not apply to the detail rows", hier.unique_name);
+                }
+                continue;
+            }
+            // The member's level key column, or the leaf key (foreign key name) for leaves.
             let leaf = mem.level as usize == hier.levels.len();
             let col = if leaf {
                 hc.dim

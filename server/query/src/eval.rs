@@ -2237,32 +2237,44 @@ impl<'s, 'a> Env<'s, 'a> {
     }
 
     /// The format string of a cell: from the calculation that computes it (a cell
-    /// calculation's FORMAT_STRING, a calculated member's), else the measure's.
-    pub fn cell_format(&self, coord: &[u32]) -> Option<String> {
+    /// calculation's FORMAT_STRING, a calculated member's), else the measure's. A cell
+    /// calculation whose CONDITION is false at the cell does not compute it, so its
+    /// FORMAT_STRING does not apply there either (the values are fetched by now, so the
+    /// condition is ready; should it not be, the calculation is taken as applying).
+    pub fn cell_format(&self, coord: &[u32], src: &mut dyn CellSource) -> Option<String> {
         let m = &self.space.measures[coord[MEASURES] as usize];
         if self.plain_cell(coord) {
             return m.format_string.clone();
         }
         let mut calcs = self.cell_calculations(coord);
         calcs.sort_by_key(|c| c.rank());
-        let own = match calcs.first().map(|c| &c.what) {
-            Some(Computes::Cells(i)) => self.cell_calcs[*i].format_string.clone(),
-            Some(Computes::Formula(_)) => {
-                let c = &calcs[0];
-                if c.kind == 1 {
-                    m.format_string.clone()
-                } else {
-                    self.space
-                        .calc_member(MemberRef {
-                            h: c.tie,
-                            id: coord[c.tie],
-                        })
-                        .and_then(|cm| cm.format_string.clone())
+        for c in &calcs {
+            let own = match &c.what {
+                Computes::Cells(i) => {
+                    let cc = &self.cell_calcs[*i];
+                    if let Some(cond) = &cc.condition {
+                        cc.active.set(false);
+                        let holds = self.scalar(cond, coord, src, 0);
+                        cc.active.set(true);
+                        if matches!(holds, Ok(CellResult::Ready(ref v)) if !v.truthy()) {
+                            continue;
+                        }
+                    }
+                    cc.format_string.clone()
                 }
-            }
-            _ => None,
-        };
-        own.or_else(|| m.format_string.clone())
+                Computes::Formula(_) if c.kind == 1 => m.format_string.clone(),
+                Computes::Formula(_) => self
+                    .space
+                    .calc_member(MemberRef {
+                        h: c.tie,
+                        id: coord[c.tie],
+                    })
+                    .and_then(|cm| cm.format_string.clone()),
+                Computes::Visual(_) => None,
+            };
+            return own.or_else(|| m.format_string.clone());
+        }
+        m.format_string.clone()
     }
 
     /// Evaluate a value expression in the context of a cell.
@@ -2513,6 +2525,10 @@ impl<'s, 'a> Env<'s, 'a> {
                             _ => Scalar::Num(x),
                         }))
                     }
+                    "customdata" => Ok(Ready(match &self.space.custom_data {
+                        Some(c) => Scalar::Str(c.clone()),
+                        None => Scalar::Empty,
+                    })),
                     "now" | "date" => {
                         let secs = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)

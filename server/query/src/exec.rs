@@ -1,7 +1,7 @@
 //! Executing an MDX SELECT: names → sets → cells (SQL in batches) → a `CellSet`.
 
+use datakube_engine::storage::Snapshots;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use datakube_engine::Engine;
 use datakube_mdx::ast::{CubeSource, Definition, Expr, ObjectName, Select, Statement};
@@ -13,6 +13,7 @@ use crate::cells::{CellFetcher, Restrictions, RowScope};
 use crate::error::{QueryError, Result};
 use crate::eval::{CellResult, Env, Scalar, Val};
 use crate::format::format_value;
+use crate::plan::{LogicalPlan, PlanAxis};
 use crate::space::{HierIdx, MEASURES, MemberRef, QueryMeasureKind, Space, Tuple, print_name};
 
 /// Largest number of cells one statement may produce.
@@ -26,7 +27,8 @@ pub struct QueryContext<'a> {
     pub catalog: &'a Catalog,
     pub members: &'a MemberStore,
     pub engine: &'a Engine,
-    pub data_dir: &'a Path,
+    /// The snapshots the model was loaded from: every SQL reads these, never `CURRENT`.
+    pub snapshots: &'a Snapshots,
     pub lang: Lang,
     /// LCID reported as the LANGUAGE cell property.
     pub lcid: u32,
@@ -67,6 +69,8 @@ pub struct Trace {
     pub row_scope: String,
     pub calculations: Vec<String>,
     pub restrictions: Vec<String>,
+    /// The resolved plan (`LogicalPlan::describe`).
+    pub plan: String,
     pub slicer: Vec<String>,
     /// Per axis: name, set expression, NON EMPTY, tuples before and after NON EMPTY, first tuples.
     pub axes: Vec<AxisTrace>,
@@ -104,6 +108,7 @@ impl std::fmt::Display for Trace {
                 self.slicer.join(", ")
             }
         )?;
+        write!(f, "{}", self.plan)?;
         for a in &self.axes {
             writeln!(
                 f,
@@ -278,9 +283,8 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
                 .join(", ")
         ))
     })?;
-    let access = ctx.access.for_cube(cube)?;
-    let mut space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
-    space.ignore_missing_members = ctx.ignore_missing_members;
+    let (access, space) = scoped_space(ctx, cube)?;
+    let mut space = space;
     trace.cube = cube.name.clone();
     trace.source = cube.source.to_string();
     trace.row_scope = match &access.rows {
@@ -319,14 +323,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         }
     }
     let mut env = Env::new(&space);
-    env.fetcher = Some(std::cell::RefCell::new(CellFetcher::new(
-        &space,
-        ctx.engine,
-        ctx.data_dir,
-        access.rows.clone(),
-        Restrictions::new(),
-        ctx.cancel,
-    )));
+    env.fetcher = Some(cell_fetcher(ctx, &space, &access));
     comparison_group(&mut env, ctx);
     for d in session.iter().copied().chain(sel.with.iter()) {
         if let Definition::Set(s) = d {
@@ -436,14 +433,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         }
     }
 
-    // Value filters inside calculated members fetch through their own fetchers (same scope
-    // and restrictions), since the main one is busy computing the cell.
-    if let Some(f) = env.fetcher.as_ref() {
-        let fresh: Vec<_> = (0..MAX_NESTED_FETCHERS)
-            .map(|_| std::cell::RefCell::new(f.borrow().fresh()))
-            .collect();
-        env.nested = fresh;
-    }
+    add_nested_fetchers(&mut env);
 
     // Axes, in ordinal order, without gaps.
     let mut axes_src: Vec<&datakube_mdx::ast::Axis> = sel.axes.iter().collect();
@@ -498,8 +488,126 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         axis_hiers.push(hiers);
     }
 
+    // The resolved query, independent of MDX from here on.
+    let cell_properties: Vec<CellProperty> = if sel.cell_properties.is_empty() {
+        CellProperty::DEFAULT.to_vec()
+    } else {
+        sel.cell_properties
+            .iter()
+            .filter_map(|p| CellProperty::from_name(&p.value))
+            .collect()
+    };
+    let plan = LogicalPlan {
+        cube: cube.name.clone(),
+        axes: axes_src
+            .iter()
+            .zip(axis_tuples)
+            .zip(axis_hiers)
+            .map(|((a, tuples), hierarchies)| PlanAxis {
+                name: a.name.to_string(),
+                hierarchies,
+                tuples,
+                non_empty: a.non_empty,
+                properties: a.dimension_properties.clone(),
+                source: a.expr.to_string(),
+            })
+            .collect(),
+        base,
+        restricted,
+        cell_properties,
+    };
+    trace.plan = plan.describe(&space);
+    execute_plan(ctx, &env, &access, &plan, trace)
+}
+
+/// The cube's space as `ctx`'s principal may see it, and the rules for the cube.
+fn scoped_space<'a>(
+    ctx: &QueryContext<'a>,
+    cube: &'a datakube_model::Cube,
+) -> Result<(datakube_members::access::CubeAccess, Space<'a>)> {
+    let access = ctx.access.for_cube(cube)?;
+    let mut space = Space::scoped(cube, ctx.members, ctx.lang, &access.members)?;
+    space.ignore_missing_members = ctx.ignore_missing_members;
+    space.custom_data = ctx.access.custom_data.clone();
+    Ok((access, space))
+}
+
+/// The statement's cell fetcher: the principal's row scope, no restrictions yet.
+fn cell_fetcher<'s, 'a>(
+    ctx: &'s QueryContext,
+    space: &'s Space<'a>,
+    access: &datakube_members::access::CubeAccess,
+) -> std::cell::RefCell<CellFetcher<'s, 'a>> {
+    std::cell::RefCell::new(CellFetcher::new(
+        space,
+        ctx.engine,
+        ctx.snapshots,
+        access.rows.clone(),
+        Restrictions::new(),
+        ctx.cancel,
+    ))
+}
+
+/// Value filters inside calculated members fetch through their own fetchers (same scope and
+/// restrictions), since the main one is busy computing the cell.
+fn add_nested_fetchers(env: &mut Env) {
+    if let Some(f) = env.fetcher.as_ref() {
+        let fresh: Vec<_> = (0..MAX_NESTED_FETCHERS)
+            .map(|_| std::cell::RefCell::new(f.borrow().fresh()))
+            .collect();
+        env.nested = fresh;
+    }
+}
+
+/// Execute a query another front end resolved: `build` gets the cube's space (scoped to the
+/// principal; names resolve there) and returns the plan, whose restrictions then limit the
+/// fact rows and visible members as subselects do. This is the entry point a DAX front end
+/// uses; the MDX one builds its plan in [`execute_select`].
+pub fn execute_built(
+    ctx: &QueryContext,
+    cube: &str,
+    build: impl FnOnce(&Space) -> Result<LogicalPlan>,
+    trace: &mut Trace,
+) -> Result<CellSet> {
+    let cube = ctx.catalog.cube(cube).ok_or_else(|| {
+        QueryError::Name(format!(
+            "the cube [{cube}] does not exist in catalog {}",
+            ctx.catalog.name
+        ))
+    })?;
+    let (access, space) = scoped_space(ctx, cube)?;
+    let plan = build(&space)?;
+    let mut env = Env::new(&space);
+    env.fetcher = Some(cell_fetcher(ctx, &space, &access));
+    let mut restricted: Vec<_> = plan.restricted.iter().collect();
+    restricted.sort_by_key(|(h, _)| **h);
+    for (h, ids) in restricted {
+        restrict(&mut env, *h, ids.clone());
+    }
+    add_nested_fetchers(&mut env);
+    trace.cube = cube.name.clone();
+    trace.plan = plan.describe(&space);
+    execute_plan(ctx, &env, &access, &plan, trace)
+}
+
+/// Compute the cells of a resolved query: batched SQL through `env`'s fetcher, NON EMPTY,
+/// disclosure control on benchmark cubes, formats; the axes and the slicer for the writer.
+pub fn execute_plan(
+    ctx: &QueryContext,
+    env: &Env,
+    access: &datakube_members::access::CubeAccess,
+    plan: &LogicalPlan,
+    trace: &mut Trace,
+) -> Result<CellSet> {
+    let space = env.space;
+    let cube = space.cube;
+    let base = &plan.base;
+    let restricted = &plan.restricted;
+    let axis_tuples: Vec<&Vec<Tuple>> = plan.axes.iter().map(|a| &a.tuples).collect();
+    let used: HashSet<HierIdx> = plan.axes.iter().flat_map(|a| a.hierarchies.iter().copied()).collect();
+
     // Cells.
-    let lengths: Vec<usize> = axis_tuples.iter().map(Vec::len).collect();
+    let lengths: Vec<usize> = axis_tuples.iter().map(|t| t.len()).collect();
     let total: usize = lengths
         .iter()
         .try_fold(1usize, |acc, &n| acc.checked_mul(n))
@@ -522,7 +630,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         }
         c
     };
-    let fetcher_cell = env.fetcher.as_ref().expect("set above");
+    let fetcher_cell = env
+        .fetcher
+        .as_ref()
+        .ok_or_else(|| QueryError::Execution("the plan has no cell fetcher".into()))?;
     let mut values: Vec<Option<Scalar>> = vec![None; total];
     let mut round = 0;
     loop {
@@ -556,7 +667,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     if let Some(k) = access.min_cell_count {
         let filled: Vec<usize> = (0..total).filter(|&i| values[i] != Scalar::Empty).collect();
         let coords: Vec<Vec<u32>> = filled.iter().map(|&i| coord_of(i)).collect();
-        let flags = crate::disclosure::suppressed(&env, fetcher_cell, &coords, &restricted, k)?;
+        let flags = crate::disclosure::suppressed(env, fetcher_cell, &coords, restricted, k)?;
         for (&i, f) in filled.iter().zip(flags) {
             suppressed[i] = f;
         }
@@ -569,7 +680,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
 
     // NON EMPTY: drop tuples whose cells are all empty.
     let mut keep: Vec<Vec<bool>> = lengths.iter().map(|&n| vec![true; n]).collect();
-    for (k, a) in axes_src.iter().enumerate() {
+    for (k, a) in plan.axes.iter().enumerate() {
         if !a.non_empty {
             continue;
         }
@@ -587,10 +698,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
         .map(|flags| flags.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect())
         .collect();
     let new_lengths: Vec<usize> = kept_index.iter().map(Vec::len).collect();
-    for (k, a) in axes_src.iter().enumerate() {
+    for (k, a) in plan.axes.iter().enumerate() {
         trace.axes.push(AxisTrace {
-            name: a.name.to_string(),
-            expr: a.expr.to_string(),
+            name: a.name.clone(),
+            expr: a.source.clone(),
             non_empty: a.non_empty,
             tuples: lengths[k],
             kept: new_lengths[k],
@@ -610,24 +721,17 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
 
     // Axes for the writer.
     let mut axes = Vec::new();
-    for (k, a) in axes_src.iter().enumerate() {
+    for (k, a) in plan.axes.iter().enumerate() {
         let tuples: Vec<Tuple> = kept_index[k].iter().map(|&i| axis_tuples[k][i].clone()).collect();
-        axes.push(build_axis(&env, &axis_hiers[k], &tuples, &a.dimension_properties)?);
+        axes.push(build_axis(env, &a.hierarchies, &tuples, &a.properties)?);
     }
     // Slicer: every hierarchy not on an axis, at its WHERE or default member.
-    let slicer_h: Vec<HierIdx> = (0..space.hierarchy_count()).filter(|h| !used.contains_key(h)).collect();
+    let slicer_h: Vec<HierIdx> = (0..space.hierarchy_count()).filter(|h| !used.contains(h)).collect();
     let slicer_tuple: Tuple = slicer_h.iter().map(|&h| MemberRef { h, id: base[h] }).collect();
-    let slicer = build_axis(&env, &slicer_h, &[slicer_tuple], &[])?;
+    let slicer = build_axis(env, &slicer_h, &[slicer_tuple], &[])?;
 
     // Cells, re-numbered over the kept tuples.
-    let cell_props: Vec<CellProperty> = if sel.cell_properties.is_empty() {
-        CellProperty::DEFAULT.to_vec()
-    } else {
-        sel.cell_properties
-            .iter()
-            .filter_map(|p| CellProperty::from_name(&p.value))
-            .collect()
-    };
+    let cell_props = plan.cell_properties.clone();
     let mut cells = Vec::new();
     let new_total: usize = new_lengths.iter().product();
     for new_ord in 0..new_total {
@@ -659,7 +763,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
             || env.cell_calcs.iter().any(|c| c.applies_to(&coord));
         let integral = !calc_wins
             && matches!(&measure.kind, QueryMeasureKind::Stored(s) if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount));
-        let fmt_owned = env.cell_format(&coord);
+        let fmt_owned = env.cell_format(&coord, &mut *fetcher_cell.borrow_mut());
         let fmt = fmt_owned.as_deref();
         let (value, formatted) = match v {
             Scalar::Num(x) if integral && x.fract() == 0.0 && x.abs() < 9.0e15 => {
@@ -686,6 +790,10 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     trace.statements.extend(fetcher_cell.borrow().executed.iter().cloned());
     for n in &env.nested {
         trace.statements.extend(n.borrow().executed.iter().cloned());
+    }
+    crate::observe::statements(fetcher_cell.borrow().executed.iter());
+    for n in &env.nested {
+        crate::observe::statements(n.borrow().executed.iter());
     }
     tracing::debug!(
         statements = fetcher_cell.borrow().executed.len(),

@@ -9,7 +9,9 @@
 //! 3. [`cells`]: the cells a query needs are grouped by the combination of levels they sit
 //!    on; each group becomes one SQL statement (a printable [`cells::CellQuery`]) that
 //!    DuckDB aggregates, with member keys as literals made from typed keys.
-//! 4. [`exec`]: puts it together into a `CellSet` for the MDDataSet writer.
+//! 4. [`plan`]: the resolved query (axes of member tuples, coordinates, restrictions),
+//!    independent of MDX syntax; [`exec`] builds it from an MDX SELECT and computes its
+//!    cells into a `CellSet` for the MDDataSet writer.
 
 pub mod aggregates;
 pub mod cache;
@@ -21,6 +23,8 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod format;
+pub mod observe;
+pub mod plan;
 pub mod security;
 pub mod space;
 pub mod tabular;

@@ -125,6 +125,9 @@ pub struct Space<'a> {
     pub default_measure: u32,
     /// `MdxMissingMemberMode=Ignore`.
     pub ignore_missing_members: bool,
+    /// What MDX `CustomData()` returns (the connection property, from an impersonating
+    /// service account only).
+    pub custom_data: Option<String>,
     /// Visual totals made during evaluation (ids from [`VISUAL_BASE`]). Set evaluation sees the
     /// space immutably, so the registry is interior-mutable and append-only: an id, once
     /// handed out, denotes the same visual total for the rest of the statement.
@@ -219,6 +222,7 @@ impl<'a> Space<'a> {
             measures,
             default_measure,
             ignore_missing_members: false,
+            custom_data: None,
             visuals: RefCell::new(Vec::new()),
             visual_ids: RefCell::new(HashMap::new()),
         })
@@ -806,7 +810,12 @@ mod tests {
         std::fs::write(defs.join("sales.yaml"), yaml).unwrap();
         let catalog = datakube_model::load_catalog(&defs, None).unwrap_or_else(|d| panic!("{d:?}"));
         let engine = Engine::open(&EngineConfig::default()).unwrap();
-        let members = MemberStore::load(&engine, dir.path(), &catalog).unwrap();
+        let members = MemberStore::load(
+            &engine,
+            &datakube_engine::storage::Snapshots::current(dir.path()).unwrap(),
+            &catalog,
+        )
+        .unwrap();
         (dir, catalog, members)
     }
 

@@ -1,7 +1,5 @@
 //! The query engine behind the XMLA `Execute` method.
 
-use std::path::PathBuf;
-
 use datakube_engine::Engine;
 use datakube_model::Lang;
 use datakube_xmla::discover::Fault;
@@ -16,7 +14,6 @@ use crate::exec::{QueryContext, execute};
 
 pub struct QueryExecutor {
     pub engine: Engine,
-    pub data_dir: PathBuf,
     /// Whole answers (see [`crate::cache`]); `None` = every statement runs.
     pub cache: Option<ResultCache>,
 }
@@ -25,12 +22,9 @@ pub struct QueryExecutor {
 const ANSWER_PROPERTIES: &[&str] = &["Format", "Content", "MdxMissingMemberMode", "Cube"];
 
 impl QueryExecutor {
-    pub fn new(engine: Engine, data_dir: PathBuf) -> QueryExecutor {
-        QueryExecutor {
-            engine,
-            data_dir,
-            cache: None,
-        }
+    /// Statements read the snapshots of the runtime they run on (`Runtime::snapshots`).
+    pub fn new(engine: Engine) -> QueryExecutor {
+        QueryExecutor { engine, cache: None }
     }
 
     /// With a result cache of about `max_bytes` (0 = none).
@@ -81,7 +75,7 @@ impl QueryExecutor {
             catalog: &runtime.catalog,
             members: &runtime.members,
             engine: &self.engine,
-            data_dir: &self.data_dir,
+            snapshots: &runtime.snapshots,
             lang,
             lcid,
             access: crate::security::Access::from_principal(principal, &runtime.catalog.security.disclosure_marker),

@@ -49,6 +49,7 @@ fn service() -> Arc<XmlaService> {
         Runtime {
             catalog,
             members: MemberStore::default(),
+            snapshots: datakube_engine::storage::Snapshots::empty(std::path::Path::new(".")),
             schema_updated: String::new(),
             data_updated: String::new(),
             data_version: String::new(),

@@ -1914,6 +1914,14 @@ const FUNCTIONS: &[Function] = {
             "Returnerer den tupel, en MDX-streng angiver.",
         ),
         mdx(
+            "CustomData",
+            "()",
+            String,
+            None,
+            "Returns the CustomData connection property (set by a service account allowed to impersonate).",
+            "Returnerer forbindelsesegenskaben CustomData (sat af en tjenestekonto, der må optræde på vegne af andre).",
+        ),
+        mdx(
             "StrToValue",
             "String",
             Numeric,

@@ -1134,6 +1134,7 @@ fn execute_request_with_a_dmv_statement() {
         Runtime {
             catalog: catalog().clone(),
             members: MemberStore::default(),
+            snapshots: datakube_engine::storage::Snapshots::empty(std::path::Path::new(".")),
             schema_updated: "2024-01-01T00:00:00".into(),
             data_updated: "2024-01-01T00:00:00".into(),
             data_version: String::new(),

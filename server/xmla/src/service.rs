@@ -39,10 +39,15 @@ pub const CAPS_HEADER: (&str, &str) = ("X-Transport-Caps-Negotiation-Flags", "0,
 /// plus the chunk being written).
 pub const CHANNEL_CHUNKS: usize = 4;
 
-/// The model the server answers from. Replaced as a whole (never mutated) on reload.
+/// The model the server answers from. Replaced as a whole (never mutated) on reload: a
+/// request holds its `Arc<Runtime>` to the end, so it reads one set of definitions and one
+/// snapshot per dataset even while a newer runtime is swapped in.
 pub struct Runtime {
     pub catalog: Catalog,
     pub members: MemberStore,
+    /// The dataset snapshots the members were loaded from; every SQL of this runtime reads
+    /// them (never `CURRENT`), and they are kept on disk while this runtime lives.
+    pub snapshots: datakube_engine::storage::Snapshots,
     /// xsd:dateTime of when the definitions were loaded and of the data snapshot.
     pub schema_updated: String,
     pub data_updated: String,
@@ -51,22 +56,15 @@ pub struct Runtime {
     pub data_version: String,
 }
 
-/// The identity of the data under `data_dir`: `dataset=snapshot-id` of every dataset's current
+/// The identity of the data a runtime answers from: `dataset=snapshot-id` of every pinned
 /// snapshot, sorted, `;`-separated (empty when there are no datasets, e.g. FoodMart files).
-pub fn data_version(data_dir: &std::path::Path) -> String {
-    let mut parts: Vec<String> = std::fs::read_dir(data_dir.join("datasets"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            datakube_engine::storage::current_snapshot(data_dir, &name)
-                .ok()
-                .map(|(id, _)| format!("{name}={id}"))
-        })
-        .collect();
-    parts.sort();
-    parts.join(";")
+pub fn data_version(snapshots: &datakube_engine::storage::Snapshots) -> String {
+    snapshots
+        .ids()
+        .iter()
+        .map(|(d, id)| format!("{d}={id}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Counters of an executor's result cache, for metrics.
@@ -198,6 +196,24 @@ impl Reply {
     }
 }
 
+/// Told about every XMLA request (for metrics); the service itself keeps no statistics.
+pub trait XmlaObserver: Send + Sync {
+    /// One request answered (before a streamed answer is written): `request` is the Discover
+    /// rowset name (`MDSCHEMA_CUBES`, …) or `Execute`; `cube` the cube it named (may be
+    /// empty); `fault` whether it was answered with a fault.
+    fn request(&self, request: &str, cube: &str, seconds: f64, fault: bool);
+    /// A request with credentials that were refused.
+    fn auth_failure(&self);
+}
+
+/// What [`XmlaService::answer`] learned about a request, for the observer.
+#[derive(Default)]
+struct RequestLabels {
+    request: String,
+    cube: String,
+    fault: bool,
+}
+
 /// Commands running per session: (owner, token), for `Cancel`.
 type RunningCommands = HashMap<String, (String, Arc<CancelToken>)>;
 
@@ -212,6 +228,8 @@ pub struct XmlaService {
     /// Honours `EffectiveUserName`, `CustomData` and `Roles` for principals allowed to
     /// impersonate. Without it those properties are refused from everyone.
     pub impersonation: Option<Arc<Impersonation>>,
+    /// Told about every request and refused credential (metrics).
+    pub observer: Option<Arc<dyn XmlaObserver>>,
 }
 
 /// The language for a `LocaleIdentifier`: 1030 (and other Danish LCIDs) Danish, English
@@ -244,7 +262,14 @@ impl XmlaService {
             executor,
             audit: None,
             impersonation: None,
+            observer: None,
         }
+    }
+
+    /// Swap in a new runtime; requests already running keep the one they started with.
+    pub fn replace_runtime(&self, runtime: Arc<Runtime>) -> Arc<Runtime> {
+        let mut slot = self.runtime.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, runtime)
     }
 
     /// The principal a request runs as, after `EffectiveUserName`, `CustomData` and `Roles`
@@ -351,6 +376,7 @@ impl XmlaService {
             duration_ms: Some((started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0),
             outcome: outcome.into(),
             detail,
+            acting_for: principal.acting_for.clone().unwrap_or_default(),
             ..Default::default()
         };
         log.record(&event, &[]).map_err(|e| {
@@ -410,11 +436,49 @@ impl XmlaService {
     /// Handle one XMLA request body for `principal` (the verified identity): everything up to
     /// writing the answer, which the caller does (streamed or whole).
     pub fn answer(&self, body: &[u8], principal: &Principal) -> Reply {
+        let started = std::time::Instant::now();
+        let mut labels = RequestLabels::default();
+        let reply = self.answer_labelled(body, principal, &mut labels);
+        if let Some(o) = &self.observer {
+            if let Reply::Text(t) = &reply {
+                labels.fault = t.contains("<soap:Fault>");
+            }
+            o.request(
+                &labels.request,
+                &labels.cube,
+                started.elapsed().as_secs_f64(),
+                labels.fault,
+            );
+        }
+        reply
+    }
+
+    fn answer_labelled(&self, body: &[u8], principal: &Principal, labels: &mut RequestLabels) -> Reply {
         let owner = principal.subject.as_str();
         let req = match soap::parse_request(body) {
             Ok(r) => r,
-            Err(e) => return Reply::Text(response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None)),
+            Err(e) => {
+                labels.request = "malformed".into();
+                return Reply::Text(response::fault(codes::MALFORMED_REQUEST, &e.to_string(), None));
+            }
         };
+        match &req.method {
+            soap::Method::Discover(d) => {
+                labels.request = d.request_type.to_ascii_uppercase();
+                labels.cube = d
+                    .restriction("CUBE_NAME")
+                    .first()
+                    .cloned()
+                    .or_else(|| d.properties.get("Cube").map(str::to_string))
+                    .unwrap_or_default();
+            }
+            soap::Method::Execute(e) => {
+                labels.request = "Execute".into();
+                labels.cube = statement_cube(&e.statement)
+                    .or_else(|| e.properties.get("Cube").map(str::to_string))
+                    .unwrap_or_default();
+            }
+        }
         // Session first: every in-session response echoes the id.
         let mut session = match &req.session {
             SessionHeader::None => None,
@@ -697,6 +761,11 @@ impl datakube_http::Handler for XmlaHandler {
                             tracing::info!(peer = %req.peer, "XMLA request challenged: {why}");
                             if let (Some(a), Some(h)) = (&audit, authorization) {
                                 audit_refusal(a, h, &why, &req);
+                            }
+                            if authorization.is_some()
+                                && let Some(o) = &svc.observer
+                            {
+                                o.auth_failure();
                             }
                             return challenge(auth.realm());
                         }

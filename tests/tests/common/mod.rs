@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use quick_xml::events::Event;
 
+pub mod inprocess;
+
 /// The `datakube` binary built beside this test (`cargo build --workspace --bins`).
 pub fn datakube_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -52,6 +54,11 @@ impl Server {
     /// A server on `data_dir` with another catalog (no demo data is generated).
     pub fn start_in_with_definitions(data_dir: &Path, definitions: &Path) -> Server {
         Server::start_with(data_dir, definitions, &["--no-demo-data"], None)
+    }
+
+    /// A server on `data_dir` with the definitions in `definitions` and extra `serve` options.
+    pub fn start_full(data_dir: &Path, definitions: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data_dir, definitions, extra, None)
     }
 
     fn start_with(data_dir: &Path, definitions: &Path, extra: &[&str], tmp: Option<tempfile::TempDir>) -> Server {
