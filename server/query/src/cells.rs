@@ -27,12 +27,29 @@ pub type Restrictions = BTreeMap<HierIdx, Vec<u32>>;
 /// grouping still separates the cells).
 const MAX_IN_LIST: usize = 20_000;
 
+/// Most groups a batch may compute for levels whose member filter a merged statement drops
+/// (see [`CellFetcher::fetch_pending`]); a batch beyond it gets its own statement.
+const MERGE_GROUP_LIMIT: usize = 50_000;
+
+/// One level combination and its cells.
+type Batch = (Vec<u16>, Vec<(u32, Coord)>);
+
+/// The distinct measures of some cells, sorted.
+fn distinct_measures<'c>(cells: impl IntoIterator<Item = &'c (u32, Coord)>) -> Vec<u32> {
+    let mut v: Vec<u32> = cells.into_iter().map(|(m, _)| *m).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// One planned SQL statement: printable, for tests and `EXPLAIN`-style logs.
 #[derive(Debug, Clone)]
 pub struct CellQuery {
     pub cube: String,
-    /// Grouping: (hierarchy unique name, level name).
+    /// Grouping columns: (hierarchy unique name, level name).
     pub grouping: Vec<(String, String)>,
+    /// With more than one level combination: the `GROUPING SETS`, each a list of levels.
+    pub grouping_sets: Vec<Vec<String>>,
     pub measures: Vec<String>,
     pub row_scope: RowScope,
     /// What the statement reads: `fact table` or `aggregate <name>`.
@@ -56,6 +73,14 @@ impl fmt::Display for CellQuery {
                 g.join(", ")
             }
         )?;
+        if !self.grouping_sets.is_empty() {
+            let sets: Vec<String> = self
+                .grouping_sets
+                .iter()
+                .map(|s| format!("({})", s.join(", ")))
+                .collect();
+            writeln!(f, "  grouping sets: {}", sets.join(", "))?;
+        }
         writeln!(f, "  measures: {}", self.measures.join(", "))?;
         match &self.row_scope {
             RowScope::All => writeln!(f, "  row scope: all rows")?,
@@ -147,6 +172,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     }
 
     /// Run SQL for every pending cell.
+    ///
+    /// Cells are batched by the level of each hierarchy (one batch per level combination).
+    /// Batches that read the same source (fact table or one aggregate) and the same
+    /// semi-additive measure (or none) are merged into one statement with `GROUPING SETS`,
+    /// so a pivot with totals scans its fact table once, unless merging would group a level
+    /// with many members that the batch alone filters (see [`MERGE_GROUP_LIMIT`]).
+    /// Parent-child hierarchies and visual totals keep one statement per batch.
     pub fn fetch_pending(&mut self) -> Result<()> {
         let pending: Vec<(u32, Coord)> = self.pending.drain().collect();
         // Group: (signature of levels, semi-additive measure or none) → cells.
@@ -184,10 +216,59 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             };
             groups.entry((sig, pc, visual, semi)).or_default().push((m, c));
         }
-        for ((sig, _, visual, semi), cells) in groups {
-            self.run_group(&sig, &visual, semi, &cells)?;
+        // Statements: (semi-additive measure, source) → statements, each a list of batches.
+        type Class = (Option<u32>, Option<String>);
+        let mut classes: BTreeMap<Class, Vec<Vec<Batch>>> = BTreeMap::new();
+        let mut sources: HashMap<String, crate::aggregates::Built> = HashMap::new();
+        for ((sig, pc, visual, semi), cells) in groups {
+            let measure_ids = distinct_measures(&cells);
+            let agg = self.choose_aggregate(&sig, &visual, semi, &measure_ids);
+            if !pc.is_empty() || !visual.is_empty() {
+                self.run_statement(&[(sig, cells)], &visual, semi, agg.as_ref())?;
+                continue;
+            }
+            let name = agg.map(|a| {
+                let n = a.meta.name.clone();
+                sources.insert(n.clone(), a);
+                n
+            });
+            let stmts = classes.entry((semi, name)).or_default();
+            match stmts.iter_mut().find(|s| self.mergeable(s, &sig)) {
+                Some(s) => s.push((sig, cells)),
+                None => stmts.push(vec![(sig, cells)]),
+            }
+        }
+        for ((semi, name), stmts) in classes {
+            let agg = name.and_then(|n| sources.get(&n).cloned());
+            for batches in stmts {
+                self.run_statement(&batches, &[], semi, agg.as_ref())?;
+            }
         }
         Ok(())
+    }
+
+    /// Whether batch `sig` may join the statement `batches`: a hierarchy grouped in some
+    /// batches and at its All level in others loses its member filter in the merged
+    /// statement, so every group of such levels is computed; the product of those levels'
+    /// member counts must stay under [`MERGE_GROUP_LIMIT`] for every batch.
+    fn mergeable(&self, batches: &[Batch], sig: &[u16]) -> bool {
+        let sigs: Vec<&[u16]> = batches.iter().map(|(s, _)| s.as_slice()).chain([sig]).collect();
+        sigs.iter().all(|s| {
+            let mut groups: usize = 1;
+            for (i, &level) in s.iter().enumerate() {
+                if level > 0 && sigs.iter().any(|o| o[i] == 0) {
+                    let n = self
+                        .space
+                        .hier(i + 1)
+                        .members
+                        .level_members(level as usize)
+                        .len()
+                        .max(1);
+                    groups = groups.saturating_mul(n);
+                }
+            }
+            groups <= MERGE_GROUP_LIMIT
+        })
     }
 
     /// The built aggregate with the fewest rows that holds every measure (stored sum, count,
@@ -258,36 +339,31 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             .min_by_key(|b| b.meta.rows)
     }
 
-    fn run_group(
+    /// One SQL statement for the cells of `batches` (each a level combination with its
+    /// cells); more than one batch become `GROUPING SETS`. `visual` and parent-child members
+    /// come only with a single batch.
+    fn run_statement(
         &mut self,
-        sig: &[u16],
+        batches: &[Batch],
         visual: &[(HierIdx, u32)],
         semi: Option<u32>,
-        cells: &[(u32, Coord)],
+        agg: Option<&crate::aggregates::Built>,
     ) -> Result<()> {
         let sp = self.space;
         let cube = sp.cube;
-        let measure_ids: Vec<u32> = {
-            let mut v: Vec<u32> = cells.iter().map(|(m, _)| *m).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        // The smallest aggregate that covers the statement, if any: then `f` is the aggregate.
-        let agg = self.choose_aggregate(sig, visual, semi, &measure_ids);
-        let agg_meta = agg.as_ref().map(|a| &a.meta);
-        let fact = match &agg {
+        let measure_ids = distinct_measures(batches.iter().flat_map(|(_, cells)| cells));
+        let agg_meta = agg.map(|a| &a.meta);
+        let fact = match agg {
             Some(a) => a.parquet(),
             None => datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?,
         };
-        let fact_cols = match &agg {
+        let fact_cols = match agg {
             Some(_) => Default::default(),
             None => fact_columns(self.engine, &fact),
         };
         let mut joins: Vec<String> = Vec::new();
         let mut joined: HashSet<HierIdx> = HashSet::new();
         let mut where_: Vec<String> = Vec::new();
-        let mut group_exprs: Vec<(HierIdx, u16, String)> = Vec::new();
 
         // The row scope, always first.
         match &self.scope {
@@ -310,9 +386,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             }
         }
 
-        // Grouping and key filters per hierarchy.
         let mut key_expr = |h: HierIdx, level: u16, joins: &mut Vec<String>| -> Result<String> {
-            key_expression(sp, self.data_dir, h, level, joins, &mut joined, agg_meta)
+            key_expression(sp, self.data_dir, h, level, joins, &mut joined, agg_meta, &fact_cols)
         };
 
         // Allowed sets (member security): rows of granted members only, so that totals are
@@ -331,43 +406,78 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             };
             where_.push(in_list(&e, keys.iter().map(|k| k.sql_literal()).collect()));
         }
-        let members_of = |h: HierIdx| -> Vec<u32> {
-            let mut v: Vec<u32> = cells.iter().map(|(_, c)| c[h - 1]).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        for (i, &level) in sig.iter().enumerate() {
-            let h = i + 1;
-            if level == 0 {
-                continue;
-            }
+
+        // Grouping columns (one per hierarchy and level), the grouping set of each batch, and
+        // the member filters: a hierarchy grouped in every batch keeps the rows of the
+        // members asked for (per level, OR-ed); one at its All level in some batch is not
+        // filtered (the grouping still separates the cells).
+        let mut group_exprs: Vec<(HierIdx, u16, String)> = Vec::new();
+        let mut sets: Vec<Vec<usize>> = vec![Vec::new(); batches.len()];
+        let first = &batches[0];
+        for h in 1..sp.hierarchy_count() {
+            let i = h - 1;
             let hc = sp.hier(h);
             if hc.hierarchy.is_parent_child() {
-                // One member per batch here: restrict to its subtree.
-                let id = cells[0].1[i];
-                let keys = subtree_keys(sp, h, id);
-                let fk = leaf_key_column(sp, h);
-                where_.push(format!("f.{} IN ({})", sql_ident(&fk), keys.join(", ")));
+                // Single batch: the pinned member's subtree, no grouping column.
+                if first.0[i] > 0 {
+                    let keys = subtree_keys(sp, h, first.1[0].1[i]);
+                    let fk = leaf_key_column(sp, h);
+                    where_.push(format!("f.{} IN ({})", sql_ident(&fk), keys.join(", ")));
+                }
                 continue;
             }
-            let e = key_expr(h, level, &mut joins)?;
-            let ids = members_of(h);
-            if ids.len() <= MAX_IN_LIST {
-                let lits: Vec<String> = ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect();
-                if let Some(p) = on_fact(&e, &fact_cols) {
-                    where_.push(in_list(&p, lits.clone()));
+            let mut levels: Vec<u16> = batches.iter().map(|(s, _)| s[i]).filter(|&l| l > 0).collect();
+            levels.sort_unstable();
+            levels.dedup();
+            for &level in &levels {
+                let e = key_expr(h, level, &mut joins)?;
+                let gi = group_exprs.len();
+                group_exprs.push((h, level, e));
+                for (b, (s, _)) in batches.iter().enumerate() {
+                    if s[i] == level {
+                        sets[b].push(gi);
+                    }
                 }
-                where_.push(in_list(&e, lits));
             }
-            group_exprs.push((h, level, e));
+            if levels.is_empty() || batches.iter().any(|(s, _)| s[i] == 0) {
+                continue;
+            }
+            let mut ids: Vec<u32> = batches
+                .iter()
+                .flat_map(|(_, cells)| cells.iter().map(|(_, c)| c[i]))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut ors = Vec::new();
+            for &level in &levels {
+                let lits: Vec<String> = ids
+                    .iter()
+                    .map(|&id| hc.members.get(id))
+                    .filter(|m| m.level == level)
+                    .map(|m| m.key.sql_literal())
+                    .collect();
+                if lits.len() > MAX_IN_LIST {
+                    ors.clear();
+                    break;
+                }
+                let e = &group_exprs
+                    .iter()
+                    .find(|(gh, gl, _)| *gh == h && *gl == level)
+                    .expect("pushed")
+                    .2;
+                ors.push(in_list(e, lits));
+            }
+            match ors.len() {
+                0 => continue,
+                1 => where_.push(ors.remove(0)),
+                _ => where_.push(format!("({})", ors.join(" OR "))),
+            }
+            where_.extend(pruning_filters(sp, h, &ids, &fact_cols));
         }
         // Subselect and set-slicer restrictions, then the members visual totals cover.
         for (&h, ids) in &self.restrictions {
-            if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined, agg_meta)? {
-                if let Some(p) = single_level_on_fact(sp, self.data_dir, h, ids, &fact_cols, agg_meta)? {
-                    where_.push(p);
-                }
+            if let Some(w) = members_filter(sp, self.data_dir, h, ids, &mut joins, &mut joined, agg_meta, &fact_cols)? {
+                where_.extend(pruning_filters(sp, h, ids, &fact_cols));
                 where_.push(w);
             }
         }
@@ -376,9 +486,34 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .visual(MemberRef { h, id })
                 .ok_or_else(|| QueryError::Execution("VisualTotals: unknown visual total".into()))?;
             // (Never the All member: a visual total covers descendants.)
-            if let Some(w) = members_filter(sp, self.data_dir, h, &vt.leaves, &mut joins, &mut joined, agg_meta)? {
+            if let Some(w) = members_filter(
+                sp,
+                self.data_dir,
+                h,
+                &vt.leaves,
+                &mut joins,
+                &mut joined,
+                agg_meta,
+                &fact_cols,
+            )? {
                 where_.push(w);
             }
+        }
+
+        // A filter every measure of the statement shares (Regnskab's `beloebstype_kode`)
+        // goes into WHERE, where DuckDB applies it while scanning. Not for counts: a group
+        // whose rows all fail the filter counts 0 there, while in WHERE it would vanish.
+        let hoisted = if agg.is_none() {
+            shared_filter(sp, &measure_ids)
+        } else {
+            None
+        };
+        if let Some(f) = hoisted {
+            where_.push(format!(
+                "f.{} IN ({})",
+                sql_ident(&f.column),
+                f.values.iter().map(filter_literal).collect::<Vec<_>>().join(", ")
+            ));
         }
 
         // Measures.
@@ -401,12 +536,31 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         } else {
             format!(" WHERE {}", where_.join(" AND "))
         };
+        let multi = batches.len() > 1;
         let g_cols: Vec<String> = group_exprs
             .iter()
             .enumerate()
             .map(|(i, (_, _, e))| format!("{e} AS g{i}"))
             .collect();
         let g_names: Vec<String> = (0..group_exprs.len()).map(|i| format!("g{i}")).collect();
+        // Which grouping set a row belongs to: bit i set when g{i} is not grouped.
+        let gid_sql = group_exprs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, e))| format!("GROUPING({e}) * {}", 1u64 << i))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let grouping_sets = |extra: Option<&str>| -> String {
+            let sets_sql: Vec<String> = sets
+                .iter()
+                .map(|s| {
+                    let mut cols: Vec<&str> = s.iter().map(|&gi| group_exprs[gi].2.as_str()).collect();
+                    cols.extend(extra);
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            format!(" GROUP BY GROUPING SETS ({})", sets_sql.join(", "))
+        };
         let sql = match semi {
             None => {
                 let aggs: Vec<String> = measure_ids
@@ -415,20 +569,26 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     .map(|(i, &m)| {
                         let a = match agg_meta {
                             Some(meta) => aggregate_from_aggregate(sp, meta, m)?,
-                            None => aggregate_sql(sp, m)?,
+                            None => aggregate_sql(sp, m, hoisted.is_none())?,
                         };
                         Ok(format!("CAST({a} AS DOUBLE) AS m{i}"))
                     })
                     .collect::<Result<_>>()?;
                 let mut select = g_cols.clone();
+                if multi {
+                    select.push(format!("{gid_sql} AS gid"));
+                }
                 select.extend(aggs);
+                // A cell without fact rows is empty (an aggregate over no rows still gives the
+                // grand total's row, where counts are 0).
+                select.push("count(*) AS n".into());
                 format!(
                     "SELECT {} FROM {from}{where_sql}{}",
                     select.join(", "),
-                    if g_names.is_empty() {
-                        // Without grouping an aggregate over no rows still gives one row, where
-                        // counts are 0; a cell without fact rows is empty, as when grouped.
-                        " HAVING count(*) > 0".to_string()
+                    if multi {
+                        grouping_sets(None)
+                    } else if g_names.is_empty() {
+                        String::new()
                     } else {
                         format!(" GROUP BY {}", g_names.join(", "))
                     }
@@ -448,27 +608,49 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                             s.column.as_deref().unwrap_or("")
                         ))
                     })?;
-                let inner_agg = inner_aggregate_sql(s)?;
+                // With grouping sets the time key is grouped in every set, also where a
+                // set's own level is the time key's (months): `COALESCE(t, NULL)` is another
+                // expression for DuckDB, so GROUPING() still tells the sets apart.
+                let t_expr = if multi {
+                    format!("COALESCE(f.{}, NULL)", sql_ident(&tcol))
+                } else {
+                    format!("f.{}", sql_ident(&tcol))
+                };
+                let inner_agg = inner_aggregate_sql(s, hoisted.is_none())?;
                 let outer = match s.aggregator {
                     Aggregator::LastNonEmpty => "arg_max(v, t) FILTER (WHERE v IS NOT NULL)",
                     _ => "avg(v)",
                 };
+                // Inner: the measure per time key (and per group); outer: over time.
                 let mut inner_select = g_cols.clone();
-                inner_select.push(format!("f.{} AS t", sql_ident(&tcol)));
+                if multi {
+                    inner_select.push(format!("{gid_sql} AS gid"));
+                }
+                inner_select.push(format!("{t_expr} AS t"));
                 inner_select.push(format!("{inner_agg} AS v"));
-                let mut inner_group = g_names.clone();
-                inner_group.push("t".into());
+                let inner_group = if multi {
+                    grouping_sets(Some(&t_expr))
+                } else {
+                    let mut g = g_names.clone();
+                    g.push("t".into());
+                    format!(" GROUP BY {}", g.join(", "))
+                };
+                let mut outer_group = g_names.clone();
                 let mut outer_select = g_names.clone();
+                if multi {
+                    outer_group.push("gid".into());
+                    outer_select.push("gid".into());
+                }
                 outer_select.push(format!("CAST({outer} AS DOUBLE) AS m0"));
+                outer_select.push("count(*) AS n".into());
                 format!(
-                    "SELECT {} FROM (SELECT {} FROM {from}{where_sql} GROUP BY {}){}",
+                    "SELECT {} FROM (SELECT {} FROM {from}{where_sql}{inner_group}){}",
                     outer_select.join(", "),
                     inner_select.join(", "),
-                    inner_group.join(", "),
-                    if g_names.is_empty() {
+                    if outer_group.is_empty() {
                         String::new()
                     } else {
-                        format!(" GROUP BY {}", g_names.join(", "))
+                        format!(" GROUP BY {}", outer_group.join(", "))
                     }
                 )
             }
@@ -484,12 +666,30 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     )
                 })
                 .collect(),
+            grouping_sets: if multi {
+                sets.iter()
+                    .map(|s| {
+                        s.iter()
+                            .map(|&gi| {
+                                let (h, l, _) = &group_exprs[gi];
+                                format!(
+                                    "{}.[{}]",
+                                    sp.hierarchy_unique_name(*h),
+                                    sp.hier(*h).hierarchy.levels[*l as usize - 1].name
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             measures: measure_ids
                 .iter()
                 .map(|&m| sp.measures[m as usize].unique_name.clone())
                 .collect(),
             row_scope: self.scope.clone(),
-            source: match &agg {
+            source: match agg {
                 Some(a) => format!("aggregate {}", a.meta.name),
                 None => "fact table".into(),
             },
@@ -521,12 +721,37 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         };
         let mut stmt = conn.prepare(&sql).map_err(failed)?;
         let mut rows = stmt.query([]).map_err(failed)?;
-        let template: Vec<u32> = cells[0].1.clone();
+        // The gid of each batch's grouping set.
+        let masks: Vec<u64> = sets
+            .iter()
+            .map(|s| {
+                (0..group_exprs.len())
+                    .filter(|gi| !s.contains(gi))
+                    .map(|gi| 1u64 << gi)
+                    .sum()
+            })
+            .collect();
+        let n_meas = if semi.is_some() { 1 } else { measure_ids.len() };
+        let first_value = group_exprs.len() + usize::from(multi);
         let mut got: HashMap<Coord, Vec<Option<f64>>> = HashMap::new();
         while let Some(r) = rows.next().map_err(failed)? {
-            let mut coord = template.clone();
+            let n: i64 = r.get(first_value + n_meas).map_err(failed)?;
+            if n == 0 {
+                continue;
+            }
+            let b = if multi {
+                let gid: i64 = r.get(group_exprs.len()).map_err(failed)?;
+                match masks.iter().position(|&mk| mk as i64 == gid) {
+                    Some(b) => b,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            let mut coord = batches[b].1[0].1.clone();
             let mut ok = true;
-            for (gi, (h, level, _)) in group_exprs.iter().enumerate() {
+            for &gi in &sets[b] {
+                let (h, level, _) = &group_exprs[gi];
                 let key = match r.get_ref(gi).map(crate::cells::key_text) {
                     Ok(k) => k,
                     Err(_) => {
@@ -545,16 +770,15 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             if !ok {
                 continue;
             }
-            let n = if semi.is_some() { 1 } else { measure_ids.len() };
-            let vals: Vec<Option<f64>> = (0..n)
-                .map(|i| r.get::<_, Option<f64>>(group_exprs.len() + i).ok().flatten())
+            let vals: Vec<Option<f64>> = (0..n_meas)
+                .map(|i| r.get::<_, Option<f64>>(first_value + i).ok().flatten())
                 .collect();
             got.insert(coord, vals);
         }
         let mut plan = plan;
         plan.rows = got.len();
         plan.elapsed = started.elapsed().max(std::time::Duration::from_nanos(1));
-        for (m, c) in cells {
+        for (m, c) in batches.iter().flat_map(|(_, cells)| cells) {
             let mi = if semi.is_some() {
                 0
             } else {
@@ -603,46 +827,62 @@ fn fact_columns(engine: &Engine, glob: &std::path::Path) -> std::sync::Arc<HashS
     cols
 }
 
-/// Partition pruning: a level key read from a joined dimension (`h3."aar"`) whose column the
-/// fact table also has (the hive partition column `aar`) is filtered on the fact column too,
-/// so DuckDB skips the files of other years. The datasets' contract (docs/datasets.md): a fact
-/// column named like a dimension level's key column holds the same value.
-fn on_fact(e: &str, fact_cols: &HashSet<String>) -> Option<String> {
-    let rest = e.strip_prefix('h')?;
-    let (n, ident) = rest.split_once('.')?;
-    if !n.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let col = ident.strip_prefix('"')?.strip_suffix('"')?.replace("\"\"", "\"");
-    fact_cols.contains(&col).then(|| format!("f.{ident}"))
-}
-
-/// The pruning filter of a restriction whose members all sit on one level (see [`on_fact`]).
-fn single_level_on_fact(
-    sp: &Space,
-    data_dir: &Snapshots,
-    h: HierIdx,
-    ids: &[u32],
-    fact_cols: &HashSet<String>,
-    agg: Option<&crate::aggregates::AggregateMeta>,
-) -> Result<Option<String>> {
+/// Partition pruning. The datasets' contract (docs/datasets.md): a fact column named like a
+/// dimension level's key column (`aar`, the hive partition column) holds that level's key. The
+/// rows of members `ids` of hierarchy `h` therefore have, at each coarser level whose key column
+/// the fact table has, one of their ancestors' keys: filtering on it lets DuckDB skip the files
+/// of other years when only months, quarters or weeks are asked for. Nothing when a member sits
+/// above such a level (or is the All member), or the hierarchy is parent-child.
+fn pruning_filters(sp: &Space, h: HierIdx, ids: &[u32], fact_cols: &HashSet<String>) -> Vec<String> {
     let hc = sp.hier(h);
-    if agg.is_some() || hc.hierarchy.is_parent_child() || ids.is_empty() {
-        return Ok(None);
+    if fact_cols.is_empty() || hc.hierarchy.is_parent_child() || hc.hierarchy.source.is_none() || ids.is_empty() {
+        return Vec::new();
     }
-    let level = hc.members.get(ids[0]).level;
-    if level == 0 || ids.iter().any(|&id| hc.members.get(id).level != level) {
-        return Ok(None);
+    let mut out = Vec::new();
+    for (li, lvl) in hc.hierarchy.levels.iter().enumerate() {
+        let level = (li + 1) as u16;
+        if !fact_cols.contains(&lvl.key_column) {
+            continue;
+        }
+        let mut keys: Vec<String> = Vec::new();
+        let mut all_on_level = true;
+        let mut ok = true;
+        for &id in ids {
+            let mut m = hc.members.get(id);
+            if m.level < level {
+                ok = false;
+                break;
+            }
+            all_on_level &= m.level == level;
+            while m.level > level {
+                match m.parent {
+                    Some(p) => m = hc.members.get(p),
+                    None => break,
+                }
+            }
+            if m.level != level {
+                ok = false;
+                break;
+            }
+            keys.push(m.key.sql_literal());
+        }
+        // Members on this level are already filtered on this very column (see
+        // [`key_expression`]).
+        if !ok || all_on_level {
+            continue;
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() <= MAX_IN_LIST {
+            out.push(in_list(&format!("f.{}", sql_ident(&lvl.key_column)), keys));
+        }
     }
-    let mut joins = Vec::new();
-    let mut joined = HashSet::new();
-    let e = key_expression(sp, data_dir, h, level, &mut joins, &mut joined, None)?;
-    Ok(on_fact(&e, fact_cols)
-        .map(|p| in_list(&p, ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect())))
+    out
 }
 
 /// The fact rows of any of the members `ids` of hierarchy `h` (members of several levels);
 /// `None` when the All member is among them.
+#[allow(clippy::too_many_arguments)]
 fn members_filter(
     sp: &Space,
     data_dir: &Snapshots,
@@ -651,6 +891,7 @@ fn members_filter(
     joins: &mut Vec<String>,
     joined: &mut HashSet<HierIdx>,
     agg: Option<&crate::aggregates::AggregateMeta>,
+    fact_cols: &HashSet<String>,
 ) -> Result<Option<String>> {
     let hc = sp.hier(h);
     if hc.hierarchy.is_parent_child() {
@@ -674,7 +915,7 @@ fn members_filter(
     }
     let mut ors = Vec::new();
     for (level, lits) in by_level {
-        let e = key_expression(sp, data_dir, h, level, joins, joined, agg)?;
+        let e = key_expression(sp, data_dir, h, level, joins, joined, agg, fact_cols)?;
         ors.push(in_list(&e, lits));
     }
     Ok((!ors.is_empty()).then(|| format!("({})", ors.join(" OR "))))
@@ -752,7 +993,10 @@ pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 }
 
 /// SQL for the key of `level` of hierarchy `h`, per fact row; adds the dimension join when
-/// the level's key is not in the fact table.
+/// the level's key is not in the fact table. A fact column named like the level's key column
+/// holds that key (docs/datasets.md), so it is read directly: no join, and a filter on it
+/// prunes partitions.
+#[allow(clippy::too_many_arguments)]
 fn key_expression(
     sp: &Space,
     data_dir: &Snapshots,
@@ -761,6 +1005,7 @@ fn key_expression(
     joins: &mut Vec<String>,
     joined: &mut HashSet<HierIdx>,
     agg: Option<&crate::aggregates::AggregateMeta>,
+    fact_cols: &HashSet<String>,
 ) -> Result<String> {
     let hc = sp.hier(h);
     let hier = hc.hierarchy;
@@ -781,6 +1026,9 @@ fn key_expression(
     let fk = leaf_key_column(sp, h);
     if level as usize == hier.levels.len() && hier.joins_on_leaf_key() {
         return Ok(format!("f.{}", sql_ident(&fk)));
+    }
+    if fact_cols.contains(&lvl.key_column) {
+        return Ok(format!("f.{}", sql_ident(&lvl.key_column)));
     }
     if joined.insert(h) {
         let glob = datakube_members::source_glob(data_dir, source).map_err(QueryError::Execution)?;
@@ -810,11 +1058,14 @@ pub(crate) fn filter_literal(v: &FilterValue) -> String {
     }
 }
 
-fn inner_aggregate_sql(s: &datakube_model::StoredMeasure) -> Result<String> {
+/// The SQL aggregate of a stored measure; its filter as `FILTER (WHERE ...)` unless
+/// `with_filter` is false (the statement filters in WHERE, see [`shared_filter`]).
+fn inner_aggregate_sql(s: &datakube_model::StoredMeasure, with_filter: bool) -> Result<String> {
     let col = s.column.as_deref().map(|c| format!("f.{}", sql_ident(c)));
     let filter = s
         .filter
         .as_ref()
+        .filter(|_| with_filter)
         .map(|f| {
             format!(
                 " FILTER (WHERE f.{} IN ({}))",
@@ -849,9 +1100,30 @@ fn aggregate_from_aggregate(sp: &Space, meta: &crate::aggregates::AggregateMeta,
     Ok(format!("{f}(f.{})", sql_ident(&c.column)))
 }
 
-fn aggregate_sql(sp: &Space, m: u32) -> Result<String> {
+/// The measure filter every measure of a statement has, when all are stored, none counts,
+/// and all filters are equal; then the statement filters in WHERE.
+fn shared_filter<'m>(sp: &'m Space, measure_ids: &[u32]) -> Option<&'m datakube_model::MeasureFilter> {
+    let mut shared: Option<&datakube_model::MeasureFilter> = None;
+    for &m in measure_ids {
+        let QueryMeasureKind::Stored(s) = &sp.measures[m as usize].kind else {
+            return None;
+        };
+        if matches!(s.aggregator, Aggregator::Count | Aggregator::DistinctCount) {
+            return None;
+        }
+        let f = s.filter.as_ref()?;
+        match shared {
+            None => shared = Some(f),
+            Some(g) if g == f => {}
+            Some(_) => return None,
+        }
+    }
+    shared
+}
+
+fn aggregate_sql(sp: &Space, m: u32, with_filter: bool) -> Result<String> {
     match &sp.measures[m as usize].kind {
-        QueryMeasureKind::Stored(s) => inner_aggregate_sql(s),
+        QueryMeasureKind::Stored(s) => inner_aggregate_sql(s, with_filter),
         QueryMeasureKind::Calculated(_) => Err(QueryError::Execution(
             "calculated measures are not aggregated in SQL".into(),
         )),
