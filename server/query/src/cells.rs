@@ -247,16 +247,17 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         Ok(())
     }
 
-    /// Whether batch `sig` may join the statement `batches`: a hierarchy grouped in some
-    /// batches and at its All level in others loses its member filter in the merged
-    /// statement, so every group of such levels is computed; the product of those levels'
-    /// member counts must stay under [`MERGE_GROUP_LIMIT`] for every batch.
+    /// Whether batch `sig` may join the statement `batches`: a hierarchy not on the same
+    /// level in every batch loses its member filter in the merged statement (an OR of
+    /// IN-lists costs DuckDB more than the groups it saves), so every group of such levels is
+    /// computed; the product of those levels' member counts must stay under
+    /// [`MERGE_GROUP_LIMIT`] for every batch.
     fn mergeable(&self, batches: &[Batch], sig: &[u16]) -> bool {
         let sigs: Vec<&[u16]> = batches.iter().map(|(s, _)| s.as_slice()).chain([sig]).collect();
         sigs.iter().all(|s| {
             let mut groups: usize = 1;
             for (i, &level) in s.iter().enumerate() {
-                if level > 0 && sigs.iter().any(|o| o[i] == 0) {
+                if level > 0 && sigs.iter().any(|o| o[i] != level) {
                     let n = self
                         .space
                         .hier(i + 1)
@@ -407,11 +408,51 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             where_.push(in_list(&e, keys.iter().map(|k| k.sql_literal()).collect()));
         }
 
+        // A semi-additive measure is summed per time key first (one plain GROUP BY over the
+        // fact table); the levels of its time dimension are then read from the dimension
+        // table joined to that small result (`s.t`, `d<h>.<key>`), see the SQL below.
+        let time_dim: Option<&str> = semi.and_then(|m| match &sp.measures[m as usize].kind {
+            QueryMeasureKind::Stored(st) => st.time_dimension.as_deref(),
+            QueryMeasureKind::Calculated(_) => None,
+        });
+        let mut stage2_joins: Vec<String> = Vec::new();
+        let mut time_key = |h: HierIdx, level: u16| -> Result<Option<String>> {
+            let hc = sp.hier(h);
+            let hier = hc.hierarchy;
+            let Some(source) = &hier.source else { return Ok(None) };
+            if agg.is_some() || time_dim != Some(hc.dim.name.as_str()) || hier.is_parent_child() {
+                return Ok(None);
+            }
+            if level as usize == hier.levels.len() && hier.joins_on_leaf_key() {
+                return Ok(Some("s.t".into()));
+            }
+            let alias = format!("d{h}");
+            if !stage2_joins.iter().any(|j| j.ends_with(&format!("AS {alias} ON s.t = {alias}.{}", sql_ident(&hier.primary_key)))) {
+                let glob = datakube_members::source_glob(self.data_dir, source).map_err(QueryError::Execution)?;
+                let mut cols = vec![sql_ident(&hier.primary_key)];
+                for l in &hier.levels {
+                    if !cols.contains(&sql_ident(&l.key_column)) {
+                        cols.push(sql_ident(&l.key_column));
+                    }
+                }
+                stage2_joins.push(format!(
+                    "JOIN (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true)) AS {alias} ON s.t = {alias}.{}",
+                    cols.join(", "),
+                    sql_string(&glob.to_string_lossy()),
+                    sql_ident(&hier.primary_key)
+                ));
+            }
+            Ok(Some(format!("{alias}.{}", sql_ident(&hier.levels[level as usize - 1].key_column))))
+        };
+
         // Grouping columns (one per hierarchy and level), the grouping set of each batch, and
-        // the member filters: a hierarchy grouped in every batch keeps the rows of the
-        // members asked for (per level, OR-ed); one at its All level in some batch is not
-        // filtered (the grouping still separates the cells).
+        // the member filters: a hierarchy on the same level in every batch keeps the rows of
+        // the members asked for; on different levels only the partition filter of their
+        // ancestors (see [`pruning_filters`]); at its All level in some batch, none. The
+        // grouping still separates the cells.
         let mut group_exprs: Vec<(HierIdx, u16, String)> = Vec::new();
+        // Per grouping column: read after the time key's sums (semi-additive), not per fact row.
+        let mut stage2: Vec<bool> = Vec::new();
         let mut sets: Vec<Vec<usize>> = vec![Vec::new(); batches.len()];
         let first = &batches[0];
         for h in 1..sp.hierarchy_count() {
@@ -429,48 +470,48 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             let mut levels: Vec<u16> = batches.iter().map(|(s, _)| s[i]).filter(|&l| l > 0).collect();
             levels.sort_unstable();
             levels.dedup();
-            for &level in &levels {
-                let e = key_expr(h, level, &mut joins)?;
-                let gi = group_exprs.len();
-                group_exprs.push((h, level, e));
-                for (b, (s, _)) in batches.iter().enumerate() {
-                    if s[i] == level {
-                        sets[b].push(gi);
+            let everywhere = !levels.is_empty() && batches.iter().all(|(s, _)| s[i] > 0);
+            let mut ids: Vec<u32> = Vec::new();
+            if everywhere {
+                ids = batches
+                    .iter()
+                    .flat_map(|(_, cells)| cells.iter().map(|(_, c)| c[i]))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+            }
+            // One member in every cell (a slicer's year): a filter, no grouping column; the
+            // cells' coordinate already holds it.
+            let single = everywhere && ids.len() == 1;
+            if !single {
+                for &level in &levels {
+                    let (e, late) = match time_key(h, level)? {
+                        Some(e) => (e, true),
+                        None => (key_expr(h, level, &mut joins)?, false),
+                    };
+                    let gi = group_exprs.len();
+                    group_exprs.push((h, level, e));
+                    stage2.push(late);
+                    for (b, (s, _)) in batches.iter().enumerate() {
+                        if s[i] == level {
+                            sets[b].push(gi);
+                        }
                     }
                 }
             }
-            if levels.is_empty() || batches.iter().any(|(s, _)| s[i] == 0) {
+            if !everywhere {
                 continue;
             }
-            let mut ids: Vec<u32> = batches
-                .iter()
-                .flat_map(|(_, cells)| cells.iter().map(|(_, c)| c[i]))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let mut ors = Vec::new();
-            for &level in &levels {
-                let lits: Vec<String> = ids
-                    .iter()
-                    .map(|&id| hc.members.get(id))
-                    .filter(|m| m.level == level)
-                    .map(|m| m.key.sql_literal())
-                    .collect();
-                if lits.len() > MAX_IN_LIST {
-                    ors.clear();
-                    break;
+            // The members' filter; left out when they are all of their level's members (the
+            // row scope and allowed sets already limit the rows; other keys' groups are
+            // dropped when read back).
+            if let [level] = levels[..] {
+                let whole_level = ids.len() == hc.members.level_members(level as usize).len();
+                if ids.len() <= MAX_IN_LIST && !whole_level {
+                    let lits: Vec<String> = ids.iter().map(|&id| hc.members.get(id).key.sql_literal()).collect();
+                    let e = key_expr(h, level, &mut joins)?;
+                    where_.push(in_list(&e, lits));
                 }
-                let e = &group_exprs
-                    .iter()
-                    .find(|(gh, gl, _)| *gh == h && *gl == level)
-                    .expect("pushed")
-                    .2;
-                ors.push(in_list(e, lits));
-            }
-            match ors.len() {
-                0 => continue,
-                1 => where_.push(ors.remove(0)),
-                _ => where_.push(format!("({})", ors.join(" OR "))),
             }
             where_.extend(pruning_filters(sp, h, &ids, &fact_cols));
         }
@@ -611,30 +652,76 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 // With grouping sets the time key is grouped in every set, also where a
                 // set's own level is the time key's (months): `COALESCE(t, NULL)` is another
                 // expression for DuckDB, so GROUPING() still tells the sets apart.
-                let t_expr = if multi {
-                    format!("COALESCE(f.{}, NULL)", sql_ident(&tcol))
-                } else {
-                    format!("f.{}", sql_ident(&tcol))
-                };
                 let inner_agg = inner_aggregate_sql(s, hoisted.is_none())?;
                 let outer = match s.aggregator {
                     Aggregator::LastNonEmpty => "arg_max(v, t) FILTER (WHERE v IS NOT NULL)",
                     _ => "avg(v)",
                 };
-                // Inner: the measure per time key (and per group); outer: over time.
-                let mut inner_select = g_cols.clone();
-                if multi {
-                    inner_select.push(format!("{gid_sql} AS gid"));
+                // 1. Per fact row: the measure summed per time key and per grouping column of
+                //    the other hierarchies (one plain GROUP BY, the costly part).
+                let mut s1_select: Vec<String> = Vec::new();
+                let mut s1_group: Vec<String> = Vec::new();
+                for (gi, (_, _, e)) in group_exprs.iter().enumerate() {
+                    if !stage2[gi] {
+                        s1_select.push(format!("{e} AS i{gi}"));
+                        s1_group.push(format!("i{gi}"));
+                    }
                 }
-                inner_select.push(format!("{t_expr} AS t"));
-                inner_select.push(format!("{inner_agg} AS v"));
-                let inner_group = if multi {
-                    grouping_sets(Some(&t_expr))
-                } else {
-                    let mut g = g_names.clone();
-                    g.push("t".into());
-                    format!(" GROUP BY {}", g.join(", "))
+                s1_select.push(format!("f.{} AS t", sql_ident(&tcol)));
+                s1_select.push(format!("{inner_agg} AS v"));
+                s1_group.push("t".into());
+                let s1 = format!(
+                    "SELECT {} FROM {from}{where_sql} GROUP BY {}",
+                    s1_select.join(", "),
+                    s1_group.join(", ")
+                );
+                // 2. Per grouping set and time key: the sums over the other members; the time
+                //    levels come from the dimension joined on the time key. With grouping sets
+                //    the time key is in every set, also where a set's own level is the time
+                //    key (months): as `COALESCE(s.t, NULL)` it is another expression for
+                //    DuckDB, so GROUPING() still tells the sets apart.
+                let s2_expr = |gi: usize| -> String {
+                    if stage2[gi] {
+                        group_exprs[gi].2.clone()
+                    } else {
+                        format!("s.i{gi}")
+                    }
                 };
+                let t2 = if multi { "COALESCE(s.t, NULL)" } else { "s.t" };
+                let mut s2_select: Vec<String> = (0..group_exprs.len()).map(|gi| format!("{} AS g{gi}", s2_expr(gi))).collect();
+                if multi {
+                    let gid: Vec<String> = (0..group_exprs.len())
+                        .map(|gi| format!("GROUPING({}) * {}", s2_expr(gi), 1u64 << gi))
+                        .collect();
+                    s2_select.push(format!("{} AS gid", gid.join(" + ")));
+                }
+                s2_select.push(format!("{t2} AS t"));
+                s2_select.push("SUM(s.v) AS v".into());
+                let s2_group = if multi {
+                    let sets_sql: Vec<String> = sets
+                        .iter()
+                        .map(|set| {
+                            let mut cols: Vec<String> = set.iter().map(|&gi| s2_expr(gi)).collect();
+                            cols.push(t2.into());
+                            format!("({})", cols.join(", "))
+                        })
+                        .collect();
+                    format!("GROUPING SETS ({})", sets_sql.join(", "))
+                } else {
+                    let mut g: Vec<String> = (0..group_exprs.len()).map(s2_expr).collect();
+                    g.push(t2.into());
+                    g.join(", ")
+                };
+                let s2 = format!(
+                    "SELECT {} FROM ({s1}) AS s{} GROUP BY {s2_group}",
+                    s2_select.join(", "),
+                    if stage2_joins.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", stage2_joins.join(" "))
+                    }
+                );
+                // 3. Over time, per group.
                 let mut outer_group = g_names.clone();
                 let mut outer_select = g_names.clone();
                 if multi {
@@ -644,9 +731,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 outer_select.push(format!("CAST({outer} AS DOUBLE) AS m0"));
                 outer_select.push("count(*) AS n".into());
                 format!(
-                    "SELECT {} FROM (SELECT {} FROM {from}{where_sql}{inner_group}){}",
+                    "SELECT {} FROM ({s2}){}",
                     outer_select.join(", "),
-                    inner_select.join(", "),
                     if outer_group.is_empty() {
                         String::new()
                     } else {
