@@ -224,20 +224,30 @@ fn read_folder(dir: &Path) -> Cached {
     }
 }
 
+/// Bumped by every [`invalidate`]: a folder read while one happened is not kept (it may
+/// predate the change).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 fn cached(dir: &Path) -> Arc<Vec<Built>> {
     if let Some(c) = cache().get(dir) {
         return c.built.clone();
     }
     // Read outside the lock; two first statements may both read, the last one stays.
+    let generation = GENERATION.load(Ordering::SeqCst);
     let c = read_folder(dir);
     let built = c.built.clone();
-    cache().insert(dir.to_path_buf(), c);
+    let mut m = cache();
+    if GENERATION.load(Ordering::SeqCst) == generation {
+        m.insert(dir.to_path_buf(), c);
+    }
     built
 }
 
 /// Forget what was read of `dir` (after writing an aggregate there).
 fn invalidate(dir: &Path) {
-    cache().remove(dir);
+    let mut m = cache();
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    m.remove(dir);
 }
 
 /// Check every aggregate folder read so far against the disk: a folder whose
