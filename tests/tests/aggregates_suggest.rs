@@ -186,6 +186,14 @@ fn suggestions_cover_the_logged_statements_and_answer_like_sql() {
     for mdx in [BY_REGION, BORGERE, FOEDTE_BY_KOEN] {
         run(&svc, mdx, &admin());
     }
+    // Distinct count (the benchmark workload's Personer by Ydelsesgruppe): never an aggregate.
+    let personer = datakube_bench::workload()
+        .into_iter()
+        .find(|s| s.name.starts_with("distinct count"))
+        .unwrap()
+        .text(&datakube_bench::Scope::admin(AARHUS, 1082));
+    assert!(personer.contains("[Personer]"), "{personer}");
+    run(&svc, &personer, &admin());
     assert_eq!(
         sources(&data, &catalog, &data.snapshots, BY_REGION),
         ["aggregate kommune_maaned"]
@@ -226,7 +234,7 @@ fn suggestions_cover_the_logged_statements_and_answer_like_sql() {
     )
     .unwrap();
     assert!(unmerged.failed.is_empty(), "{:?}", unmerged.failed);
-    assert_eq!(unmerged.replayed, 6);
+    assert_eq!(unmerged.replayed, 7);
     let mut sigs: Vec<(Vec<String>, Vec<String>, u64)> = unmerged
         .suggestions
         .iter()
@@ -257,10 +265,11 @@ fn suggestions_cover_the_logged_statements_and_answer_like_sql() {
         unmerged.suggestions
     );
     // Covered ones are not suggested: BY_REGION read kommune_maaned, FOEDTE_BY_KOEN is
-    // covered by the declared koen_aar, Antal borgere is semi-additive.
+    // covered by the declared koen_aar, Antal borgere is semi-additive, Personer a distinct
+    // count (so neither Befolkning nor Beskæftigelse gets a suggestion).
     assert!(unmerged.read_aggregate >= 1);
     assert_eq!(unmerged.covered_by_declared, 1);
-    assert!(unmerged.not_aggregatable >= 1);
+    assert!(unmerged.not_aggregatable >= 2, "Antal borgere and Personer");
     for s in &unmerged.suggestions {
         assert_eq!(s.cube, "Økonomi");
         assert!(s.cost_ms > 0.0);
@@ -441,6 +450,25 @@ fn suggest_refuses_bad_logs_with_file_and_line() {
         e.starts_with(&format!("{}:1: ", bad.display())) && e.contains("Aarhus"),
         "{e}"
     );
+
+    // Lines with nothing to aggregate are passed over: no cube (a DMV), a session CREATE, a
+    // fault, a login.
+    std::fs::write(
+        &bad,
+        [
+            r#"{"kind":"query","outcome":"ok","statement":"SELECT * FROM $SYSTEM.DISCOVER_SESSIONS","scope":"all"}"#,
+            r#"{"kind":"query","outcome":"ok","cube":"Økonomi","statement":"CREATE SESSION SET [Økonomi].[S] AS {}","scope":"all"}"#,
+            r#"{"kind":"query","outcome":"fault","cube":"Økonomi","statement":"SELECT FROM [Økonomi]","scope":"all"}"#,
+            r#"{"kind":"login","outcome":"ok","user":"someone"}"#,
+            r#"{"kind":"query","outcome":"ok","cube":"Økonomi","statement":"SELECT FROM [Økonomi]","scope":"751,101"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let logged = suggest::read_audit_logs(std::slice::from_ref(&bad)).unwrap();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].scope, Some(vec![751, 101]));
+    assert_eq!(logged[0].first_seen, format!("{}:5", bad.display()));
 
     // The command says the same and fails.
     let out = Command::new(common::datakube_bin())

@@ -64,9 +64,18 @@ pub fn read_audit_logs(paths: &[PathBuf]) -> Result<Vec<LoggedStatement>, String
             if kind != "query" || outcome != "ok" {
                 continue;
             }
+            // Lines without a cube (DMV statements, a statement that failed to name one) or
+            // that are no MDX SELECT (session CREATE) have nothing to aggregate.
             let (Some(cube), Some(statement)) = (field("cube"), field("statement")) else {
-                return Err(format!("{at}: a query line without \"cube\" or \"statement\""));
+                continue;
             };
+            let head = statement.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+            if cube.is_empty()
+                || !(head == "SELECT" || head.starts_with("WITH"))
+                || statement.to_ascii_uppercase().contains("$SYSTEM")
+            {
+                continue;
+            }
             let scope = match field("scope").unwrap_or("all") {
                 "all" => None,
                 s => Some(
