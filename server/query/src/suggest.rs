@@ -535,3 +535,49 @@ pub fn render_yaml(report: &Report, sources: &[&Path]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(pairs: &[((usize, usize), usize)]) -> Signature {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_finer_level_of_the_same_hierarchy_covers_a_coarser_one() {
+        let big = sig(&[((0, 0), 3), ((5, 0), 1)]);
+        assert!(covers(&big, &sig(&[((0, 0), 2)])));
+        assert!(covers(&big, &sig(&[])));
+        assert!(!covers(&big, &sig(&[((0, 0), 4)])));
+        assert!(!covers(&big, &sig(&[((3, 0), 1)])));
+        assert_eq!(
+            union(&sig(&[((0, 0), 2), ((1, 0), 1)]), &sig(&[((0, 0), 3)])),
+            sig(&[((0, 0), 3), ((1, 0), 1)])
+        );
+    }
+
+    #[test]
+    fn names_are_folder_safe_and_statements_one_line() {
+        assert_eq!(slug("Måned"), "maaned");
+        assert_eq!(slug("Køn og Æble"), "koen_og_aeble");
+        assert_eq!(one_line("SELECT\n  a   ON 0\tFROM [X]", 100), "SELECT a ON 0 FROM [X]");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+        // YAML double-quoted scalars are JSON strings.
+        assert_eq!(q("[Tid].[Kalender].[År] \"x\""), "\"[Tid].[Kalender].[År] \\\"x\\\"\"");
+    }
+
+    #[test]
+    fn an_empty_report_is_an_empty_mapping_with_its_counts() {
+        let r = Report {
+            replayed: 2,
+            failed: vec![("a.jsonl:3".into(), "no cube [X]".into())],
+            ..Default::default()
+        };
+        let y = render_yaml(&r, &[Path::new("a.jsonl")]);
+        assert!(y.ends_with("{}\n"), "{y}");
+        assert!(y.contains("2 distinct statement(s) replayed, 1 failed"), "{y}");
+        assert!(y.contains("# not replayed: a.jsonl:3: no cube [X]"), "{y}");
+        assert!(y.lines().all(|l| l.starts_with('#') || l == "{}"), "{y}");
+    }
+}
