@@ -92,6 +92,32 @@ enum Command {
 enum AggregatesCommand {
     /// Build (or rebuild) the aggregates beside the current dataset snapshots.
     Build(AggregatesBuildArgs),
+    /// Propose aggregates from the query audit log: replays the statements users ran and
+    /// prints YAML to paste under a cube's `aggregates:`.
+    Suggest(AggregatesSuggestArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct AggregatesSuggestArgs {
+    /// Audit log(s) to read, JSON lines (repeatable; default: $DATAKUBE_AUDIT_LOG, else
+    /// audit.jsonl in $DATAKUBE_STATE_DIR or <data-dir>/state, as `serve` writes it).
+    #[arg(long = "audit-log")]
+    audit_logs: Vec<PathBuf>,
+    /// Only this cube.
+    #[arg(long)]
+    cube: Option<String>,
+    /// Suggestions per cube.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Largest aggregate (rows) two level combinations are merged into; an aggregate must
+    /// also stay under a tenth of the fact table's rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rows: u64,
+    /// Distinct statements replayed, the most frequently logged first.
+    #[arg(long, default_value_t = 500)]
+    max_statements: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -315,7 +341,8 @@ struct ServeArgs {
     #[arg(long, env = "DATAKUBE_RESULT_CACHE_MB", default_value_t = 256)]
     result_cache_mb: u64,
     /// Seconds between checks for changed cube definitions and new dataset snapshots
-    /// (`datakube refresh`); a change is validated and swapped in whole, or refused.
+    /// (`datakube refresh`); a change is validated and swapped in whole, or refused. The same
+    /// poll notices aggregates built or removed beside the running server.
     #[arg(long, env = "DATAKUBE_RELOAD_POLL_SECONDS", default_value_t = 5)]
     reload_poll_seconds: u64,
     /// Old snapshots kept per dataset besides the current one (for other replicas on shared
@@ -406,6 +433,7 @@ fn main() -> ExitCode {
         Some(Command::Explain(a)) => explain(&cli, &a),
         Some(Command::Bench(a)) => bench(&cli, &a),
         Some(Command::Aggregates(AggregatesCommand::Build(a))) => aggregates_build(&cli, &a),
+        Some(Command::Aggregates(AggregatesCommand::Suggest(a))) => aggregates_suggest(&cli, &a),
         Some(Command::Refresh(a)) => refresh::refresh(&refresh::RefreshRequest {
             data_dir: &cli.data_dir,
             definitions: &cli.cube_definitions,
@@ -529,6 +557,44 @@ fn aggregates_build(cli: &Cli, a: &AggregatesBuildArgs) -> anyhow::Result<ExitCo
     build_aggregates(cli, &engine, &catalog, |c| {
         a.cube.as_ref().is_none_or(|n| n.eq_ignore_ascii_case(&c.name))
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn aggregates_suggest(cli: &Cli, a: &AggregatesSuggestArgs) -> anyhow::Result<ExitCode> {
+    let logs = if a.audit_logs.is_empty() {
+        let default = match (
+            std::env::var_os("DATAKUBE_AUDIT_LOG"),
+            std::env::var_os("DATAKUBE_STATE_DIR"),
+        ) {
+            (Some(p), _) => PathBuf::from(p),
+            (None, Some(d)) => PathBuf::from(d).join("audit.jsonl"),
+            (None, None) => cli.data_dir.join("state").join("audit.jsonl"),
+        };
+        vec![default]
+    } else {
+        a.audit_logs.clone()
+    };
+    let logged = datakube_query::suggest::read_audit_logs(&logs).map_err(|e| anyhow::anyhow!(e))?;
+    let engine = Engine::open(&a.engine.config()).context("opening DuckDB")?;
+    let snapshots = datakube_engine::storage::Snapshots::current(&cli.data_dir).context("pinning the snapshots")?;
+    let catalog = load_catalog(cli, &engine, &snapshots)?;
+    if let Some(n) = &a.cube
+        && !catalog.cubes.iter().any(|c| c.name.eq_ignore_ascii_case(n))
+    {
+        anyhow::bail!("no cube named {n} in {}", cli.cube_definitions.display());
+    }
+    let members = datakube_members::MemberStore::load(&engine, &snapshots, &catalog).context("loading members")?;
+    let opts = datakube_query::suggest::Options {
+        top: a.top,
+        max_rows: a.max_rows,
+        max_statements: a.max_statements,
+        cube: a.cube.clone(),
+        ..Default::default()
+    };
+    let report = datakube_query::suggest::suggest(&engine, &snapshots, &catalog, &members, &logged, &opts)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let sources: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();
+    print!("{}", datakube_query::suggest::render_yaml(&report, &sources));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -221,7 +221,7 @@ impl Reloader {
     }
 
     /// One poll: reload when the definitions or a `CURRENT` changed since the last attempt,
-    /// then delete snapshots no runtime uses any more.
+    /// re-read aggregate folders that changed on disk, then delete snapshots no runtime uses any more.
     pub fn poll(&self) {
         self.import_inbox();
         let (defs_changed, data_changed) = {
@@ -234,6 +234,9 @@ impl Reloader {
         if defs_changed || data_changed {
             self.reload(if defs_changed { "definitions" } else { "data" });
         }
+        // Aggregates built, rebuilt or removed by another process (`datakube aggregates
+        // build`): statements read them from memory, so the disk is compared here.
+        datakube_query::aggregates::revalidate();
         for dir in storage::sweep(&self.data_dir, self.keep_snapshots) {
             tracing::info!("old snapshot deleted (no query uses it): {}", dir.display());
         }

@@ -3,13 +3,17 @@
 //! dataset snapshot, and read by [`crate::cells::CellFetcher`] instead of the fact table when
 //! one covers a statement.
 //!
-//! An aggregate folder holds `data.parquet` (one row per row-scope value and level keys; one
+//! An aggregate folder holds `data-<hash>.parquet` (one row per row-scope value and level keys; one
 //! column per measure, its `filter` applied at build time) and `aggregate.json`
 //! ([`AggregateMeta`]: the columns and the row count the planner compares). It is written
 //! into a `.tmp-<pid>-…` folder and renamed, so a half-built aggregate is never read; a
-//! missing folder means the aggregate is not used.
+//! missing folder means the aggregate is not used. Statements do not read `aggregate.json`:
+//! [`built`] keeps each snapshot's aggregate folders in memory once read, [`build`] and
+//! [`revalidate`] (the server's reload poll) refresh that.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use datakube_engine::storage::Snapshots;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -56,12 +60,27 @@ pub(crate) fn count_read() {
 pub struct AggregateMeta {
     pub cube: String,
     pub name: String,
-    /// Rows in `data.parquet` (the planner reads the smallest covering aggregate).
+    /// Rows in the data file (the planner reads the smallest covering aggregate).
     pub rows: u64,
     /// The cube's row-scope column, kept under its own name.
     pub row_scope_column: Option<String>,
     pub levels: Vec<LevelColumn>,
     pub measures: Vec<MeasureColumn>,
+    /// The Parquet file in the folder (`data-<hash of the columns>.parquet`; `data.parquet`
+    /// for aggregates built before the name carried the hash).
+    #[serde(default = "default_file")]
+    pub file: String,
+}
+
+fn default_file() -> String {
+    "data.parquet".into()
+}
+
+/// FNV-1a, 64 bits: a stable short name for an aggregate's content definition.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +121,7 @@ pub struct Built {
 
 impl Built {
     pub fn parquet(&self) -> PathBuf {
-        self.dir.join("data.parquet")
+        self.dir.join(&self.meta.file)
     }
 }
 
@@ -132,27 +151,141 @@ pub fn aggregates_dir(snapshots: &Snapshots, cube: &Cube) -> Option<PathBuf> {
     Some(snap.join("_aggregates").join(slug(&cube.name)))
 }
 
-/// The built aggregates of `cube` in the current snapshot (declared and present on disk).
+/// The built aggregates of `cube` in its dataset's pinned snapshot (declared and present on
+/// disk). Served from memory: the `aggregate.json` files of a snapshot's aggregate folder are
+/// read once (the first statement after a snapshot is pinned) and kept until [`build`] in
+/// this process writes one, or [`revalidate`] (the server's reload poll) sees the folder
+/// change on disk (`datakube aggregates build` from another process, an aggregate removed).
+/// A new snapshot (`datakube refresh`) has a folder of its own, so its aggregates are read
+/// afresh; nothing on the query path touches the disk after that.
 pub fn built(snapshots: &Snapshots, cube: &Cube) -> Vec<Built> {
     let Some(dir) = aggregates_dir(snapshots, cube) else {
         return Vec::new();
     };
+    let all = cached(&dir);
     cube.aggregates
         .iter()
         .filter_map(|a| {
-            let d = dir.join(&a.name);
-            let text = std::fs::read_to_string(d.join("aggregate.json")).ok()?;
-            let meta: AggregateMeta = serde_json::from_str(&text).ok()?;
-            (meta.cube == cube.name && meta.name == a.name).then_some(Built { dir: d, meta })
+            all.iter()
+                .find(|b| b.meta.cube == cube.name && b.meta.name == a.name)
+                .cloned()
         })
         .collect()
 }
 
-/// Build (or rebuild) one aggregate of `cube` from the current snapshot of its dataset.
-pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
-    let dir = aggregates_dir(snapshots, cube)
-        .ok_or_else(|| format!("cube [{}]: aggregates need a dataset fact table", cube.name))?;
-    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+/// One aggregate folder as read: the fingerprint it was read at and what it held.
+struct Cached {
+    fingerprint: Fingerprint,
+    built: Arc<Vec<Built>>,
+}
+
+/// Name, size and modification time of every `aggregate.json` in an aggregate folder.
+type Fingerprint = Vec<(String, u64, std::time::SystemTime)>;
+
+/// `<snapshot>/_aggregates/<cube>` → what it holds.
+static CACHE: LazyLock<Mutex<HashMap<PathBuf, Cached>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn cache() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Cached>> {
+    CACHE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fingerprint(dir: &Path) -> Fingerprint {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(e.path().join("aggregate.json")) {
+                out.push((name, m.len(), m.modified().unwrap_or(std::time::UNIX_EPOCH)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Read every built aggregate in `dir` (a cube's aggregate folder of one snapshot).
+fn read_folder(dir: &Path) -> Cached {
+    let fingerprint = fingerprint(dir);
+    let built = fingerprint
+        .iter()
+        .filter_map(|(name, _, _)| {
+            let d = dir.join(name);
+            let text = std::fs::read_to_string(d.join("aggregate.json")).ok()?;
+            let meta: AggregateMeta = serde_json::from_str(&text).ok()?;
+            (meta.name == *name).then_some(Built { dir: d, meta })
+        })
+        .collect();
+    Cached {
+        fingerprint,
+        built: Arc::new(built),
+    }
+}
+
+/// Bumped by every [`invalidate`]: a folder read while one happened is not kept (it may
+/// predate the change).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn cached(dir: &Path) -> Arc<Vec<Built>> {
+    if let Some(c) = cache().get(dir) {
+        return c.built.clone();
+    }
+    // Read outside the lock; two first statements may both read, the last one stays.
+    let generation = GENERATION.load(Ordering::SeqCst);
+    let c = read_folder(dir);
+    let built = c.built.clone();
+    let mut m = cache();
+    if GENERATION.load(Ordering::SeqCst) == generation {
+        m.insert(dir.to_path_buf(), c);
+    }
+    built
+}
+
+/// Forget what was read of `dir` (after writing an aggregate there).
+fn invalidate(dir: &Path) {
+    let mut m = cache();
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    m.remove(dir);
+}
+
+/// Check every aggregate folder read so far against the disk: a folder whose
+/// `aggregate.json` files changed (built, rebuilt or removed by another process) is read
+/// again at its next statement, and folders of snapshots no live [`Snapshots`] pins any more
+/// are forgotten. The server's reload poll calls this; statements never do.
+pub fn revalidate() {
+    let dirs: Vec<(PathBuf, Fingerprint)> = cache()
+        .iter()
+        .map(|(d, c)| (d.clone(), c.fingerprint.clone()))
+        .collect();
+    for (dir, old) in dirs {
+        let pinned = dir
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(datakube_engine::storage::is_in_use);
+        if !pinned || fingerprint(&dir) != old {
+            tracing::debug!("aggregates of {} read again at the next statement", dir.display());
+            invalidate(&dir);
+        }
+    }
+}
+
+/// The key columns of an aggregate of `cube` at `levels` ((dimension, hierarchy, level)):
+/// the row-scope column, then each level's key and its coarser levels' keys, with the
+/// dimension joins they need (fact table alias `f`).
+struct KeySelect {
+    select: Vec<String>,
+    joins: Vec<String>,
+    levels: Vec<LevelColumn>,
+}
+
+fn key_select(
+    engine: &Engine,
+    snapshots: &Snapshots,
+    cube: &Cube,
+    agg_levels: &[(String, String, String)],
+) -> Result<KeySelect, String> {
     let mut select: Vec<String> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
     let mut levels: Vec<LevelColumn> = Vec::new();
@@ -160,7 +293,7 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     if let Some(c) = &rsc {
         select.push(format!("f.{} AS {}", sql_ident(c), sql_ident(c)));
     }
-    for (n, (dname, hname, lname)) in agg.levels.iter().enumerate() {
+    for (n, (dname, hname, lname)) in agg_levels.iter().enumerate() {
         let dim = cube.dimension(dname).ok_or_else(|| format!("no dimension {dname}"))?;
         let hier = dim
             .hierarchy(hname)
@@ -232,6 +365,70 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             });
         }
     }
+    Ok(KeySelect { select, joins, levels })
+}
+
+/// Rows an aggregate of `cube` at `levels` would have: the distinct row-scope values and
+/// level keys over the fact table of the pinned snapshot, counted by DuckDB (a full scan).
+pub fn estimate_rows(
+    engine: &Engine,
+    snapshots: &Snapshots,
+    cube: &Cube,
+    levels: &[(String, String, String)],
+) -> Result<u64, String> {
+    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let k = key_select(engine, snapshots, cube, levels)?;
+    let sql = if k.select.is_empty() {
+        "SELECT 1".to_string()
+    } else {
+        format!(
+            "SELECT count(*) FROM (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true) AS f{})",
+            k.select.join(", "),
+            sql_string(&fact.to_string_lossy()),
+            if k.joins.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", k.joins.join(" "))
+            }
+        )
+    };
+    let n: i64 = engine
+        .connection()
+        .map_err(|e| e.to_string())?
+        .query_row(&sql, [], |r| r.get(0))
+        .map_err(|e| format!("{e} (in {sql})"))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Rows of the fact table of `cube` in the pinned snapshot.
+pub fn fact_rows(engine: &Engine, snapshots: &Snapshots, cube: &Cube) -> Result<u64, String> {
+    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let n: i64 = engine
+        .connection()
+        .map_err(|e| e.to_string())?
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM read_parquet({}, hive_partitioning = true)",
+                sql_string(&fact.to_string_lossy())
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(n.max(0) as u64)
+}
+
+/// Build (or rebuild) one aggregate of `cube` from the current snapshot of its dataset.
+pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
+    let dir = aggregates_dir(snapshots, cube)
+        .ok_or_else(|| format!("cube [{}]: aggregates need a dataset fact table", cube.name))?;
+    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let rsc = cube.security.row_scope_column.clone();
+    let KeySelect {
+        mut select,
+        joins,
+        levels,
+    } = key_select(engine, snapshots, cube, &agg.levels)?;
     let keys = select.len();
     let mut measures = Vec::new();
     for (i, name) in agg.measures.iter().enumerate() {
@@ -278,7 +475,12 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), agg.name));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let out = tmp.join("data.parquet");
+    // The data file is named after what the aggregate holds: a rebuild with other levels,
+    // measures or filters gets another name, so a server that still has the old
+    // `aggregate.json` in memory fails to find the file (and says so) rather than reading
+    // columns that mean something else. An unchanged rebuild keeps the name.
+    let file = format!("data-{:016x}.parquet", fnv1a(format!("{select:?}{joins:?}").as_bytes()));
+    let out = tmp.join(&file);
     let group: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
     let sql = format!(
         "COPY (SELECT {} FROM read_parquet({}, hive_partitioning = true) AS f{}{}) TO {} (FORMAT parquet)",
@@ -316,10 +518,11 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             row_scope_column: rsc.clone(),
             levels,
             measures,
+            file: file.clone(),
         };
         let json = serde_json::to_string_pretty(&meta).map_err(|e| e.to_string())?;
         std::fs::write(tmp.join("aggregate.json"), json).map_err(|e| e.to_string())?;
-        for f in ["data.parquet", "aggregate.json"] {
+        for f in [file.as_str(), "aggregate.json"] {
             if let Ok(file) = std::fs::File::open(tmp.join(f)) {
                 let _ = file.sync_all();
             }
@@ -329,7 +532,9 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
         if fin.exists() {
             std::fs::rename(&fin, &old).map_err(|e| e.to_string())?;
         }
-        std::fs::rename(&tmp, &fin).map_err(|e| e.to_string())?;
+        let renamed = std::fs::rename(&tmp, &fin).map_err(|e| e.to_string());
+        invalidate(&dir);
+        renamed?;
         let _ = std::fs::remove_dir_all(&old);
         Ok(meta)
     })();

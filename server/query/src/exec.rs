@@ -77,6 +77,11 @@ pub struct Trace {
     pub cells: usize,
     pub rounds: usize,
     pub statements: Vec<crate::cells::CellQuery>,
+    /// (hierarchy unique name, level name): the deepest level each subselect or WHERE set
+    /// limits the fact rows to (none for a restriction that keeps the All member). Every
+    /// statement of the query filters on these levels besides its grouping, so an aggregate
+    /// must hold them to answer it (`datakube aggregates suggest`).
+    pub restricted_levels: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -603,6 +608,24 @@ pub fn execute_plan(
     let cube = space.cube;
     let base = &plan.base;
     let restricted = &plan.restricted;
+    let mut restricted_levels: Vec<(String, String)> = restricted
+        .iter()
+        .filter(|(h, ids)| {
+            let hm = &space.hier(**h).members;
+            !ids.is_empty()
+                && ids
+                    .iter()
+                    .all(|&id| id < crate::space::CALC_BASE && hm.get(id).level > 0)
+        })
+        .filter_map(|(&h, ids)| {
+            let hc = space.hier(h);
+            let level = ids.iter().map(|&id| hc.members.get(id).level).max()?;
+            let name = hc.hierarchy.levels.get(level as usize - 1)?.name.clone();
+            Some((space.hierarchy_unique_name(h), name))
+        })
+        .collect();
+    restricted_levels.sort();
+    trace.restricted_levels = restricted_levels;
     let axis_tuples: Vec<&Vec<Tuple>> = plan.axes.iter().map(|a| &a.tuples).collect();
     let used: HashSet<HierIdx> = plan.axes.iter().flat_map(|a| a.hierarchies.iter().copied()).collect();
 

@@ -27,6 +27,7 @@ pub mod observe;
 pub mod plan;
 pub mod security;
 pub mod space;
+pub mod suggest;
 pub mod tabular;
 pub mod xmla;
 
