@@ -50,6 +50,8 @@ pub struct CellQuery {
     pub grouping: Vec<(String, String)>,
     /// With more than one level combination: the `GROUPING SETS`, each a list of levels.
     pub grouping_sets: Vec<Vec<String>>,
+    /// Levels filtered to one member without a grouping column (a slicer's year).
+    pub filtered: Vec<(String, String)>,
     pub measures: Vec<String>,
     pub row_scope: RowScope,
     /// What the statement reads: `fact table` or `aggregate <name>`.
@@ -73,6 +75,10 @@ impl fmt::Display for CellQuery {
                 g.join(", ")
             }
         )?;
+        if !self.filtered.is_empty() {
+            let l: Vec<String> = self.filtered.iter().map(|(h, l)| format!("{h}.[{l}]")).collect();
+            writeln!(f, "  one member of: {}", l.join(", "))?;
+        }
         if !self.grouping_sets.is_empty() {
             let sets: Vec<String> = self
                 .grouping_sets
@@ -427,7 +433,10 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 return Ok(Some("s.t".into()));
             }
             let alias = format!("d{h}");
-            if !stage2_joins.iter().any(|j| j.ends_with(&format!("AS {alias} ON s.t = {alias}.{}", sql_ident(&hier.primary_key)))) {
+            if !stage2_joins
+                .iter()
+                .any(|j| j.ends_with(&format!("AS {alias} ON s.t = {alias}.{}", sql_ident(&hier.primary_key))))
+            {
                 let glob = datakube_members::source_glob(self.data_dir, source).map_err(QueryError::Execution)?;
                 let mut cols = vec![sql_ident(&hier.primary_key)];
                 for l in &hier.levels {
@@ -442,7 +451,10 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     sql_ident(&hier.primary_key)
                 ));
             }
-            Ok(Some(format!("{alias}.{}", sql_ident(&hier.levels[level as usize - 1].key_column))))
+            Ok(Some(format!(
+                "{alias}.{}",
+                sql_ident(&hier.levels[level as usize - 1].key_column)
+            )))
         };
 
         // Grouping columns (one per hierarchy and level), the grouping set of each batch, and
@@ -451,6 +463,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         // ancestors (see [`pruning_filters`]); at its All level in some batch, none. The
         // grouping still separates the cells.
         let mut group_exprs: Vec<(HierIdx, u16, String)> = Vec::new();
+        let mut filtered: Vec<(String, String)> = Vec::new();
         // Per grouping column: read after the time key's sums (semi-additive), not per fact row.
         let mut stage2: Vec<bool> = Vec::new();
         let mut sets: Vec<Vec<usize>> = vec![Vec::new(); batches.len()];
@@ -483,7 +496,12 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             // One member in every cell (a slicer's year): a filter, no grouping column; the
             // cells' coordinate already holds it.
             let single = everywhere && ids.len() == 1;
-            if !single {
+            if single {
+                filtered.push((
+                    sp.hierarchy_unique_name(h),
+                    hc.hierarchy.levels[levels[0] as usize - 1].name.clone(),
+                ));
+            } else {
                 for &level in &levels {
                     let (e, late) = match time_key(h, level)? {
                         Some(e) => (e, true),
@@ -688,7 +706,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     }
                 };
                 let t2 = if multi { "COALESCE(s.t, NULL)" } else { "s.t" };
-                let mut s2_select: Vec<String> = (0..group_exprs.len()).map(|gi| format!("{} AS g{gi}", s2_expr(gi))).collect();
+                let mut s2_select: Vec<String> = (0..group_exprs.len())
+                    .map(|gi| format!("{} AS g{gi}", s2_expr(gi)))
+                    .collect();
                 if multi {
                     let gid: Vec<String> = (0..group_exprs.len())
                         .map(|gi| format!("GROUPING({}) * {}", s2_expr(gi), 1u64 << gi))
@@ -770,6 +790,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             } else {
                 Vec::new()
             },
+            filtered,
             measures: measure_ids
                 .iter()
                 .map(|&m| sp.measures[m as usize].unique_name.clone())

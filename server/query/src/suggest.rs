@@ -338,7 +338,7 @@ pub fn suggest(
                 .filter(|ms: &BTreeSet<usize>| !ms.is_empty() && ms.iter().all(|&m| additive(cube, m)));
             let mut sig = Signature::new();
             let mut ok = measures.is_some();
-            for (h, level) in &q.grouping {
+            for (h, level) in q.grouping.iter().chain(&q.filtered) {
                 match find_hierarchy(cube, h).and_then(|(d, hi)| {
                     let hier = &cube.dimensions[d].hierarchies[hi];
                     let depth = hier.levels.iter().position(|x| x.name == *level)? + 1;
