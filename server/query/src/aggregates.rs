@@ -125,9 +125,13 @@ fn slug(name: &str) -> String {
 /// Where the aggregates of `cube` live in its dataset's current snapshot (`None` for cubes
 /// whose fact table is not a dataset table).
 pub fn aggregates_dir(snapshots: &Snapshots, cube: &Cube) -> Option<PathBuf> {
+    // A virtual cube never has aggregates (validation refuses them): it reads its base cubes.
     let Source::Dataset { dataset, .. } = &cube.source else {
         return None;
     };
+    if cube.is_virtual() {
+        return None;
+    }
     let snap = snapshots.dir(dataset)?;
     Some(snap.join("_aggregates").join(slug(&cube.name)))
 }
@@ -150,9 +154,15 @@ pub fn built(snapshots: &Snapshots, cube: &Cube) -> Vec<Built> {
 
 /// Build (or rebuild) one aggregate of `cube` from the current snapshot of its dataset.
 pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
+    if cube.is_virtual() {
+        return Err(format!(
+            "cube [{}] is virtual: aggregates are built for its base cubes",
+            cube.name
+        ));
+    }
     let dir = aggregates_dir(snapshots, cube)
         .ok_or_else(|| format!("cube [{}]: aggregates need a dataset fact table", cube.name))?;
-    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let fact = datakube_members::fact_relation(snapshots, cube)?;
     let mut select: Vec<String> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
     let mut levels: Vec<LevelColumn> = Vec::new();
@@ -281,9 +291,8 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     let out = tmp.join("data.parquet");
     let group: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
     let sql = format!(
-        "COPY (SELECT {} FROM read_parquet({}, hive_partitioning = true) AS f{}{}) TO {} (FORMAT parquet)",
+        "COPY (SELECT {} FROM {fact} AS f{}{}) TO {} (FORMAT parquet)",
         select.join(", "),
-        sql_string(&fact.to_string_lossy()),
         if joins.is_empty() {
             String::new()
         } else {
