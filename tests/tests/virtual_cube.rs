@@ -196,3 +196,120 @@ fn virtual_cube_mixes_base_cubes_like_hand_written_sql() {
         "hidden measures are not listed: {listed:?}"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+const KOMMUNEN_SAMLET: &str = "cube:
+  name: Kommunen samlet
+  caption: {da: Kommunen samlet, en: The municipality in one}
+  virtual: {cubes: [Befolkning, Økonomi]}
+  security: {class: individual, row_scope_column: kommunekode}
+  dimensions:
+    - shared: Kommune
+    - shared: Tid
+  measures:
+    - {name: Tilflyttede, from: Befolkning}
+    - {name: Antal borgere, from: Befolkning}
+    - {name: Regnskab, from: Økonomi}
+    - name: Regnskab pr. borger
+      caption: {da: Regnskab pr. borger, en: Accounts per resident}
+      expression: \"[Measures].[Regnskab] / [Measures].[Antal borgere]\"
+";
+
+/// A virtual cube over two individual-level FLIS cubes keeps the row scope on both base
+/// cubes' rows, and a semi-additive measure (Antal borgere, last month of the year) stays
+/// semi-additive.
+#[test]
+fn virtual_cube_over_individual_cubes_keeps_the_row_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = tmp.path().join("defs");
+    copy_dir(&common::repo_root().join("cube-definitions"), &defs);
+    std::fs::write(defs.join("kommunen_samlet.yaml"), KOMMUNEN_SAMLET).unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_full(&data, &defs, &[]);
+
+    let a = s
+        .mdx_as(
+            "SELECT {[Measures].[Tilflyttede], [Measures].[Antal borgere], [Measures].[Regnskab], \
+             [Measures].[Regnskab pr. borger]} ON 0, [Tid].[Kalender].[År].Members ON 1 FROM [Kommunen samlet]",
+            1033,
+            ("aarhus", "aarhus"),
+        )
+        .ok();
+    let bestand = s.table("befolkning", "bestand");
+    let postering = s.table("oekonomi", "postering");
+    let moved = rows(
+        &s,
+        &format!("SELECT aar::VARCHAR, sum(tilflyttede)::DOUBLE FROM {bestand} WHERE kommunekode = 751 GROUP BY 1"),
+    );
+    let residents = rows(
+        &s,
+        &format!(
+            "SELECT aar::VARCHAR, arg_max(v, maaned_id)::DOUBLE FROM (SELECT aar, maaned_id, sum(antal_borgere) AS v \
+             FROM {bestand} WHERE kommunekode = 751 GROUP BY 1, 2) GROUP BY 1"
+        ),
+    );
+    let accounts = rows(
+        &s,
+        &format!(
+            "SELECT aar::VARCHAR, sum(beloeb)::DOUBLE FROM {postering} WHERE kommunekode = 751 \
+             AND beloebstype_kode = 'R' GROUP BY 1"
+        ),
+    );
+    let years: Vec<String> = a.axes[1].iter().map(|t| t[0].1.clone()).collect();
+    assert!(
+        !years.is_empty() && residents.keys().all(|y| years.contains(y)),
+        "{years:?}"
+    );
+    let mut checked = 0;
+    for (r, y) in years.iter().enumerate() {
+        let want = [moved.get(y), residents.get(y), accounts.get(y)];
+        for (c, w) in want.iter().enumerate() {
+            match w {
+                Some(w) => assert!(
+                    close(cell(&a, 4, r, c).unwrap_or(f64::NAN), **w),
+                    "{y} column {c}: {:?} vs {w}",
+                    cell(&a, 4, r, c)
+                ),
+                None => assert_eq!(cell(&a, 4, r, c), None, "{y} column {c}"),
+            }
+        }
+        if let (Some(acc), Some(res)) = (accounts.get(y), residents.get(y)) {
+            assert!(close(cell(&a, 4, r, 3).unwrap(), acc / res), "{y} Regnskab pr. borger");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "some year has both accounts and residents");
+    // The SQL carries the row scope on the union (both base cubes' rows).
+    let admin = s
+        .mdx_as(
+            "SELECT {[Measures].[Regnskab]} ON 0 FROM [Kommunen samlet]",
+            1033,
+            common::ADMIN,
+        )
+        .ok();
+    let all: f64 = rows(
+        &s,
+        &format!("SELECT 'x', sum(beloeb)::DOUBLE FROM {postering} WHERE beloebstype_kode = 'R'"),
+    )["x"];
+    let t = s.mdx_as(
+        "SELECT {[Measures].[Regnskab]} ON 0 FROM [Kommunen samlet]",
+        1033,
+        ("aarhus", "aarhus"),
+    );
+    let own: f64 = accounts.values().sum();
+    assert!(close(admin.value(0).unwrap(), all), "admin sees every kommune");
+    assert!(close(t.ok().value(0).unwrap(), own), "aarhus sees Aarhus only");
+    assert!(own < all, "the demo data has other kommuner too");
+}
