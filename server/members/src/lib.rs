@@ -253,6 +253,44 @@ pub fn source_glob(snapshots: &Snapshots, source: &Source) -> Result<PathBuf, St
     }
 }
 
+/// The fact relation of a cube, as SQL to follow `FROM` (callers add the alias `f`): an
+/// ordinary cube's `read_parquet(<glob>, hive_partitioning = true)`; a virtual cube's
+/// `(SELECT ... UNION ALL BY NAME SELECT ...)`, one projection per base cube tagged with its
+/// name in `__cube` ([`datakube_model::BASE_CUBE_COLUMN`]); a column a base cube does not
+/// project is NULL on its rows. Identifiers and names come only from the definitions.
+pub fn fact_relation(snapshots: &Snapshots, cube: &Cube) -> Result<String, String> {
+    let Some(v) = &cube.virtual_cube else {
+        let glob = source_glob(snapshots, &cube.source)?;
+        return Ok(format!(
+            "read_parquet({}, hive_partitioning = true)",
+            sql_string(&glob.to_string_lossy())
+        ));
+    };
+    let mut selects = Vec::new();
+    for part in &v.parts {
+        let glob = source_glob(snapshots, &part.source)?;
+        let mut cols = vec![format!(
+            "{} AS {}",
+            sql_string(&part.cube),
+            sql_ident(datakube_model::BASE_CUBE_COLUMN)
+        )];
+        cols.extend(
+            part.columns
+                .iter()
+                .map(|(col, name)| format!("{} AS {}", sql_ident(col), sql_ident(name))),
+        );
+        selects.push(format!(
+            "SELECT {} FROM read_parquet({}, hive_partitioning = true)",
+            cols.join(", "),
+            sql_string(&glob.to_string_lossy())
+        ));
+    }
+    if selects.is_empty() {
+        return Err(format!("virtual cube [{}] has no base cubes", cube.name));
+    }
+    Ok(format!("({})", selects.join(" UNION ALL BY NAME ")))
+}
+
 fn key_of(v: ValueRef<'_>) -> Key {
     match v {
         ValueRef::Null => Key::Null,

@@ -22,7 +22,7 @@ pub enum DefinitionFile {
     /// A shared dimension, defined once and used by several cubes (`shared: <name>`).
     Dimension(DimensionDef),
     /// A cube: its fact source, dimensions, measures and security.
-    Cube(CubeDef),
+    Cube(Box<CubeDef>),
     /// Who may see what: roles granted by identity-provider claims or KOMBIT privileges,
     /// service accounts, disclosure marker, comparison groups. At most one file per folder.
     Security(AccessRulesDef),
@@ -394,9 +394,13 @@ pub struct CubeDef {
     #[schemars(required)]
     pub caption: Option<CaptionDef>,
     pub description: Option<DescriptionDef>,
-    /// The fact table.
-    pub source: SourceDef,
-    /// Who may see what.
+    /// The fact table. A cube has either `source` or `virtual`.
+    pub source: Option<SourceDef>,
+    /// A virtual cube: the fact tables of other cubes of the catalogue combined into one
+    /// (Mondrian's `VirtualCube`). Its dimensions and measures name those of the base cubes.
+    #[serde(rename = "virtual")]
+    pub virtual_cube: Option<VirtualDef>,
+    /// Who may see what. A virtual cube has the class of its base cubes.
     pub security: SecurityDef,
     /// Dimensions in field-list order: references to shared dimensions (`shared:`) or
     /// dimensions defined here (`name:`, `hierarchies:`).
@@ -411,6 +415,16 @@ pub struct CubeDef {
     /// the fact table when they cover a query.
     #[serde(default)]
     pub aggregates: Vec<AggregateDef>,
+}
+
+/// The base cubes of a virtual cube.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualDef {
+    /// Names of ordinary (not virtual) cubes of the catalogue whose fact rows the virtual cube
+    /// reads. A measure taken from one of them (`from:`) aggregates only that cube's rows; a
+    /// dimension a base cube lacks leaves that cube's measures empty below its All member.
+    pub cubes: Vec<String>,
 }
 
 /// An aggregate: the fact table summed to these levels, per row-scope value (the cube's
@@ -435,8 +449,12 @@ pub struct AggregateDef {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CubeDimensionDef {
-    /// Name of a shared dimension (a file with `dimension:`).
+    /// Name of a shared dimension (a file with `dimension:`). In a virtual cube it is joined
+    /// to every base cube that uses it, through that cube's own `foreign_key`.
     pub shared: Option<String>,
+    /// Virtual cubes only, with `name`: the base cube whose (not shared) dimension `name` is
+    /// taken over, e.g. `{name: Customers, from: Sales}`.
+    pub from: Option<String>,
     /// Only these hierarchies of the shared dimension (default: all).
     pub use_hierarchies: Option<Vec<String>>,
     /// Fact column joined to the dimension key (the key column of the lowest level).
@@ -457,8 +475,12 @@ pub struct CubeDimensionDef {
 pub struct MeasureDef {
     /// Measure name: `[Measures].[Antal borgere]`.
     pub name: String,
-    #[schemars(required)]
+    /// Required, except on a measure taken `from` a base cube (which keeps the base caption).
     pub caption: Option<CaptionDef>,
+    /// Virtual cubes only: the base cube this measure (stored or calculated) is taken from,
+    /// e.g. `{name: Store Sales, from: Sales}`. Measures a taken calculation refers to come
+    /// along hidden.
+    pub from: Option<String>,
     pub description: Option<DescriptionDef>,
     /// Fact column aggregated (optional only for `count`, which then counts rows).
     pub column: Option<String>,

@@ -15,6 +15,8 @@ use crate::mdx::{self, MeasureRef};
 use crate::model::{self, *};
 use crate::yaml::{Doc, Pos, YPath};
 
+mod virtual_cube;
+
 /// The keys a definition file can start with.
 const FILE_KINDS: [&str; 4] = ["catalog", "dimension", "cube", "security"];
 
@@ -568,6 +570,7 @@ impl<'a> Resolver<'a> {
         // Cubes.
         let mut cubes = Vec::new();
         let mut cube_files: HashMap<String, &Path> = HashMap::new();
+        let mut virtual_defs: Vec<(&Src, &CubeDef, &VirtualDef)> = Vec::new();
         for (src, def) in parsed {
             let DefinitionFile::Cube(c) = def else { continue };
             let key = c.name.to_lowercase();
@@ -582,7 +585,18 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             cube_files.insert(key, src.path);
+            if let Some(v) = &c.virtual_cube {
+                virtual_defs.push((src, c, v));
+                continue;
+            }
             cubes.push(self.cube(src, c, &shared));
+        }
+        // Virtual cubes, over the ordinary cubes just resolved.
+        let virtual_names: Vec<&str> = virtual_defs.iter().map(|(_, c, _)| c.name.as_str()).collect();
+        let ordinary = cubes.len();
+        for (src, c, v) in &virtual_defs {
+            let vc = self.virtual_cube(src, c, v, &shared, &cubes[..ordinary], &virtual_names);
+            cubes.push(vc);
         }
 
         let security = self.access_rules(parsed, &cubes);
@@ -1093,7 +1107,18 @@ impl<'a> Resolver<'a> {
         self.name(src, &p.k("name"), &c.name, "cube");
         let what = format!("cube '{}'", c.name);
         let caption = self.caption(src, &p, &c.caption, &what, &c.name);
-        let source = self.source(src, &p.k("source"), &c.source);
+        let source = match &c.source {
+            Some(s) => self.source(src, &p.k("source"), s),
+            None => {
+                self.err(
+                    src,
+                    &p,
+                    format!("{what} has no source"),
+                    Some("add source: {dataset: <dataset>, table: <table>}, or virtual: {cubes: [...]}".into()),
+                );
+                None
+            }
+        };
         let fact = source.as_ref().and_then(|s| self.table(src, &p.k("source"), s));
         let fact = fact.as_deref();
 
@@ -1108,6 +1133,7 @@ impl<'a> Resolver<'a> {
             caption,
             description: description(&c.description),
             source: source.unwrap_or(Source::Path { glob: String::new() }),
+            virtual_cube: None,
             security,
             dimensions,
             measures,
@@ -1199,6 +1225,14 @@ impl<'a> Resolver<'a> {
         let mut dims = Vec::new();
         for (j, cd) in c.dimensions.iter().enumerate() {
             let dp = p.k("dimensions").i(j);
+            if cd.from.is_some() {
+                self.err_key(
+                    src,
+                    &dp.k("from"),
+                    "'from' only applies to dimensions of virtual cubes",
+                    None,
+                );
+            }
             let dim = if let Some(sname) = &cd.shared {
                 for (key, present) in [
                     ("name", cd.name.is_some()),
@@ -1438,55 +1472,16 @@ impl<'a> Resolver<'a> {
             let mp = mp_all.i(i);
             let what = format!("measure '{}'", m.name);
             let caption = self.caption(src, &mp, &m.caption, &what, &m.name);
+            if m.from.is_some() {
+                self.err_key(
+                    src,
+                    &mp.k("from"),
+                    "'from' only applies to measures of virtual cubes",
+                    None,
+                );
+            }
             let kind = match &m.expression {
-                Some(text) => {
-                    for (key, present) in [
-                        ("column", m.column.is_some()),
-                        ("aggregator", m.aggregator.is_some()),
-                        ("time_dimension", m.time_dimension.is_some()),
-                        ("filter", m.filter.is_some()),
-                    ] {
-                        if present {
-                            self.err_key(
-                                src,
-                                &mp.k(key),
-                                format!("'{key}' has no meaning on a calculated measure"),
-                                Some("a measure has either an expression or a column and an aggregator".into()),
-                            );
-                        }
-                    }
-                    let ep = mp.k("expression");
-                    self.expression(src, &ep, text).map(|expr| {
-                        let refs = mdx::measure_refs(&expr);
-                        let mut references: Vec<String> = Vec::new();
-                        for MeasureRef { name, offset } in refs {
-                            match all_names.iter().find(|n| same(n, &name)) {
-                                Some(n) => {
-                                    if !references.iter().any(|r| same(r, n)) {
-                                        references.push(n.to_string());
-                                    }
-                                }
-                                None => {
-                                    let pos = self.pos_in_scalar(src, &ep, text, offset);
-                                    let hint = did_you_mean(&name, all_names.iter().copied())
-                                        .unwrap_or_else(|| format!("measures of this cube: {}", all_names.join(", ")));
-                                    self.report(
-                                        src,
-                                        pos,
-                                        Severity::Error,
-                                        format!("unknown measure [Measures].[{name}] in the expression of {what}"),
-                                        Some(hint),
-                                    );
-                                }
-                            }
-                        }
-                        MeasureKind::Calculated(CalculatedMeasure {
-                            expression: text.clone(),
-                            expr,
-                            references,
-                        })
-                    })
-                }
+                Some(text) => self.calculated(src, &mp, m, text, &what, &all_names),
                 None => Some(MeasureKind::Stored(self.stored_measure(src, &mp, m, &what, dims, fact))),
             };
             measures.push((
@@ -1502,6 +1497,7 @@ impl<'a> Resolver<'a> {
                         aggregator: Aggregator::Sum,
                         time_dimension: None,
                         filter: None,
+                        base_cube: None,
                     })),
                     format_string: m.format_string.clone(),
                     display_folder: m.display_folder.clone(),
@@ -1548,6 +1544,65 @@ impl<'a> Resolver<'a> {
             }
         }
         measures.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// A calculated measure: the expression parsed, its measure references resolved against
+    /// `all_names` (the measures of the cube).
+    fn calculated(
+        &mut self,
+        src: &Src,
+        mp: &YPath,
+        m: &MeasureDef,
+        text: &str,
+        what: &str,
+        all_names: &[&str],
+    ) -> Option<MeasureKind> {
+        for (key, present) in [
+            ("column", m.column.is_some()),
+            ("aggregator", m.aggregator.is_some()),
+            ("time_dimension", m.time_dimension.is_some()),
+            ("filter", m.filter.is_some()),
+        ] {
+            if present {
+                self.err_key(
+                    src,
+                    &mp.k(key),
+                    format!("'{key}' has no meaning on a calculated measure"),
+                    Some("a measure has either an expression or a column and an aggregator".into()),
+                );
+            }
+        }
+        let ep = mp.k("expression");
+        self.expression(src, &ep, text).map(|expr| {
+            let refs = mdx::measure_refs(&expr);
+            let mut references: Vec<String> = Vec::new();
+            for MeasureRef { name, offset } in refs {
+                match all_names.iter().find(|n| same(n, &name)) {
+                    Some(n) => {
+                        if !references.iter().any(|r| same(r, n)) {
+                            references.push(n.to_string());
+                        }
+                    }
+                    None => {
+                        let pos = self.pos_in_scalar(src, &ep, text, offset);
+                        let hint = did_you_mean(&name, all_names.iter().copied())
+                            .unwrap_or_else(|| format!("measures of this cube: {}", all_names.join(", ")));
+                        self.report(
+                            src,
+                            pos,
+                            Severity::Error,
+                            format!("unknown measure [Measures].[{name}] in the expression of {what}"),
+                            Some(hint),
+                        );
+                    }
+                }
+            }
+            MeasureKind::Calculated(CalculatedMeasure {
+                expression: text.to_string(),
+                expr,
+                references,
+            })
+        })
     }
 
     fn stored_measure(
@@ -1702,6 +1757,7 @@ impl<'a> Resolver<'a> {
             aggregator,
             time_dimension,
             filter,
+            base_cube: None,
         }
     }
 
@@ -2103,6 +2159,93 @@ dimension:
             Ok(_) => panic!("expected errors"),
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn virtual_cube_columns_keep_dimension_keys_apart() {
+        // B joins Kommune through another column, and has a measure column named like A's
+        // key of a dimension B lacks: that key must stay NULL on B's rows.
+        let a = "cube:
+  name: A
+  caption: {da: A, en: A}
+  source: {path: a.parquet}
+  security: {class: public}
+  dimensions:
+    - shared: Kommune
+      foreign_key: kommunekode
+    - name: Skole
+      caption: {da: Skole, en: School}
+      source: {path: s.parquet}
+      foreign_key: skole_id
+      hierarchies:
+        - name: Skole
+          caption: {da: Skole, en: School}
+          levels:
+            - {name: Skole, caption: {da: Skole, en: School}, key_column: skole_id}
+  measures:
+    - {name: Elever, caption: {da: Elever, en: Pupils}, column: elev_id, aggregator: count}
+";
+        let b = "cube:
+  name: B
+  caption: {da: B, en: B}
+  source: {path: b.parquet}
+  security: {class: public}
+  dimensions:
+    - shared: Kommune
+      foreign_key: kode
+  measures:
+    - {name: Pladser, caption: {da: Pladser, en: Places}, column: skole_id, aggregator: sum}
+    - {name: Dobbelt, caption: {da: Dobbelt, en: Double}, expression: \"[Measures].[Pladser] * 2\"}
+";
+        let v = "cube:
+  name: V
+  caption: {da: V, en: V}
+  virtual: {cubes: [A, B]}
+  security: {class: public}
+  dimensions:
+    - shared: Kommune
+    - {name: Skole, from: A}
+  measures:
+    - {name: Elever, from: A}
+    - {name: Dobbelt, from: B}
+";
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("catalog.yaml", CATALOG),
+            ("k.yaml", KOMMUNE),
+            ("a.yaml", a),
+            ("b.yaml", b),
+            ("v.yaml", v),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let c = load_catalog(dir.path(), None).unwrap_or_else(|d| panic!("{d:?}"));
+        let v = c.cube("V").unwrap();
+        let parts = &v.virtual_cube.as_ref().unwrap().parts;
+        let cols = |i: usize| -> Vec<(&str, &str)> {
+            parts[i].columns.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+        };
+        assert_eq!(
+            cols(0),
+            [
+                ("kommunekode", "kommunekode"),
+                ("skole_id", "skole_id"),
+                ("elev_id", "elev_id")
+            ]
+        );
+        assert_eq!(cols(1), [("kode", "kommunekode"), ("skole_id", "skole_id_2")]);
+        assert_eq!(v.dimension("Skole").unwrap().foreign_key.as_deref(), Some("skole_id"));
+        // Dobbelt brings the stored measure it refers to, hidden, reading B's rows only.
+        let p = v.measure("Pladser").unwrap();
+        assert!(!p.visible);
+        let MeasureKind::Stored(s) = &p.kind else {
+            panic!("stored")
+        };
+        assert_eq!(
+            (s.column.as_deref(), s.base_cube.as_deref()),
+            (Some("skole_id_2"), Some("B"))
+        );
+        assert!(v.is_virtual() && v.aggregates.is_empty() && v.drillthrough.is_none());
     }
 
     #[test]

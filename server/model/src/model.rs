@@ -222,8 +222,11 @@ pub struct Cube {
     pub name: String,
     pub caption: Caption,
     pub description: Option<Description>,
-    /// The fact table.
+    /// The fact table; for a virtual cube the first base cube's (read the facts of any cube
+    /// through `datakube_members::fact_relation`, never through this field alone).
     pub source: Source,
+    /// Set for a virtual cube: the base cubes whose fact rows it reads.
+    pub virtual_cube: Option<VirtualCube>,
     pub security: Security,
     /// Dimensions in field-list order (without `[Measures]`).
     pub dimensions: Vec<Dimension>,
@@ -278,6 +281,53 @@ impl Cube {
     pub fn is_public(&self) -> bool {
         self.security.class == SecurityClass::Public
     }
+
+    pub fn is_virtual(&self) -> bool {
+        self.virtual_cube.is_some()
+    }
+
+    /// Every source whose rows are facts of this cube: its own, or its base cubes'.
+    pub fn fact_sources(&self) -> Vec<&Source> {
+        match &self.virtual_cube {
+            Some(v) => v.parts.iter().map(|p| &p.source).collect(),
+            None => vec![&self.source],
+        }
+    }
+
+    /// How the fact table is shown in traces: `oekonomi/postering`, or
+    /// `virtual: Sales (foodmart/sales.parquet) + Warehouse (...)`.
+    pub fn fact_label(&self) -> String {
+        match &self.virtual_cube {
+            Some(v) => {
+                let parts: Vec<String> = v.parts.iter().map(|p| format!("{} ({})", p.cube, p.source)).collect();
+                format!("virtual: {}", parts.join(" + "))
+            }
+            None => self.source.to_string(),
+        }
+    }
+}
+
+/// The column of a virtual cube's fact relation naming the base cube of each row.
+pub const BASE_CUBE_COLUMN: &str = "__cube";
+
+/// A virtual cube resolved: its fact relation is the union (by column name) of one projection
+/// per base cube, each tagged with the base cube's name in [`BASE_CUBE_COLUMN`]. A column a
+/// base cube does not project is NULL on its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualCube {
+    pub parts: Vec<VirtualPart>,
+}
+
+/// One base cube of a virtual cube.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualPart {
+    /// The base cube's name (the value of [`BASE_CUBE_COLUMN`] on its rows).
+    pub cube: String,
+    /// Its fact table.
+    pub source: Source,
+    /// `(column of the base fact table, column name in the virtual cube)`: dimension keys,
+    /// measure and filter columns, the row-scope column.
+    pub columns: Vec<(String, String)>,
 }
 
 /// Whether a dimension is about time (any level has a time level type).
@@ -480,6 +530,8 @@ pub struct StoredMeasure {
     /// always set for those, `None` for the others.
     pub time_dimension: Option<String>,
     pub filter: Option<MeasureFilter>,
+    /// In a virtual cube: the base cube whose rows alone this measure aggregates.
+    pub base_cube: Option<String>,
 }
 
 /// Only fact rows where `column` is one of `values` are aggregated.

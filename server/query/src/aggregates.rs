@@ -144,9 +144,13 @@ fn slug(name: &str) -> String {
 /// Where the aggregates of `cube` live in its dataset's current snapshot (`None` for cubes
 /// whose fact table is not a dataset table).
 pub fn aggregates_dir(snapshots: &Snapshots, cube: &Cube) -> Option<PathBuf> {
+    // A virtual cube never has aggregates (validation refuses them): it reads its base cubes.
     let Source::Dataset { dataset, .. } = &cube.source else {
         return None;
     };
+    if cube.is_virtual() {
+        return None;
+    }
     let snap = snapshots.dir(dataset)?;
     Some(snap.join("_aggregates").join(slug(&cube.name)))
 }
@@ -376,15 +380,14 @@ pub fn estimate_rows(
     cube: &Cube,
     levels: &[(String, String, String)],
 ) -> Result<u64, String> {
-    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let fact = datakube_members::fact_relation(snapshots, cube)?;
     let k = key_select(engine, snapshots, cube, levels)?;
     let sql = if k.select.is_empty() {
         "SELECT 1".to_string()
     } else {
         format!(
-            "SELECT count(*) FROM (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true) AS f{})",
+            "SELECT count(*) FROM (SELECT DISTINCT {} FROM {fact} AS f{})",
             k.select.join(", "),
-            sql_string(&fact.to_string_lossy()),
             if k.joins.is_empty() {
                 String::new()
             } else {
@@ -402,27 +405,26 @@ pub fn estimate_rows(
 
 /// Rows of the fact table of `cube` in the pinned snapshot.
 pub fn fact_rows(engine: &Engine, snapshots: &Snapshots, cube: &Cube) -> Result<u64, String> {
-    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let fact = datakube_members::fact_relation(snapshots, cube)?;
     let n: i64 = engine
         .connection()
         .map_err(|e| e.to_string())?
-        .query_row(
-            &format!(
-                "SELECT count(*) FROM read_parquet({}, hive_partitioning = true)",
-                sql_string(&fact.to_string_lossy())
-            ),
-            [],
-            |r| r.get(0),
-        )
+        .query_row(&format!("SELECT count(*) FROM {fact}"), [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
     Ok(n.max(0) as u64)
 }
 
 /// Build (or rebuild) one aggregate of `cube` from the current snapshot of its dataset.
 pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregate) -> Result<AggregateMeta, String> {
+    if cube.is_virtual() {
+        return Err(format!(
+            "cube [{}] is virtual: aggregates are built for its base cubes",
+            cube.name
+        ));
+    }
     let dir = aggregates_dir(snapshots, cube)
         .ok_or_else(|| format!("cube [{}]: aggregates need a dataset fact table", cube.name))?;
-    let fact = datakube_members::source_glob(snapshots, &cube.source)?;
+    let fact = datakube_members::fact_relation(snapshots, cube)?;
     let rsc = cube.security.row_scope_column.clone();
     let KeySelect {
         mut select,
@@ -483,9 +485,8 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     let out = tmp.join(&file);
     let group: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
     let sql = format!(
-        "COPY (SELECT {} FROM read_parquet({}, hive_partitioning = true) AS f{}{}) TO {} (FORMAT parquet)",
+        "COPY (SELECT {} FROM {fact} AS f{}{}) TO {} (FORMAT parquet)",
         select.join(", "),
-        sql_string(&fact.to_string_lossy()),
         if joins.is_empty() {
             String::new()
         } else {

@@ -361,8 +361,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let measure_ids = distinct_measures(batches.iter().flat_map(|(_, cells)| cells));
         let agg_meta = agg.map(|a| &a.meta);
         let fact = match agg {
-            Some(a) => a.parquet(),
-            None => datakube_members::source_glob(self.data_dir, &cube.source).map_err(QueryError::Execution)?,
+            Some(a) => format!("read_parquet({})", sql_string(&a.parquet().to_string_lossy())),
+            None => datakube_members::fact_relation(self.data_dir, cube).map_err(QueryError::Execution)?,
         };
         let fact_cols = match agg {
             Some(_) => Default::default(),
@@ -577,13 +577,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
 
         // Measures.
         let from = format!(
-            "read_parquet({}{}) AS f{}",
-            sql_string(&fact.to_string_lossy()),
-            if agg.is_some() {
-                ""
-            } else {
-                ", hive_partitioning = true"
-            },
+            "{fact} AS f{}",
             if joins.is_empty() {
                 String::new()
             } else {
@@ -903,19 +897,17 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     }
 }
 
-/// Columns of a fact table (hive partition columns included), described once per snapshot
-/// glob; empty when they cannot be read (then nothing is pruned).
-fn fact_columns(engine: &Engine, glob: &std::path::Path) -> std::sync::Arc<HashSet<String>> {
+/// Columns of a fact relation (hive partition columns included), described once per
+/// relation (which names its snapshot's files); empty when they cannot be read (then nothing
+/// is pruned).
+fn fact_columns(engine: &Engine, fact: &str) -> std::sync::Arc<HashSet<String>> {
     use std::sync::{Arc, Mutex, OnceLock};
-    static KNOWN: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<HashSet<String>>>>> = OnceLock::new();
+    static KNOWN: OnceLock<Mutex<HashMap<String, Arc<HashSet<String>>>>> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
-    if let Some(c) = known.lock().unwrap_or_else(|p| p.into_inner()).get(glob) {
+    if let Some(c) = known.lock().unwrap_or_else(|p| p.into_inner()).get(fact) {
         return c.clone();
     }
-    let sql = format!(
-        "SELECT * FROM read_parquet({}, hive_partitioning = true) LIMIT 0",
-        sql_string(&glob.to_string_lossy())
-    );
+    let sql = format!("SELECT * FROM {fact} LIMIT 0");
     let cols: HashSet<String> = engine
         .connection()
         .ok()
@@ -930,7 +922,7 @@ fn fact_columns(engine: &Engine, glob: &std::path::Path) -> std::sync::Arc<HashS
     if k.len() > 1024 {
         k.clear();
     }
-    k.insert(glob.to_path_buf(), cols.clone());
+    k.insert(fact.to_string(), cols.clone());
     cols
 }
 
@@ -1169,26 +1161,45 @@ pub(crate) fn filter_literal(v: &FilterValue) -> String {
 /// `with_filter` is false (the statement filters in WHERE, see [`shared_filter`]).
 fn inner_aggregate_sql(s: &datakube_model::StoredMeasure, with_filter: bool) -> Result<String> {
     let col = s.column.as_deref().map(|c| format!("f.{}", sql_ident(c)));
-    let filter = s
-        .filter
-        .as_ref()
-        .filter(|_| with_filter)
-        .map(|f| {
-            format!(
-                " FILTER (WHERE f.{} IN ({}))",
-                sql_ident(&f.column),
-                f.values.iter().map(filter_literal).collect::<Vec<_>>().join(", ")
-            )
-        })
-        .unwrap_or_default();
+    // A virtual cube's measure reads only its base cube's rows; then the measure's own filter
+    // (unless the statement has it in WHERE).
+    let mut conds: Vec<String> = Vec::new();
+    if let Some(base) = &s.base_cube {
+        conds.push(format!(
+            "f.{} = {}",
+            sql_ident(datakube_model::BASE_CUBE_COLUMN),
+            sql_string(base)
+        ));
+    }
+    if let Some(f) = s.filter.as_ref().filter(|_| with_filter) {
+        conds.push(format!(
+            "f.{} IN ({})",
+            sql_ident(&f.column),
+            f.values.iter().map(filter_literal).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" FILTER (WHERE {})", conds.join(" AND "))
+    };
     let c = col.clone().unwrap_or_else(|| "*".into());
-    Ok(match s.aggregator {
+    let agg = match s.aggregator {
         Aggregator::Sum | Aggregator::LastNonEmpty | Aggregator::AverageOverTime => format!("SUM({c}){filter}"),
         Aggregator::Count => format!("COUNT({c}){filter}"),
         Aggregator::DistinctCount => format!("COUNT(DISTINCT {c}){filter}"),
         Aggregator::Min => format!("MIN({c}){filter}"),
         Aggregator::Max => format!("MAX({c}){filter}"),
         Aggregator::Avg => format!("AVG({c}){filter}"),
+    };
+    // Where a group holds no row of the measure's base cube the cell is empty, not a count of 0.
+    Ok(match &s.base_cube {
+        Some(base) => format!(
+            "CASE WHEN bool_or(f.{} = {}) THEN {agg} END",
+            sql_ident(datakube_model::BASE_CUBE_COLUMN),
+            sql_string(base)
+        ),
+        None => agg,
     })
 }
 

@@ -291,7 +291,7 @@ pub fn execute_select(ctx: &QueryContext, sel: &Select, trace: &mut Trace) -> Re
     let (access, space) = scoped_space(ctx, cube)?;
     let mut space = space;
     trace.cube = cube.name.clone();
-    trace.source = cube.source.to_string();
+    trace.source = cube.fact_label();
     trace.row_scope = match &access.rows {
         _ if cube.is_public() => "none (public cube: no personal data)".into(),
         RowScope::All if cube.is_benchmark() => {
