@@ -258,8 +258,19 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     /// IN-lists costs DuckDB more than the groups it saves), so every group of such levels is
     /// computed; the product of those levels' member counts must stay under
     /// [`MERGE_GROUP_LIMIT`] for every batch.
+    ///
+    /// A merged statement joins a grouped hierarchy's dimension table for all its sets, so
+    /// the set at that hierarchy's All level counts only fact rows whose key the dimension
+    /// has (the datasets' contract: every fact key is in its dimension). In a virtual cube
+    /// the other base cube's rows have no key there by design: it never merges a set at All
+    /// with one below All of the same hierarchy.
     fn mergeable(&self, batches: &[Batch], sig: &[u16]) -> bool {
         let sigs: Vec<&[u16]> = batches.iter().map(|(s, _)| s.as_slice()).chain([sig]).collect();
+        if self.space.cube.is_virtual()
+            && (0..sig.len()).any(|i| sigs.iter().any(|s| s[i] == 0) && sigs.iter().any(|s| s[i] > 0))
+        {
+            return false;
+        }
         sigs.iter().all(|s| {
             let mut groups: usize = 1;
             for (i, &level) in s.iter().enumerate() {
