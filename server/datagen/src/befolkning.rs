@@ -255,9 +255,10 @@ pub(crate) fn generate(g: &mut Gen) -> Result<ManifestExtra> {
                     CASE k % 4 WHEN 0 THEN 'E' WHEN 1 THEN 'F' WHEN 2 THEN 'G' ELSE 'U' END AS civilstand_kode,
                     s % {IND} AS antal_borgere, s // {IND} % 256 AS tilflyttede, s // {UD} % 256 AS fraflyttede,
                     s // {BORN} % 256 AS foedte, s // {DIED} % 256 AS doede
-             FROM (SELECT * FROM cur_best ORDER BY k)",
+             FROM (SELECT * FROM cur_best ORDER BY (k // 4096) % 100000, k)",
         );
-        // already ordered by the subquery (sorting two BIGINTs is cheaper than sorting rows)
+        // already ordered by the subquery (sorting two BIGINTs is cheaper than sorting rows):
+        // distrikt (so kommune) first, then month and the rest (see docs/datasets.md)
         g.write_part("bestand", y, &sql, "")?;
     }
     g.exec("DROP TABLE cur_best")?;

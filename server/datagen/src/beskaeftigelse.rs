@@ -353,8 +353,8 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
             "CREATE OR REPLACE TEMP TABLE cur_yd AS
              SELECT wk.aar, wk.uge_id, s.kommunekode, s.person_id, s.ydelse_kode, s.fuldtid::DOUBLE AS fuldtid,
                     ((wk.mi - s.birth_mi) // 12)::INTEGER AS alder, s.koen_kode, wk.mi, wk.w,
-                    -- sort key: week, kommune, person (pkey order = person order, cheaper than text)
-                    (wk.w * 1024 + s.kommunekode) * 536870912 + s.pkey % 1000000000 AS __k
+                    -- sort key: kommune, week, person (pkey order = person order, cheaper than text)
+                    (s.kommunekode::BIGINT * 1024 + wk.w) * 536870912 + s.pkey % 1000000000 AS __k
              FROM (SELECT *, unnest(range(greatest(w_from, {w0}), least(w_to, {w1}) + 1)) AS w FROM spells
                    WHERE w_from <= {w1} AND w_to >= {w0}) s
              JOIN wk USING (w);

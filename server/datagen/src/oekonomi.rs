@@ -186,7 +186,7 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
             y,
             "SELECT p.aar, p.maaned_id, p.kommunekode, c.funktion_kode, c.dranst_kode, c.art_kode,
                     p.typ AS beloebstype_kode, p.beloeb,
-                    ((p.maaned_id::BIGINT * 1000 + p.kommunekode) * 1000 + p.cid) * 2 + (p.typ = 'R')::INTEGER AS __k
+                    ((p.kommunekode::BIGINT * 1000000 + p.maaned_id) * 1000 + p.cid) * 2 + (p.typ = 'R')::INTEGER AS __k
              FROM cur_post p JOIN combo c USING (cid)",
             "__k, beloeb",
         )?;

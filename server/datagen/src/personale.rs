@@ -328,7 +328,7 @@ pub(crate) fn facts(g: &mut Gen) -> Result<()> {
              SELECT {y}::INTEGER AS aar, maaned_id, kommunekode, medarbejder_id, org_enhed_id, personalegruppe_kode,
                     '0' || r.k AS fravaersaarsag_kode, r.d::DOUBLE AS fravaersdage,
                     CASE WHEN idx = 0 THEN aarsvaerk END::DOUBLE AS aarsvaerk, arbejdsdage,
-                    (((mi - {M0}) * 1000 + kommunekode) * 10000000 + eseq) * 10 + r.k AS __k
+                    ((kommunekode::BIGINT * 1000 + (mi - {M0})) * 10000000 + eseq) * 10 + r.k AS __k
              FROM rows;
              INSERT INTO pers_km
              SELECT maaned_id, kommunekode, count(aarsvaerk),
