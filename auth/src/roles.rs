@@ -324,7 +324,10 @@ mod tests {
     use crate::{Constraint, PrivilegeGroup};
 
     fn config() -> SecurityConfig {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../cube-definitions");
+        let dir = &format!(
+            "{}/../cube-definitions",
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+        );
         datakube_model::load_catalog(std::path::Path::new(dir), None)
             .expect("shipped definitions load")
             .security

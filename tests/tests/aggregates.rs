@@ -32,7 +32,10 @@ fn copy_dir(from: &Path, to: &Path) {
 fn definitions(dir: &Path) -> PathBuf {
     let defs = dir.join("defs");
     copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../cube-definitions"),
+        &std::path::PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../cube-definitions"),
         &defs,
     );
     let p = defs.join("beskaeftigelse.yaml");

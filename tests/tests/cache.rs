@@ -19,7 +19,10 @@ fn generate(dir: &std::path::Path, seed: u64, datasets: Option<Vec<String>>) {
 }
 
 fn harness(dir: &std::path::Path) -> Harness {
-    let defs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cube-definitions");
+    let defs = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../cube-definitions");
     Harness::open(dir, &defs, &EngineConfig::default(), 64 << 20).expect("harness")
 }
 

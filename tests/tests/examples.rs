@@ -19,7 +19,7 @@ const NS_ODC: &str = "urn:schemas-microsoft-com:office:odc";
 const NS_OFFICE: &str = "urn:schemas-microsoft-com:office:office";
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
         .parent()
         .unwrap()
         .to_path_buf()

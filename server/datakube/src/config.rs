@@ -163,7 +163,10 @@ only by the server's user.\n\n\
 mod tests {
     #[test]
     fn docs_configuration_md_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let path = &format!(
+            "{}/../../docs/configuration.md",
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+        );
         let on_disk = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             on_disk == super::markdown(),

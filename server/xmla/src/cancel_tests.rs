@@ -41,7 +41,10 @@ fn user(name: &str) -> Principal {
 
 fn service() -> Arc<XmlaService> {
     let catalog = datakube_model::load_catalog(
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../cube-definitions")),
+        std::path::Path::new(&format!(
+            "{}/../../cube-definitions",
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+        )),
         None,
     )
     .unwrap();

@@ -20,7 +20,11 @@ use crate::response::codes;
 // ---------------------------------------------------------------------------------------
 
 fn defs_dir() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../cube-definitions")).to_path_buf()
+    Path::new(&format!(
+        "{}/../../cube-definitions",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+    ))
+    .to_path_buf()
 }
 
 fn catalog() -> &'static Catalog {

@@ -1186,9 +1186,9 @@ fn xml_encode_name_cases() {
 // ---------------------------------------------------------------------------------------
 
 fn trace_responses() -> Vec<(u64, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/traces/excel365-session.jsonl"
+    let path = &format!(
+        "{}/../../../shared/traces/excel365-session.jsonl",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
     );
     let text = std::fs::read_to_string(path).expect("the Excel 365 trace in ../shared/traces");
     text.lines()

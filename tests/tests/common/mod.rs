@@ -28,7 +28,7 @@ pub fn datakube_bin() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
         .parent()
         .unwrap()
         .to_path_buf()

@@ -10,7 +10,12 @@ use datakube_mdx::ast::*;
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("DATAKUBE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared")
+        })
 }
 
 /// Decode the XML entities `&lt; &gt; &amp; &quot; &apos; &#N; &#xN;` once.
