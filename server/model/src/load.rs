@@ -343,6 +343,32 @@ impl<'a> Resolver<'a> {
 
     /// Reports `name` if it was already used in `seen`; remembers it otherwise.
     /// `what` names the kind ("level"), `scope` where names must be unique ("hierarchy 'Geografi'").
+    /// A cube's measures: at least one (else an error with `hint`), each with a valid name,
+    /// unique in the cube.
+    pub(crate) fn measure_names(&mut self, src: &Src, mp_all: &YPath, c: &CubeDef, hint: &str) {
+        if c.measures.is_empty() {
+            self.err(
+                src,
+                mp_all,
+                format!("cube '{}' has no measures", c.name),
+                Some(hint.into()),
+            );
+        }
+        let mut names = Names::default();
+        for (i, m) in c.measures.iter().enumerate() {
+            let mp = mp_all.i(i);
+            self.name(src, &mp.k("name"), &m.name, "measure");
+            self.unique(
+                &mut names,
+                src,
+                &mp.k("name"),
+                &m.name,
+                "measure",
+                &format!("cube '{}'", c.name),
+            );
+        }
+    }
+
     fn unique(&mut self, seen: &mut Names, src: &Src, path: &YPath, name: &str, what: &str, scope: &str) {
         let key = name.to_lowercase();
         match seen.0.get(&key) {
@@ -1444,27 +1470,7 @@ impl<'a> Resolver<'a> {
         fact: Option<&Table>,
     ) -> Vec<Measure> {
         let mp_all = p.k("measures");
-        if c.measures.is_empty() {
-            self.err(
-                src,
-                &mp_all,
-                format!("cube '{}' has no measures", c.name),
-                Some("add at least one measure under measures:".into()),
-            );
-        }
-        let mut names = Names::default();
-        for (i, m) in c.measures.iter().enumerate() {
-            let mp = mp_all.i(i);
-            self.name(src, &mp.k("name"), &m.name, "measure");
-            self.unique(
-                &mut names,
-                src,
-                &mp.k("name"),
-                &m.name,
-                "measure",
-                &format!("cube '{}'", c.name),
-            );
-        }
+        self.measure_names(src, &mp_all, c, "add at least one measure under measures:");
         let all_names: Vec<&str> = c.measures.iter().map(|m| m.name.as_str()).collect();
 
         let mut measures = Vec::new();

@@ -127,7 +127,7 @@ impl Built {
 
 /// Folder-safe form of a cube name: `Økonomi` → `oekonomi`, `Beskæftigelse` →
 /// `beskaeftigelse`; other characters but ASCII letters and digits become `_`.
-fn slug(name: &str) -> String {
+pub(crate) fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         match c {

@@ -26,6 +26,7 @@ use datakube_engine::storage::Snapshots;
 use datakube_members::MemberStore;
 use datakube_model::{Aggregator, Catalog, Cube, MeasureKind};
 
+use crate::aggregates::slug;
 use crate::exec::QueryContext;
 use crate::security::Access;
 
@@ -235,21 +236,6 @@ fn declared_signature(cube: &Cube, agg: &datakube_model::Aggregate) -> Option<(S
         .filter_map(|m| cube.measures.iter().position(|x| x.name == *m))
         .collect();
     Some((sig, measures))
-}
-
-/// Folder-safe name part: `Måned` → `maaned`.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        match c {
-            'æ' => out.push_str("ae"),
-            'ø' => out.push_str("oe"),
-            'å' => out.push_str("aa"),
-            c if c.is_ascii_alphanumeric() => out.push(c),
-            _ => out.push('_'),
-        }
-    }
-    out
 }
 
 fn one_line(s: &str, max: usize) -> String {

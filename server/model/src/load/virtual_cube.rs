@@ -381,27 +381,12 @@ impl Resolver<'_> {
         proj: &mut Projection,
     ) -> Vec<Measure> {
         let mp_all = p.k("measures");
-        if c.measures.is_empty() {
-            self.err(
-                src,
-                &mp_all,
-                format!("cube '{}' has no measures", c.name),
-                Some("add measures with name: <measure> and from: <base cube>".into()),
-            );
-        }
-        let mut names = Names::default();
-        for (i, m) in c.measures.iter().enumerate() {
-            let mp = mp_all.i(i);
-            self.name(src, &mp.k("name"), &m.name, "measure");
-            self.unique(
-                &mut names,
-                src,
-                &mp.k("name"),
-                &m.name,
-                "measure",
-                &format!("cube '{}'", c.name),
-            );
-        }
+        self.measure_names(
+            src,
+            &mp_all,
+            c,
+            "add measures with name: <measure> and from: <base cube>",
+        );
         let base_names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
         // (definition index, base cube or None for calculated here, measure).
         let mut out: Vec<(usize, Option<usize>, Measure)> = Vec::new();
