@@ -20,6 +20,10 @@ mod virtual_cube;
 /// The keys a definition file can start with.
 const FILE_KINDS: [&str; 4] = ["catalog", "dimension", "cube", "security"];
 
+/// Grouping sets an aggregate with a distinct-count measure may store (each is a group-by
+/// of its own over the fact table at build time).
+pub const MAX_DISTINCT_SETS: usize = 64;
+
 /// Folder names and file names starting with `.` are skipped.
 fn discover(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -1902,7 +1906,23 @@ impl<'a> Resolver<'a> {
                 }
                 levels.push((dim.name.clone(), hier.name.clone(), level.name.clone()));
             }
+            // The listed level that carries the fact table's key of dimension `d` (its
+            // hierarchy's finest level, joined on that key): what a semi-additive measure is
+            // kept per.
+            let keeps_time_key = |d: &str| {
+                levels.iter().any(|(dn, hn, ln)| {
+                    same(dn, d)
+                        && dimensions.iter().find(|x| same(&x.name, dn)).is_some_and(|dim| {
+                            dim.hierarchies.iter().find(|x| same(&x.name, hn)).is_some_and(|h| {
+                                h.levels.last().is_some_and(|l| same(&l.name, ln))
+                                    && (h.joins_on_leaf_key() || h.source.is_none())
+                            })
+                        })
+                })
+            };
             let mut kept = Vec::new();
+            let mut distinct = false;
+            let mut semi = false;
             for (k, name) in a.measures.iter().enumerate() {
                 let mp = ap.k("measures").i(k);
                 let Some(m) = measures.iter().find(|m| same(&m.name, name)) else {
@@ -1920,14 +1940,25 @@ impl<'a> Resolver<'a> {
                     }
                     MeasureKind::Stored(s) => match s.aggregator {
                         Aggregator::Sum | Aggregator::Count | Aggregator::Min | Aggregator::Max => None,
-                        Aggregator::DistinctCount => Some(
-                            "is a distinct count: distinct values cannot be counted from pre-aggregated rows"
-                                .to_string(),
-                        ),
-                        Aggregator::LastNonEmpty | Aggregator::AverageOverTime => Some(format!(
-                            "is semi-additive ({}) over time: it cannot be summed from pre-aggregated rows",
-                            s.aggregator.as_str()
-                        )),
+                        // Counted per grouping set at build time (see `aggregates::build`).
+                        Aggregator::DistinctCount => {
+                            distinct = true;
+                            None
+                        }
+                        // Summed per time key, so the time dimension's finest level must be
+                        // kept: summing over time is what would be wrong.
+                        Aggregator::LastNonEmpty | Aggregator::AverageOverTime => {
+                            let t = s.time_dimension.as_deref().unwrap_or_default();
+                            if keeps_time_key(t) {
+                                semi = true;
+                                None
+                            } else {
+                                Some(format!(
+                                    "is semi-additive ({}) over {t}: the aggregate must keep {t}'s finest level (the fact table's key), or it would sum over time",
+                                    s.aggregator.as_str()
+                                ))
+                            }
+                        }
                         Aggregator::Avg => {
                             Some("is an average: averages of pre-aggregated rows are not the average".to_string())
                         }
@@ -1938,11 +1969,35 @@ impl<'a> Resolver<'a> {
                         src,
                         &mp,
                         format!("aggregate '{}': measure '{name}' {why}", a.name),
-                        Some("aggregates hold sum, count, min and max measures only".into()),
+                        Some("aggregates hold sum, count, distinct_count, min, max and (per time key) semi-additive measures".into()),
                     );
                     continue;
                 }
                 kept.push(m.name.clone());
+            }
+            if distinct && semi {
+                self.err(
+                    src,
+                    &ap.k("measures"),
+                    format!("aggregate '{}' mixes distinct-count and semi-additive measures", a.name),
+                    Some("declare them in two aggregates: one keeps every grouping set, the other the time key".into()),
+                );
+                continue;
+            }
+            if distinct {
+                let sets = self.distinct_sets(dimensions, &levels);
+                if sets > MAX_DISTINCT_SETS {
+                    self.err(
+                        src,
+                        &ap.k("levels"),
+                        format!(
+                            "aggregate '{}' has a distinct-count measure and {sets} grouping sets (at most {MAX_DISTINCT_SETS})",
+                            a.name
+                        ),
+                        Some("a distinct count is stored for every combination of the levels and their coarser levels; list fewer or coarser levels".into()),
+                    );
+                    continue;
+                }
             }
             if kept.is_empty() && !a.measures.is_empty() {
                 continue;
@@ -1954,6 +2009,22 @@ impl<'a> Resolver<'a> {
             });
         }
         out
+    }
+
+    /// Grouping sets an aggregate with a distinct-count measure stores: each listed level or
+    /// one of its coarser levels or none, times with and without the row-scope column.
+    fn distinct_sets(&self, dimensions: &[Dimension], levels: &[(String, String, String)]) -> usize {
+        levels
+            .iter()
+            .map(|(d, h, l)| {
+                dimensions
+                    .iter()
+                    .find(|x| same(&x.name, d))
+                    .and_then(|dim| dim.hierarchies.iter().find(|x| same(&x.name, h)))
+                    .and_then(|hier| hier.levels.iter().position(|x| same(&x.name, l)))
+                    .map_or(1, |p| p + 2)
+            })
+            .fold(2usize, |n, k| n.saturating_mul(k))
     }
 
     // ----- drillthrough ----------------------------------------------------------------------

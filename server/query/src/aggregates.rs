@@ -70,7 +70,51 @@ pub struct AggregateMeta {
     /// for aggregates built before the name carried the hash).
     #[serde(default = "default_file")]
     pub file: String,
+    /// Built with a distinct-count measure: the file holds one row per group of every
+    /// grouping set (each level, one of its coarser levels or none; with and without the
+    /// row-scope column), told apart by [`GROUPING_SET_COLUMN`]. A statement reads only the
+    /// rows of exactly its own set and never adds groups up (`CellFetcher`'s grouping-set choice in `cells.rs`).
+    #[serde(default)]
+    pub grouping_sets: bool,
+    /// Grouping-sets aggregates: the [`GROUPING_SET_COLUMN`] value of every set built.
+    #[serde(default)]
+    pub sets: Vec<u64>,
+    /// Grouping-sets aggregates: per key column (row-scope column first, then `levels`), the
+    /// first key column with the same expression (itself if none). DuckDB groups equal
+    /// expressions together, as when the Kommune level's key is the row-scope column.
+    #[serde(default)]
+    pub same_as: Vec<usize>,
 }
+
+impl AggregateMeta {
+    /// The [`GROUPING_SET_COLUMN`] value of the set grouping the key columns `grouped`
+    /// (row-scope column first, then `levels`), when that set was built.
+    pub fn grouping_set(&self, grouped: &[bool]) -> Option<u64> {
+        if grouped.len() != self.same_as.len() {
+            return None;
+        }
+        let gid = set_id(grouped, &self.same_as);
+        self.sets.contains(&gid).then_some(gid)
+    }
+}
+
+/// Bit `i` set when key column `i` is not grouped; a column counts as grouped when any
+/// column with the same expression is.
+fn set_id(grouped: &[bool], same_as: &[usize]) -> u64 {
+    let mut closed = grouped.to_vec();
+    for (i, &j) in same_as.iter().enumerate() {
+        if grouped[i] {
+            closed[j] = true;
+        }
+    }
+    (0..grouped.len())
+        .filter(|&i| !closed[same_as[i]])
+        .fold(0u64, |g, i| g | (1 << i))
+}
+
+/// The column of a grouping-sets aggregate naming a row's set: bit `i` is set when key
+/// column `i` (the row-scope column first, then `levels`) is not grouped.
+pub const GROUPING_SET_COLUMN: &str = "gset";
 
 fn default_file() -> String {
     "data.parquet".into()
@@ -280,6 +324,10 @@ pub fn revalidate() {
 /// dimension joins they need (fact table alias `f`).
 struct KeySelect {
     select: Vec<String>,
+    /// The key expressions of `select`, in its order.
+    exprs: Vec<String>,
+    /// Per listed level: the indexes into `exprs` of its hierarchy's keys, coarsest first.
+    chains: Vec<Vec<usize>>,
     joins: Vec<String>,
     levels: Vec<LevelColumn>,
 }
@@ -291,13 +339,17 @@ fn key_select(
     agg_levels: &[(String, String, String)],
 ) -> Result<KeySelect, String> {
     let mut select: Vec<String> = Vec::new();
+    let mut exprs: Vec<String> = Vec::new();
+    let mut chains: Vec<Vec<usize>> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
     let mut levels: Vec<LevelColumn> = Vec::new();
     let rsc = cube.security.row_scope_column.clone();
     if let Some(c) = &rsc {
         select.push(format!("f.{} AS {}", sql_ident(c), sql_ident(c)));
+        exprs.push(format!("f.{}", sql_ident(c)));
     }
     for (n, (dname, hname, lname)) in agg_levels.iter().enumerate() {
+        chains.push(Vec::new());
         let dim = cube.dimension(dname).ok_or_else(|| format!("no dimension {dname}"))?;
         let hier = dim
             .hierarchy(hname)
@@ -362,6 +414,10 @@ fn key_select(
             };
             let column = format!("k{}", levels.len());
             select.push(format!("{e} AS {column}"));
+            if let Some(c) = chains.last_mut() {
+                c.push(exprs.len());
+            }
+            exprs.push(e);
             levels.push(LevelColumn {
                 hierarchy: hier.unique_name.clone(),
                 level: lvl.name.clone(),
@@ -369,7 +425,13 @@ fn key_select(
             });
         }
     }
-    Ok(KeySelect { select, joins, levels })
+    Ok(KeySelect {
+        select,
+        exprs,
+        chains,
+        joins,
+        levels,
+    })
 }
 
 /// Rows an aggregate of `cube` at `levels` would have: the distinct row-scope values and
@@ -428,11 +490,14 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     let rsc = cube.security.row_scope_column.clone();
     let KeySelect {
         mut select,
+        exprs,
+        chains,
         joins,
         levels,
     } = key_select(engine, snapshots, cube, &agg.levels)?;
     let keys = select.len();
     let mut measures = Vec::new();
+    let mut grouping_sets = false;
     for (i, name) in agg.measures.iter().enumerate() {
         let m = cube.measure(name).ok_or_else(|| format!("no measure {name}"))?;
         let MeasureKind::Stored(s) = &m.kind else {
@@ -443,6 +508,14 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             Aggregator::Count => ("COUNT", "count"),
             Aggregator::Min => ("MIN", "min"),
             Aggregator::Max => ("MAX", "max"),
+            Aggregator::DistinctCount => {
+                grouping_sets = true;
+                ("COUNT(DISTINCT", "distinct_count")
+            }
+            // Validation made sure the time dimension's key is a level of the aggregate:
+            // this is the sum per time key (and the other keys), as the fact table's
+            // first step computes it.
+            Aggregator::LastNonEmpty | Aggregator::AverageOverTime => ("SUM", s.aggregator.as_str()),
             other => return Err(format!("measure {name} is {}", other.as_str())),
         };
         let col = s
@@ -466,7 +539,11 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             })
             .unwrap_or_default();
         let column = format!("m{i}");
-        select.push(format!("{f}({col}){filter} AS {column}"));
+        let call = match f.strip_suffix("(DISTINCT") {
+            Some(f) => format!("{f}(DISTINCT {col}){filter}"),
+            None => format!("{f}({col}){filter}"),
+        };
+        select.push(format!("{call} AS {column}"));
         measures.push(MeasureColumn {
             measure: m.name.clone(),
             aggregator: a.into(),
@@ -481,21 +558,87 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
     // measures or filters gets another name, so a server that still has the old
     // `aggregate.json` in memory fails to find the file (and says so) rather than reading
     // columns that mean something else. An unchanged rebuild keeps the name.
-    let file = format!("data-{:016x}.parquet", fnv1a(format!("{select:?}{joins:?}").as_bytes()));
+    let same_as: Vec<usize> = exprs
+        .iter()
+        .map(|e| exprs.iter().position(|x| x == e).unwrap_or_default())
+        .collect();
+    let mut set_ids: Vec<u64> = Vec::new();
+    let group_by = if grouping_sets {
+        // Every set: per listed level, a prefix of its hierarchy's keys (none, the coarsest,
+        // …, all); the row-scope column in or out. `gset` names the set (GROUPING bits).
+        let mut sets: Vec<Vec<usize>> = vec![Vec::new()];
+        if rsc.is_some() {
+            sets.push(vec![0]);
+        }
+        for chain in &chains {
+            sets = sets
+                .iter()
+                .flat_map(|set| {
+                    (0..=chain.len()).map(move |j| {
+                        let mut s = set.clone();
+                        s.extend(&chain[..j]);
+                        s
+                    })
+                })
+                .collect();
+        }
+        let gid: Vec<String> = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("GROUPING({e}) * {}", 1u64 << i))
+            .collect();
+        select.push(format!(
+            "{} AS {}",
+            if gid.is_empty() { "0".into() } else { gid.join(" + ") },
+            sql_ident(GROUPING_SET_COLUMN)
+        ));
+        // Sets equal once equal expressions count as one (the Kommune level's key is the
+        // row-scope column) are listed once: GROUPING SETS repeats the rows of a set listed
+        // twice.
+        let mut distinct_sets: Vec<Vec<usize>> = Vec::new();
+        for set in sets {
+            let mut grouped = vec![false; exprs.len()];
+            for &i in &set {
+                grouped[i] = true;
+            }
+            let id = set_id(&grouped, &same_as);
+            if !set_ids.contains(&id) {
+                set_ids.push(id);
+                distinct_sets.push(set);
+            }
+        }
+        let sets = distinct_sets;
+        set_ids.sort_unstable();
+        let sets_sql: Vec<String> = sets
+            .iter()
+            .map(|s| {
+                format!(
+                    "({})",
+                    s.iter().map(|&i| exprs[i].as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        format!(" GROUP BY GROUPING SETS ({})", sets_sql.join(", "))
+    } else if keys == 0 {
+        String::new()
+    } else {
+        format!(
+            " GROUP BY {}",
+            (1..=keys).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let file = format!(
+        "data-{:016x}.parquet",
+        fnv1a(format!("{select:?}{joins:?}{group_by}").as_bytes())
+    );
     let out = tmp.join(&file);
-    let group: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
     let sql = format!(
-        "COPY (SELECT {} FROM {fact} AS f{}{}) TO {} (FORMAT parquet)",
+        "COPY (SELECT {} FROM {fact} AS f{}{group_by}) TO {} (FORMAT parquet)",
         select.join(", "),
         if joins.is_empty() {
             String::new()
         } else {
             format!(" {}", joins.join(" "))
-        },
-        if group.is_empty() {
-            String::new()
-        } else {
-            format!(" GROUP BY {}", group.join(", "))
         },
         sql_string(&out.to_string_lossy())
     );
@@ -520,6 +663,9 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             levels,
             measures,
             file: file.clone(),
+            grouping_sets,
+            sets: set_ids.clone(),
+            same_as: if grouping_sets { same_as.clone() } else { Vec::new() },
         };
         let json = serde_json::to_string_pretty(&meta).map_err(|e| e.to_string())?;
         std::fs::write(tmp.join("aggregate.json"), json).map_err(|e| e.to_string())?;

@@ -228,8 +228,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let mut sources: HashMap<String, crate::aggregates::Built> = HashMap::new();
         for ((sig, pc, visual, semi), cells) in groups {
             let measure_ids = distinct_measures(&cells);
-            let agg = self.choose_aggregate(&sig, &visual, semi, &measure_ids);
-            if !pc.is_empty() || !visual.is_empty() {
+            let agg = self.choose_aggregate(&sig, &visual, &measure_ids);
+            // A grouping-sets aggregate answers one set per statement (its rows of that set).
+            if !pc.is_empty() || !visual.is_empty() || agg.as_ref().is_some_and(|a| a.meta.grouping_sets) {
                 self.run_statement(&[(sig, cells)], &visual, semi, agg.as_ref())?;
                 continue;
             }
@@ -293,15 +294,19 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
     /// min, max), every grouped level, every restricted and allowed-set level, and the row
     /// scope; `None` when there is none or aggregates are off. Semi-additive measures, visual
     /// totals and parent-child hierarchies always read the fact table.
+    ///
+    /// A semi-additive measure reads an aggregate that keeps its time dimension's key (the
+    /// sums per time key are what the fact table's first step computes). A distinct count
+    /// reads a grouping-sets aggregate only when one of its sets is exactly the statement's
+    /// grouping ([`Self::grouping_set_id`]), since distinct counts do not add up.
     fn choose_aggregate(
         &self,
         sig: &[u16],
         visual: &[(HierIdx, u32)],
-        semi: Option<u32>,
         measure_ids: &[u32],
     ) -> Option<crate::aggregates::Built> {
         let sp = self.space;
-        if sp.cube.aggregates.is_empty() || semi.is_some() || !visual.is_empty() || !crate::aggregates::enabled() {
+        if sp.cube.aggregates.is_empty() || !visual.is_empty() || !crate::aggregates::enabled() {
             return None;
         }
         let has_level = |meta: &crate::aggregates::AggregateMeta, h: HierIdx, level: u16| -> bool {
@@ -325,10 +330,17 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     Aggregator::Count => "count",
                     Aggregator::Min => "min",
                     Aggregator::Max => "max",
+                    Aggregator::DistinctCount if meta.grouping_sets => "distinct_count",
+                    Aggregator::LastNonEmpty | Aggregator::AverageOverTime
+                        if time_key_column(sp, meta, s).is_some() =>
+                    {
+                        s.aggregator.as_str()
+                    }
                     _ => return false,
                 };
                 meta.measure(&qm.name).is_some_and(|c| c.aggregator == want)
             });
+            let sets_ok = !meta.grouping_sets || self.grouping_set_id(meta, sig).is_some();
             let levels_ok = sig
                 .iter()
                 .enumerate()
@@ -349,12 +361,71 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                         && meta.row_scope_column == sp.cube.security.row_scope_column
                 }
             };
-            measures_ok && levels_ok && restrictions_ok && granted_ok && scope_ok
+            measures_ok && levels_ok && restrictions_ok && granted_ok && scope_ok && sets_ok
         };
         crate::aggregates::built(self.data_dir, sp.cube)
             .into_iter()
             .filter(|b| covers(&b.meta))
             .min_by_key(|b| b.meta.rows)
+    }
+
+    /// The grouping set of `meta` (a grouping-sets aggregate) that is exactly the grouping
+    /// of batch `sig`, as its [`crate::aggregates::GROUPING_SET_COLUMN`] value; `None` when
+    /// no set is. Per hierarchy the set holds the batch's level (and its coarser levels'
+    /// keys); a hierarchy the batch does not group but a subselect restricts to one member
+    /// holds that member's level; the row-scope column is in the set when the statement is
+    /// scoped to one kommune. Anything else (several members of an ungrouped hierarchy,
+    /// several kommuner, allowed sets, a restriction below the grouped level) would add up
+    /// distinct counts of several rows, which is wrong.
+    fn grouping_set_id(&self, meta: &crate::aggregates::AggregateMeta, sig: &[u16]) -> Option<u64> {
+        let sp = self.space;
+        if (1..sp.hierarchy_count()).any(|h| sp.hier(h).members.granted_keys.is_some()) {
+            return None;
+        }
+        // Hierarchy unique name → the depth its keys are grouped to.
+        let mut depth: HashMap<&str, usize> = HashMap::new();
+        for h in 1..sp.hierarchy_count() {
+            let hc = sp.hier(h);
+            let mut j = sig[h - 1] as usize;
+            if let Some(ids) = self.restrictions.get(&h) {
+                let levels: Vec<usize> = ids.iter().map(|&id| hc.members.get(id).level as usize).collect();
+                if !levels.contains(&0) {
+                    let deepest = levels.iter().copied().max().unwrap_or(0);
+                    if j == 0 {
+                        if ids.len() != 1 {
+                            return None;
+                        }
+                        j = deepest;
+                    } else if deepest > j {
+                        return None;
+                    }
+                }
+            }
+            if j > 0 {
+                let level = hc.hierarchy.levels.get(j - 1)?;
+                meta.level_column(&hc.hierarchy.unique_name, &level.name)?;
+                depth.insert(hc.hierarchy.unique_name.as_str(), j);
+            }
+        }
+        // Which key columns the set groups: the row-scope column first, then the levels.
+        let mut grouped: Vec<bool> = Vec::new();
+        if meta.row_scope_column.is_some() {
+            grouped.push(match &self.scope {
+                RowScope::All => false,
+                RowScope::Kommuner(k) if k.len() <= 1 && meta.row_scope_column == sp.cube.security.row_scope_column => {
+                    true
+                }
+                RowScope::Kommuner(_) => return None,
+            });
+        } else if matches!(self.scope, RowScope::Kommuner(_)) {
+            return None;
+        }
+        for lc in &meta.levels {
+            let h = (1..sp.hierarchy_count()).find(|&h| sp.hier(h).hierarchy.unique_name == lc.hierarchy)?;
+            let d = sp.hier(h).hierarchy.levels.iter().position(|l| l.name == lc.level)? + 1;
+            grouped.push(depth.get(lc.hierarchy.as_str()).is_some_and(|&j| d <= j));
+        }
+        meta.grouping_set(&grouped)
     }
 
     /// One SQL statement for the cells of `batches` (each a level combination with its
@@ -402,6 +473,20 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     }
                 ));
             }
+        }
+
+        // A grouping-sets aggregate: the rows of the statement's own set only.
+        if let Some(meta) = agg_meta.filter(|m| m.grouping_sets) {
+            let gid = self.grouping_set_id(meta, &batches[0].0).ok_or_else(|| {
+                QueryError::Execution(format!(
+                    "aggregate {} has no grouping set for this statement",
+                    meta.name
+                ))
+            })?;
+            where_.push(format!(
+                "f.{} = {gid}",
+                sql_ident(crate::aggregates::GROUPING_SET_COLUMN)
+            ));
         }
 
         let mut key_expr = |h: HierIdx, level: u16, joins: &mut Vec<String>| -> Result<String> {
@@ -663,19 +748,23 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     unreachable!("semi-additive is stored")
                 };
                 let tdim = s.time_dimension.as_deref().unwrap_or("");
-                let tcol = cube
-                    .dimension(tdim)
-                    .and_then(|d| d.foreign_key.clone())
-                    .ok_or_else(|| {
-                        QueryError::Execution(format!(
-                            "measure {}: time dimension {tdim} has no key column",
-                            s.column.as_deref().unwrap_or("")
-                        ))
-                    })?;
+                let tcol = match agg_meta {
+                    Some(meta) => time_key_column(sp, meta, s).map(str::to_string),
+                    None => cube.dimension(tdim).and_then(|d| d.foreign_key.clone()),
+                }
+                .ok_or_else(|| {
+                    QueryError::Execution(format!(
+                        "measure {}: time dimension {tdim} has no key column",
+                        s.column.as_deref().unwrap_or("")
+                    ))
+                })?;
                 // With grouping sets the time key is grouped in every set, also where a
                 // set's own level is the time key's (months): `COALESCE(t, NULL)` is another
                 // expression for DuckDB, so GROUPING() still tells the sets apart.
-                let inner_agg = inner_aggregate_sql(s, hoisted.is_none())?;
+                let inner_agg = match agg_meta {
+                    Some(meta) => aggregate_from_aggregate(sp, meta, m)?,
+                    None => inner_aggregate_sql(s, hoisted.is_none())?,
+                };
                 let outer = match s.aggregator {
                     Aggregator::LastNonEmpty => "arg_max(v, t) FILTER (WHERE v IS NOT NULL)",
                     _ => "avg(v)",
@@ -1214,8 +1303,31 @@ fn inner_aggregate_sql(s: &datakube_model::StoredMeasure, with_filter: bool) -> 
     })
 }
 
+/// The column of aggregate `meta` holding the fact table's key of the time dimension of
+/// semi-additive measure `s`: the finest level of one of that dimension's hierarchies, joined
+/// on that key.
+fn time_key_column<'a>(
+    sp: &Space,
+    meta: &'a crate::aggregates::AggregateMeta,
+    s: &datakube_model::StoredMeasure,
+) -> Option<&'a str> {
+    let dim = sp.cube.dimension(s.time_dimension.as_deref()?)?;
+    let fk = dim.foreign_key.as_deref()?;
+    dim.hierarchies.iter().find_map(|h| {
+        let leaf = h.levels.last()?;
+        let keyed = h.joins_on_leaf_key() || (h.source.is_none() && leaf.key_column == fk);
+        if keyed {
+            meta.level_column(&h.unique_name, &leaf.name)
+        } else {
+            None
+        }
+    })
+}
+
 /// A measure combined from an aggregate's pre-aggregated column: counts and sums add up,
-/// minima and maxima of minima and maxima.
+/// minima and maxima of minima and maxima; a distinct count is read from exactly one row
+/// per group (grouping-sets aggregates), a semi-additive measure's sums per time key add up
+/// over the other keys.
 fn aggregate_from_aggregate(sp: &Space, meta: &crate::aggregates::AggregateMeta, m: u32) -> Result<String> {
     let qm = &sp.measures[m as usize];
     let c = meta
