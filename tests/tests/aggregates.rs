@@ -9,24 +9,14 @@
 //! The service runs in-process (`datakube_bench::Harness`, result cache off). The aggregate
 //! switch is process-wide, so everything that toggles it is in one test.
 
+mod common;
+use common::copy_dir;
+
 use std::path::{Path, PathBuf};
 
 use datakube_bench::{Answer, Harness, Scope, workload};
 use datakube_engine::{Engine, EngineConfig};
 use datakube_query::aggregates;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// The shipped definitions, plus a row-count measure on Beskæftigelse and a plain aggregate
 /// holding it at Kommune × Ydelse × Uge-år: the levels of the shipped distinct-count

@@ -6,8 +6,8 @@
 //! prints each statement's `source:`) through the environment the server inherits.
 
 mod common;
+use common::copy_dir;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,19 +15,6 @@ use common::{Server, close};
 
 const BY_ART: &str = "SELECT {[Measures].[Regnskab]} ON 0, NON EMPTY [Art].[Art].[Art].Members ON 1 \
      FROM [Økonomi] WHERE ([Tid].[Kalender].[År].&[2024])";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// The `source:` lines the server logged since the last call.
 fn sources(s: &Server) -> Vec<String> {

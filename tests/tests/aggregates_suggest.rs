@@ -6,6 +6,7 @@
 //! the statement's answer compared with hand-written DuckDB SQL over the fact table.
 
 mod common;
+use common::copy_dir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,19 +33,6 @@ const BORGERE: &str =
     "SELECT {[Measures].[Antal borgere]} ON 0, [Herkomst].[Herkomst].[Herkomst].Members ON 1 FROM [Befolkning]";
 /// Covered by `koen_aar`, declared in the test's definitions but not built.
 const FOEDTE_BY_KOEN: &str = "SELECT {[Measures].[Fødte]} ON 0, [Køn].[Køn].[Køn].Members ON 1 FROM [Befolkning]";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// The shipped definitions plus `extra` appended to the `aggregates:` of `file` (the last
 /// block of the shipped okonomi.yaml and befolkning.yaml).

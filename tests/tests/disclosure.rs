@@ -6,6 +6,7 @@
 //! docs/security.md, not from the server's code.
 
 mod common;
+use common::copy_dir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -27,19 +28,6 @@ fn definitions_with_k(to: &Path, k: i64) {
         "benchmark.yaml sets min_cell_count: 5"
     );
     std::fs::write(&b, text.replace("min_cell_count: 5", &format!("min_cell_count: {k}"))).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Indbyggere per kommune of one region at one month, from the Parquet files.

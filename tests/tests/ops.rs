@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::copy_dir;
 use common::{Server, close, curl_post_as, datakube_bin, repo_root};
 
 const MDX: &str =
@@ -417,17 +418,6 @@ fn discover_cubes(server: &Server, cube: &str) {
     );
     let b = server.post(&body);
     assert!(b.contains("<CUBE_NAME>Befolkning</CUBE_NAME>"), "{b}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! dimensions only one base cube has (the other cube's measures are empty below All).
 
 mod common;
+use common::copy_dir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -195,19 +196,6 @@ fn virtual_cube_mixes_base_cubes_like_hand_written_sql() {
         !listed.contains(&"Profit last Period"),
         "hidden measures are not listed: {listed:?}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
 }
 
 const KOMMUNEN_SAMLET: &str = "cube:

@@ -80,7 +80,16 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
                     _ => format!("{} values", got.values.len()),
                 },
             };
-            let cold = time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?;
+            // Cold and the hand-written SQL alternate run by run, so that a slower or faster
+            // spell of a shared machine falls on both alike.
+            let mut cold = Vec::new();
+            let mut sql = Vec::new();
+            for _ in 0..opts.runs {
+                cold.extend(time_runs(1, || h.run(&stmt, scope).map(drop))?);
+                if stmt.sql.is_some() {
+                    sql.extend(time_runs(1, || h.sql(&stmt, scope).map(drop))?);
+                }
+            }
             let (agg, used_aggregate) = if with_aggregates {
                 aggregates::set_enabled(true);
                 let before = aggregates::reads();
@@ -93,11 +102,6 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
             h.set_cache(true);
             h.run(&stmt, scope)?;
             let warm = time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?;
-            let sql = if stmt.sql.is_some() {
-                time_runs(opts.runs, || h.sql(&stmt, scope).map(drop))?
-            } else {
-                Vec::new()
-            };
             let row = Row {
                 name: stmt.name.to_string(),
                 scope: scope.label.clone(),

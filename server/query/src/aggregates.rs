@@ -522,17 +522,7 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             .as_deref()
             .map(|c| format!("f.{}", sql_ident(c)))
             .unwrap_or_else(|| "*".into());
-        let cond = s.filter.as_ref().map(|fl| {
-            format!(
-                "f.{} IN ({})",
-                sql_ident(&fl.column),
-                fl.values
-                    .iter()
-                    .map(crate::cells::filter_literal)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        });
+        let cond = s.filter.as_ref().map(crate::cells::measure_filter_sql);
         inputs.push((a, col, cond));
         measures.push(MeasureColumn {
             measure: m.name.clone(),

@@ -1,8 +1,9 @@
 //! DRILLTHROUGH ("Show Details"): the rows behind one cell, from the cube's drillthrough
 //! source, restricted by the cell's members and always by the caller's row scope.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use datakube_engine::duckdb::types::ValueRef;
 use datakube_engine::{sql_ident, sql_string};
@@ -49,6 +50,27 @@ fn xsd_of(duck_type: &str) -> XsdType {
     }
 }
 
+/// The columns and DuckDB types of a drillthrough source, read once per snapshot folder (a
+/// snapshot never changes once written; a new one has another path).
+fn source_schema(
+    conn: &datakube_engine::duckdb::Connection,
+    glob: &std::path::Path,
+) -> Result<Arc<Vec<(String, String)>>> {
+    static SCHEMAS: LazyLock<Mutex<HashMap<PathBuf, Arc<Vec<(String, String)>>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if let Some(s) = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner()).get(glob) {
+        return Ok(s.clone());
+    }
+    let described =
+        Arc::new(datakube_engine::parquet_schema(conn, glob).map_err(|e| QueryError::Execution(e.to_string()))?);
+    let mut m = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() >= 256 {
+        m.clear();
+    }
+    m.insert(glob.to_path_buf(), described.clone());
+    Ok(described)
+}
+
 pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rowset> {
     let (cube_name, _) = crate::exec::cube_and_subselects(&d.select);
     let cname = cube_name.segments.last().map(|s| s.text()).unwrap_or_default();
@@ -81,8 +103,7 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
         .connection()
         .map_err(|e| QueryError::Execution(e.to_string()))?;
     // The source's columns, to know which member filters apply to it.
-    let described: Vec<(String, String)> =
-        datakube_engine::parquet_schema(&conn, &glob).map_err(|e| QueryError::Execution(e.to_string()))?;
+    let described = source_schema(&conn, &glob)?;
     let has = |c: &str| described.iter().any(|(n, _)| n == c);
 
     let mut filters: Vec<String> = Vec::new();
@@ -231,8 +252,12 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
     };
     let max = d.max_rows.unwrap_or(DEFAULT_MAX_ROWS).min(MAX_ROWS);
     let skip = d.first_rowset.unwrap_or(0);
+    // No ORDER BY: with DuckDB's `preserve_insertion_order` (on, the default) rows come in
+    // file and row-group order, the same on every run over a snapshot, so FIRSTROWSET pages
+    // neither repeat nor skip rows; sorting every matching row to keep 1000 cost a quarter
+    // of the statement (Befolkning at scale 1, 751: 64 ms against 53 ms).
     let sql = format!(
-        "SELECT {} FROM {from}{} ORDER BY ALL LIMIT {max} OFFSET {skip}",
+        "SELECT {} FROM {from}{} LIMIT {max} OFFSET {skip}",
         columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", "),
         if filters.is_empty() {
             String::new()

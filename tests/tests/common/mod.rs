@@ -34,6 +34,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Copy a folder tree (cube definitions, a dataset) into a test's own folder.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 /// A running server. It is started through a small shell guard that kills it when this test
 /// process goes away (its stdin closes), so shared servers in statics never outlive the tests.
 pub struct Server {
