@@ -115,6 +115,15 @@ impl Harness {
         parse_answer(&xml).with_context(|| format!("statement {}", stmt.name))
     }
 
+    /// Only the server's part of [`Self::run`]: the XMLA request body in, the answer's bytes
+    /// out (what the benchmark times; reading the answer is the client's work).
+    pub fn serve(&self, stmt: &Statement, scope: &Scope) -> anyhow::Result<usize> {
+        let body = stmt.envelope(scope);
+        let xml = self.service.handle_soap(body.as_bytes(), &scope.principal);
+        anyhow::ensure!(!xml.is_empty(), "statement {}: empty answer", stmt.name);
+        Ok(xml.len())
+    }
+
     /// The numbers of the hand-written SQL (non-null values of every column, row by row) and
     /// its row count.
     pub fn sql(&self, stmt: &Statement, scope: &Scope) -> anyhow::Result<Option<Answer>> {

@@ -85,7 +85,7 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
             let mut cold = Vec::new();
             let mut sql = Vec::new();
             for _ in 0..opts.runs {
-                cold.extend(time_runs(1, || h.run(&stmt, scope).map(drop))?);
+                cold.extend(time_runs(1, || h.serve(&stmt, scope).map(drop))?);
                 if stmt.sql.is_some() {
                     sql.extend(time_runs(1, || h.sql(&stmt, scope).map(drop))?);
                 }
@@ -95,13 +95,13 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
                 let before = aggregates::reads();
                 h.check(&stmt, scope)?;
                 let used = aggregates::reads() > before;
-                (time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?, used)
+                (time_runs(opts.runs, || h.serve(&stmt, scope).map(drop))?, used)
             } else {
                 (Vec::new(), false)
             };
             h.set_cache(true);
             h.run(&stmt, scope)?;
-            let warm = time_runs(opts.runs, || h.run(&stmt, scope).map(drop))?;
+            let warm = time_runs(opts.runs, || h.serve(&stmt, scope).map(drop))?;
             let row = Row {
                 name: stmt.name.to_string(),
                 scope: scope.label.clone(),

@@ -50,14 +50,13 @@ fn xsd_of(duck_type: &str) -> XsdType {
     }
 }
 
+/// Column names and DuckDB types.
+type Schema = Vec<(String, String)>;
+
 /// The columns and DuckDB types of a drillthrough source, read once per snapshot folder (a
 /// snapshot never changes once written; a new one has another path).
-fn source_schema(
-    conn: &datakube_engine::duckdb::Connection,
-    glob: &std::path::Path,
-) -> Result<Arc<Vec<(String, String)>>> {
-    static SCHEMAS: LazyLock<Mutex<HashMap<PathBuf, Arc<Vec<(String, String)>>>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
+fn source_schema(conn: &datakube_engine::duckdb::Connection, glob: &std::path::Path) -> Result<Arc<Schema>> {
+    static SCHEMAS: LazyLock<Mutex<HashMap<PathBuf, Arc<Schema>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
     if let Some(s) = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner()).get(glob) {
         return Ok(s.clone());
     }
