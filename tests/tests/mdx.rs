@@ -516,6 +516,24 @@ fn drillthrough_shows_the_persons_behind_a_cell_within_the_row_scope() {
     exp_sorted.sort();
     assert!(!expected.is_empty());
     assert_eq!(got_sorted, exp_sorted);
+    // Dates are xsd:dateTime text, the same days DuckDB gives (not the driver's Debug form).
+    let mut st = c
+        .prepare(&format!(
+            "SELECT person_id, strftime(foedselsdato, '%Y-%m-%dT%H:%M:%S') FROM {} WHERE kommunekode = 825",
+            s.table("befolkning", "person")
+        ))
+        .unwrap();
+    let born: std::collections::HashMap<String, String> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(xml.contains("name=\"foedselsdato\" type=\"xsd:dateTime\""), "{xml}");
+    for r in &rows {
+        let id = &r.iter().find(|(n, _)| n == "person_id").unwrap().1;
+        let date = &r.iter().find(|(n, _)| n == "foedselsdato").unwrap().1;
+        assert_eq!(Some(date), born.get(id), "{id}");
+    }
     // Aarhus may not see Læsø's residents, and without a kommune only sees its own.
     let denied = rowset_rows(&execute_raw(s, q, ("aarhus", "aarhus")));
     assert!(denied.is_empty(), "{denied:?}");

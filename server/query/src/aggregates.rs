@@ -543,14 +543,7 @@ pub fn build(engine: &Engine, snapshots: &Snapshots, cube: &Cube, agg: &Aggregat
             _ => format!("SUM({col}){filter}"),
         }
     };
-    let from = format!(
-        "{fact} AS f{}",
-        if joins.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", joins.join(" "))
-        }
-    );
+    let from = crate::cells::from_clause(&fact, &joins);
     // Key columns with the same expression (the Kommune level's key is the row-scope
     // column) are grouped as one.
     let same_as: Vec<usize> = exprs

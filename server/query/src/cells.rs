@@ -682,14 +682,7 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         where_.retain(|w| seen.insert(w.trim_start_matches('(').trim_end_matches(')').to_string()));
 
         // Measures.
-        let from = format!(
-            "{fact} AS f{}",
-            if joins.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", joins.join(" "))
-            }
-        );
+        let from = from_clause(&fact, &joins);
         let where_sql = if where_.is_empty() {
             String::new()
         } else {
@@ -1002,28 +995,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             } else {
                 0
             };
-            let mut coord = batches[b].1[0].1.clone();
-            let mut ok = true;
-            for &gi in &sets[b] {
+            let Some(coord) = set_coord(&batches[b].1[0].1, &sets[b], &group_exprs, |gi| {
                 let (h, level, _) = &group_exprs[gi];
-                let key = match r.get_ref(gi).map(crate::cells::key_text) {
-                    Ok(k) => k,
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                };
-                match sp.hier(*h).by_key(*level, &key) {
-                    Some(id) => coord[h - 1] = id,
-                    None => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if !ok {
+                let key = r.get_ref(gi).map(key_text).ok()?;
+                sp.hier(*h).by_key(*level, &key)
+            }) else {
                 continue;
-            }
+            };
             let vals: Vec<Option<f64>> = (0..n_meas)
                 .map(|i| r.get::<_, Option<f64>>(first_value + i).ok().flatten())
                 .collect();
@@ -1060,6 +1038,31 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         }
         self.executed.push(plan);
         Ok(())
+    }
+}
+
+/// The coordinate of a statement row in grouping set `set`: the batch's coordinate `base`
+/// with each grouped hierarchy's member from `member_of(grouping column)`; `None` when a key
+/// is not a member (a row the cells do not ask for).
+fn set_coord(
+    base: &Coord,
+    set: &[usize],
+    group_exprs: &[(HierIdx, u16, String)],
+    mut member_of: impl FnMut(usize) -> Option<u32>,
+) -> Option<Coord> {
+    let mut coord = base.clone();
+    for &gi in set {
+        coord[group_exprs[gi].0 - 1] = member_of(gi)?;
+    }
+    Some(coord)
+}
+
+/// `<fact> AS f` and its joins, the FROM of a statement over the fact table or an aggregate.
+pub(crate) fn from_clause(fact: &str, joins: &[String]) -> String {
+    if joins.is_empty() {
+        format!("{fact} AS f")
+    } else {
+        format!("{fact} AS f {}", joins.join(" "))
     }
 }
 
@@ -1129,12 +1132,10 @@ impl RustSemi {
             };
             let v: Option<f64> = r.get(n + 1)?;
             for (b, set) in sets.iter().enumerate() {
-                let mut coord = batches[b].1[0].1.clone();
-                let mut ok = true;
-                for &gi in set {
+                let Some(coord) = set_coord(&batches[b].1[0].1, set, group_exprs, |gi| {
                     let (h, level, _) = &group_exprs[gi];
                     let hc = sp.hier(*h);
-                    let id = if stage2[gi] {
+                    if stage2[gi] {
                         hc.by_key(hc.hierarchy.levels.len() as u16, &t_text)
                             .and_then(|leaf| ancestor(*h, leaf, *level))
                     } else {
@@ -1142,18 +1143,10 @@ impl RustSemi {
                             .iter()
                             .position(|&x| x == gi)
                             .and_then(|k| hc.by_key(*level, &keys[k]))
-                    };
-                    match id {
-                        Some(id) => coord[h - 1] = id,
-                        None => {
-                            ok = false;
-                            break;
-                        }
                     }
-                }
-                if !ok {
+                }) else {
                     continue;
-                }
+                };
                 let e = acc[b].entry(coord).or_default().entry(t.clone()).or_insert(None);
                 if let Some(x) = v {
                     *e = Some(e.unwrap_or(0.0) + x);

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
-use datakube_engine::duckdb::types::ValueRef;
+use datakube_engine::duckdb::types::{TimeUnit, ValueRef};
 use datakube_engine::{sql_ident, sql_string};
 use datakube_mdx::ast::Drillthrough;
 use datakube_xmla::rowset::{Column, Rowset, Value, XsdType};
@@ -45,9 +45,35 @@ fn xsd_of(duck_type: &str) -> XsdType {
         XsdType::Double
     } else if t == "BOOLEAN" {
         XsdType::Boolean
+    } else if t == "DATE" || t.starts_with("TIMESTAMP") {
+        XsdType::DateTime
     } else {
         XsdType::String
     }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Microseconds since 1970-01-01 as xsd:dateTime (`2024-03-01T00:00:00`), proleptic
+/// Gregorian (H. Hinnant's days-to-civil algorithm).
+fn date_time(micros: i64) -> String {
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let secs = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
 }
 
 /// Column names and DuckDB types.
@@ -292,10 +318,41 @@ pub fn execute_drillthrough(ctx: &QueryContext, d: &Drillthrough) -> Result<Rows
                 ValueRef::Double(x) => Value::Double(x),
                 ValueRef::Float(x) => Value::Double(x.into()),
                 ValueRef::Text(t) => Value::Str(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::UTinyInt(x) => Value::Int(x.into()),
+                ValueRef::USmallInt(x) => Value::Int(x.into()),
+                ValueRef::UInt(x) => Value::Int(x.into()),
+                ValueRef::UBigInt(x) => i64::try_from(x).map_or(Value::Double(x as f64), Value::Int),
+                ValueRef::HugeInt(x) => i64::try_from(x).map_or(Value::Double(x as f64), Value::Int),
+                ValueRef::Decimal(d) => d.to_string().parse().map_or(Value::Null, Value::Double),
+                // xsd:dateTime, as SSAS gives dates in detail rows.
+                ValueRef::Date32(days) => Value::Str(date_time(i64::from(days) * MICROS_PER_DAY)),
+                ValueRef::Timestamp(unit, v) => Value::Str(date_time(match unit {
+                    TimeUnit::Second => v.saturating_mul(1_000_000),
+                    TimeUnit::Millisecond => v.saturating_mul(1_000),
+                    TimeUnit::Microsecond => v,
+                    TimeUnit::Nanosecond => v / 1_000,
+                })),
                 other => Value::Str(crate::cells::key_text(other)),
             });
         }
         out.push(row);
     }
     Ok(Rowset::new(cols, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_xsd_date_times() {
+        assert_eq!(date_time(0), "1970-01-01T00:00:00");
+        // 2024-02-29 is day 19782; one second before midnight.
+        assert_eq!(
+            date_time(19_782 * MICROS_PER_DAY + 86_399_000_000),
+            "2024-02-29T23:59:59"
+        );
+        assert_eq!(date_time(-MICROS_PER_DAY), "1969-12-31T00:00:00");
+        assert_eq!(date_time(10_969 * MICROS_PER_DAY), "2000-01-13T00:00:00");
+    }
 }

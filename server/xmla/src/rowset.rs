@@ -233,19 +233,39 @@ fn write_schema(s: &mut String, columns: &[Column]) {
 
 fn write_value(s: &mut String, c: &Column, v: &Value) {
     let n = c.name;
+    // Tags with push_str: a 1,000-row drillthrough writes 9,000 values, and `write!` with
+    // three arguments per value cost more than the values themselves.
+    let open = |s: &mut String| {
+        s.push('<');
+        s.push_str(n);
+        s.push('>');
+    };
+    let close = |s: &mut String| {
+        s.push_str("</");
+        s.push_str(n);
+        s.push('>');
+    };
     match v {
         Value::Null => {}
         Value::Str(x) => {
-            let _ = write!(s, "<{n}>{}</{n}>", esc(x));
+            open(s);
+            s.push_str(&esc(x));
+            close(s);
         }
         Value::Bool(b) => {
-            let _ = write!(s, "<{n}>{b}</{n}>");
+            open(s);
+            s.push_str(if *b { "true" } else { "false" });
+            close(s);
         }
         Value::Int(i) => {
-            let _ = write!(s, "<{n}>{i}</{n}>");
+            open(s);
+            let _ = write!(s, "{i}");
+            close(s);
         }
         Value::Double(d) => {
-            let _ = write!(s, "<{n}>{}</{n}>", crate::format_double(*d));
+            open(s);
+            s.push_str(&crate::format_double(*d));
+            close(s);
         }
         Value::Restrictions(list) => {
             for (name, ty) in list {
