@@ -54,26 +54,10 @@ fn xsd_of(duck_type: &str) -> XsdType {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Microseconds since 1970-01-01 as xsd:dateTime (`2024-03-01T00:00:00`), proleptic
-/// Gregorian (H. Hinnant's days-to-civil algorithm).
+/// Microseconds since 1970-01-01 as xsd:dateTime (`2024-03-01T00:00:00`); the fraction of a
+/// second is dropped.
 fn date_time(micros: i64) -> String {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let secs = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    datakube_auth::util::datetime(micros.div_euclid(1_000_000))
 }
 
 /// Column names and DuckDB types.
