@@ -291,7 +291,8 @@ pub fn fact_relation(snapshots: &Snapshots, cube: &Cube) -> Result<String, Strin
     Ok(format!("({})", selects.join(" UNION ALL BY NAME ")))
 }
 
-fn key_of(v: ValueRef<'_>) -> Key {
+/// A DuckDB value as a member key (integers as numbers, the rest as text).
+pub fn key_of(v: ValueRef<'_>) -> Key {
     match v {
         ValueRef::Null => Key::Null,
         ValueRef::TinyInt(i) => Key::Int(i.into()),

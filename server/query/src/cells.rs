@@ -1080,12 +1080,6 @@ struct RustSemi {
     last: bool,
 }
 
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum TimeKey {
-    Int(i64),
-    Text(String),
-}
-
 impl RustSemi {
     fn run(
         &self,
@@ -1096,11 +1090,11 @@ impl RustSemi {
         group_exprs: &[(HierIdx, u16, String)],
         stage2: &[bool],
     ) -> std::result::Result<HashMap<Coord, Vec<Option<f64>>>, datakube_engine::duckdb::Error> {
-        use datakube_engine::duckdb::types::ValueRef;
         let mut stmt = conn.prepare(&self.sql)?;
         let mut rows = stmt.query([])?;
         let n = self.first_step.len();
-        let mut acc: Vec<HashMap<Coord, BTreeMap<TimeKey, Option<f64>>>> = vec![HashMap::new(); batches.len()];
+        let mut acc: Vec<HashMap<Coord, BTreeMap<datakube_members::Key, Option<f64>>>> =
+            vec![HashMap::new(); batches.len()];
         let ancestor = |h: HierIdx, mut id: u32, level: u16| -> Option<u32> {
             let hm = &sp.hier(h).members;
             loop {
@@ -1120,16 +1114,7 @@ impl RustSemi {
                 .collect::<std::result::Result<_, _>>()?;
             let t_ref = r.get_ref(n)?;
             let t_text = key_text(t_ref);
-            let t = match t_ref {
-                ValueRef::TinyInt(x) => TimeKey::Int(x.into()),
-                ValueRef::SmallInt(x) => TimeKey::Int(x.into()),
-                ValueRef::Int(x) => TimeKey::Int(x.into()),
-                ValueRef::BigInt(x) => TimeKey::Int(x),
-                ValueRef::UTinyInt(x) => TimeKey::Int(x.into()),
-                ValueRef::USmallInt(x) => TimeKey::Int(x.into()),
-                ValueRef::UInt(x) => TimeKey::Int(x.into()),
-                _ => TimeKey::Text(t_text.clone()),
-            };
+            let t = datakube_members::key_of(t_ref);
             let v: Option<f64> = r.get(n + 1)?;
             for (b, set) in sets.iter().enumerate() {
                 let Some(coord) = set_coord(&batches[b].1[0].1, set, group_exprs, |gi| {
