@@ -147,3 +147,81 @@ fn a_semi_additive_year_and_its_months_are_one_pruned_statement() {
         assert!(g.is_some_and(|g| close(g, *v)), "{name}: {g:?} vs SQL {v}");
     }
 }
+
+#[test]
+fn a_distinct_count_total_beside_its_groups_is_counted_only_over_rows() {
+    // A grouped statement does not count its rows (`count(*)` beside COUNT(DISTINCT) costs
+    // DuckDB a sixth of the statement): the total is empty exactly when no group came back.
+    datakube_query::aggregates::set_enabled(false);
+    let data = common::inprocess::generate();
+    let members = data.members();
+    let conn = data.duck();
+    let fact = data.table("beskaeftigelse", "ydelse_uge");
+    let ydelse = data.table("beskaeftigelse", "ydelse");
+    let (year, kommune): (i64, i64) = conn
+        .query_row(
+            &format!("SELECT max(aar)::BIGINT, min(kommunekode)::BIGINT FROM {fact}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mdx = format!(
+        "SELECT {{[Measures].[Personer]}} ON 0, {{DrilldownLevel({{[Ydelse].[Ydelse].[All]}})}} ON 1 \
+         FROM [Beskæftigelse] WHERE ([Tid].[Uge].[År].&[{year}])"
+    );
+
+    // With rows: the total and every group as COUNT(DISTINCT) in DuckDB.
+    let ctx = data.context(&members, datakube_query::security::Access::kommuner(&[kommune]));
+    let trace = datakube_query::exec::explain(&ctx, &mdx).unwrap();
+    assert_eq!(trace.statements.len(), 1, "{:#?}", trace.statements);
+    let st = &trace.statements[0];
+    assert_eq!(st.grouping_sets.len(), 2, "{st}");
+    assert!(
+        !st.sql.contains("count(*)"),
+        "a grouped statement needs no row count: {st}"
+    );
+    let got = by_row(&datakube_query::execute(&ctx, &mdx).unwrap());
+    let base = format!(
+        "FROM {fact} f JOIN {ydelse} y ON f.ydelse_kode = y.ydelse_kode WHERE f.aar = {year} AND f.kommunekode = {kommune}"
+    );
+    let mut want = query_pairs(
+        &conn,
+        &format!("SELECT '[Ydelse].[Ydelse].[All]', count(DISTINCT f.person_id)::DOUBLE {base}"),
+    );
+    want.extend(query_pairs(
+        &conn,
+        &format!(
+            "SELECT '[Ydelse].[Ydelse].[Ydelsesgruppe].&[' || y.ydelsesgruppe_kode || ']', count(DISTINCT f.person_id)::DOUBLE \
+             {base} GROUP BY y.ydelsesgruppe_kode"
+        ),
+    ));
+    assert!(want.len() >= 3, "{want:?}");
+    for (name, v) in &want {
+        let g = got.get(name).copied().flatten();
+        assert!(g.is_some_and(|g| close(g, *v)), "{name}: {g:?} vs SQL {v}");
+    }
+
+    // Without rows (a row scope of a kommune the data does not have): every cell empty, the
+    // total too, where COUNT(DISTINCT) over no rows is 0.
+    let none: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM {fact} WHERE kommunekode = 9999"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(none, 0);
+    let ctx = data.context(&members, datakube_query::security::Access::kommuner(&[9999]));
+    let got = by_row(&datakube_query::execute(&ctx, &mdx).unwrap());
+    assert!(got.contains_key("[Ydelse].[Ydelse].[All]"), "{got:?}");
+    assert!(got.values().all(Option::is_none), "no rows, no values: {got:?}");
+
+    // The total alone is a statement without grouping columns: there the row count tells
+    // an empty total from a count of 0.
+    let total =
+        format!("SELECT {{[Measures].[Personer]}} ON 0 FROM [Beskæftigelse] WHERE ([Tid].[Uge].[År].&[{year}])");
+    let trace = datakube_query::exec::explain(&ctx, &total).unwrap();
+    assert!(trace.statements[0].sql.contains("count(*)"), "{}", trace.statements[0]);
+    let cs = datakube_query::execute(&ctx, &total).unwrap();
+    assert!(cs.cells.is_empty(), "no rows, no value: {:?}", cs.cells);
+}

@@ -8,8 +8,12 @@ use crate::{Check, Harness, Kind, Scope, percentile, region_of, same, time_runs,
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Timed runs per statement and mode.
+    /// Timed runs per statement and mode (at least).
     pub runs: usize,
+    /// Cold and SQL runs continue, pair by pair, until they took this long together (or
+    /// [`MAX_RUNS`] pairs): a statement of 30 ms gets dozens of samples, whose median a
+    /// neighbour's busy second moves far less than it moves the median of 5.
+    pub min_time: Duration,
     /// The kommune of the single-municipality pass.
     pub kommune: u16,
     /// Simulated Excel sessions of the concurrency mode (0 = skip).
@@ -17,6 +21,9 @@ pub struct Options {
     /// Workload replays per session.
     pub rounds: usize,
 }
+
+/// The most cold and SQL runs per statement that [`Options::min_time`] asks for.
+pub const MAX_RUNS: usize = 50;
 
 /// One statement in one scope.
 #[derive(Debug, Clone)]
@@ -84,7 +91,8 @@ pub fn run(h: &Harness, opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Re
             // spell of a shared machine falls on both alike.
             let mut cold = Vec::new();
             let mut sql = Vec::new();
-            for _ in 0..opts.runs {
+            let started = Instant::now();
+            while cold.len() < opts.runs || (started.elapsed() < opts.min_time && cold.len() < MAX_RUNS) {
                 cold.extend(time_runs(1, || h.serve(&stmt, scope).map(drop))?);
                 if stmt.sql.is_some() {
                     sql.extend(time_runs(1, || h.sql(&stmt, scope).map(drop))?);
@@ -226,7 +234,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "| # | statement | scope | cold p50 / p95 ms | warm (cache) p50 / p95 ms | aggregates | SQL p50 / p95 ms | cold ÷ SQL (p50) | checked |"
+            "| # | statement | scope | cold p50 / p95 ms (runs) | warm (cache) p50 / p95 ms | aggregates | SQL p50 / p95 ms | cold ÷ SQL (p50) | checked |"
         );
         let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|---:|---|");
         for (i, r) in self.rows.iter().enumerate() {
@@ -252,12 +260,13 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} / {} | {} / {} | {agg} | {sql} | {ratio} | {} |",
+                "| {} | {} | {} | {} / {} ({}) | {} / {} | {agg} | {sql} | {ratio} | {} |",
                 i + 1,
                 r.name,
                 r.scope,
                 ms(percentile(&r.cold, 50.0)),
                 ms(percentile(&r.cold, 95.0)),
+                r.cold.len(),
                 ms(percentile(&r.warm, 50.0)),
                 ms(percentile(&r.warm, 95.0)),
                 r.checked

@@ -135,9 +135,14 @@ struct BenchArgs {
     /// million rows). Existing datasets are reused whatever their scale.
     #[arg(long, default_value_t = 0.1)]
     scale: f64,
-    /// Timed runs per statement and mode.
+    /// Timed runs per statement and mode (at least).
     #[arg(long, default_value_t = 10)]
     runs: usize,
+    /// Cold and hand-written SQL runs of a statement continue, in turns, until together
+    /// they took this many seconds (at most 50 each): short statements get enough samples
+    /// for a stable median on a shared machine.
+    #[arg(long, default_value_t = 3.0)]
+    min_seconds: f64,
     /// Kommune of the single-municipality pass (and the drill-downs).
     #[arg(long, default_value_t = 751)]
     kommune: u16,
@@ -782,6 +787,7 @@ fn bench(cli: &Cli, a: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = datakube_bench::report::Options {
         runs: a.runs.max(1),
+        min_time: std::time::Duration::from_secs_f64(a.min_seconds.clamp(0.0, 3600.0)),
         kommune: a.kommune,
         sessions: a.sessions,
         rounds: a.rounds.max(1),

@@ -689,6 +689,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             format!(" WHERE {}", where_.join(" AND "))
         };
         let multi = batches.len() > 1;
+        // Whether the statement counts its rows to tell an empty grand total from a total of
+        // counts that are 0. A grouped row exists only for fact rows, so with grouping
+        // columns the total (the set without any) is non-empty exactly when a grouped row
+        // came back; only a statement without grouping columns needs `count(*)`. Beside
+        // COUNT(DISTINCT) the count cost DuckDB 1.5.6 a sixth of the statement (Personer by
+        // Ydelsesgruppe for 751 at scale 1: 438 ms with it, 358 ms without).
+        let counted = group_exprs.is_empty();
         let g_cols: Vec<String> = group_exprs
             .iter()
             .enumerate()
@@ -737,9 +744,11 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     select.push(format!("{gid_sql} AS gid"));
                 }
                 select.extend(aggs);
-                // A cell without fact rows is empty (an aggregate over no rows still gives the
-                // grand total's row, where counts are 0).
-                select.push("count(*) AS n".into());
+                // A cell without fact rows is empty. Only the grand total (no grouping
+                // column) gives a row over no rows, where counts are 0; see `counted`.
+                if counted {
+                    select.push("count(*) AS n".into());
+                }
                 format!(
                     "SELECT {} FROM {from}{where_sql}{}",
                     select.join(", "),
@@ -981,9 +990,11 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
         let n_meas = if semi.is_some() { 1 } else { measure_ids.len() };
         let first_value = group_exprs.len() + usize::from(multi);
         let mut got: HashMap<Coord, Vec<Option<f64>>> = HashMap::new();
+        // The grand total's row, kept when the rows were not all filtered out (`counted`).
+        let mut total: Option<(Coord, Vec<Option<f64>>)> = None;
+        let mut grouped_rows = false;
         while let Some(r) = rows.next().map_err(failed)? {
-            let n: i64 = r.get(first_value + n_meas).map_err(failed)?;
-            if n == 0 {
+            if counted && r.get::<_, i64>(first_value + n_meas).map_err(failed)? == 0 {
                 continue;
             }
             let b = if multi {
@@ -995,6 +1006,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             } else {
                 0
             };
+            let grand_total = sets[b].is_empty();
+            grouped_rows |= !grand_total;
             let Some(coord) = set_coord(&batches[b].1[0].1, &sets[b], &group_exprs, |gi| {
                 let (h, level, _) = &group_exprs[gi];
                 let key = r.get_ref(gi).map(key_text).ok()?;
@@ -1005,6 +1018,13 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
             let vals: Vec<Option<f64>> = (0..n_meas)
                 .map(|i| r.get::<_, Option<f64>>(first_value + i).ok().flatten())
                 .collect();
+            if grand_total {
+                total = Some((coord, vals));
+            } else {
+                got.insert(coord, vals);
+            }
+        }
+        if let Some((coord, vals)) = total.filter(|_| counted || grouped_rows) {
             got.insert(coord, vals);
         }
         self.store(plan, started, batches, semi, &measure_ids, got)
