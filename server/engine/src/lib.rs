@@ -56,12 +56,18 @@ pub enum EngineError {
 /// that nothing is ever downloaded at run time (the machine may be offline). The perfect
 /// hash aggregate is off: DuckDB 1.5.6 trusts Parquet/hive statistics for it and fails valid
 /// GROUP BYs on our data ("aggregate group … exceeded total groups 64"; DuckDB 2.0 does not),
-/// found by the differential test.
+/// found by the differential test. Parquet footers are cached (`parquet_metadata_cache`):
+/// every statement otherwise reads and decodes the footers of all files it touches again,
+/// 15–20 % of a 20–30 ms statement at scale 1 (Befolkning for one kommune: 23.0 ms without,
+/// 19.7 ms with). Snapshot files are never rewritten in place (a refresh writes a new
+/// snapshot folder, aggregates are named by content), and DuckDB checks a cached footer
+/// against the file's modification time anyway.
 fn safety_sql(cfg: &EngineConfig) -> Result<String, EngineError> {
     let mut sql = String::from(
         "SET autoinstall_known_extensions = false;\n\
          SET autoload_known_extensions = false;\n\
-         SET perfect_ht_threshold = 0;\n",
+         SET perfect_ht_threshold = 0;\n\
+         SET parquet_metadata_cache = true;\n",
     );
     if cfg.threads > 0 {
         sql.push_str(&format!("SET threads = {};\n", cfg.threads));
@@ -197,6 +203,33 @@ pub fn parquet_schema(conn: &Connection, glob: &Path) -> Result<Vec<(String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewritten_parquet_file_is_read_again_despite_the_footer_cache() {
+        let conn = open_connection(&EngineConfig::default()).unwrap();
+        let on: String = conn
+            .query_row("SELECT current_setting('parquet_metadata_cache')::VARCHAR", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(on, "true");
+        let dir = std::env::temp_dir().join(format!("datakube-engine-rewrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = sql_string(&dir.join("t.parquet").to_string_lossy());
+        for rows in [1i64, 2, 3000] {
+            conn.execute_batch(&format!(
+                "COPY (SELECT {rows} AS x FROM range({rows})) TO {p} (FORMAT parquet)"
+            ))
+            .unwrap();
+            let (max, n): (i64, i64) = conn
+                .query_row(&format!("SELECT max(x), count(*) FROM read_parquet({p})"), [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!((max, n), (rows, rows));
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     #[test]
     fn extensions_are_never_downloaded() {
