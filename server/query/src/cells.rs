@@ -1340,19 +1340,8 @@ fn members_filter(
 
 /// A grouping key read back from DuckDB, as the member store writes keys.
 pub fn key_text(v: datakube_engine::duckdb::types::ValueRef<'_>) -> String {
-    use datakube_engine::duckdb::types::ValueRef;
-    match v {
-        ValueRef::Null => String::new(),
-        ValueRef::TinyInt(i) => i.to_string(),
-        ValueRef::SmallInt(i) => i.to_string(),
-        ValueRef::Int(i) => i.to_string(),
-        ValueRef::BigInt(i) => i.to_string(),
-        ValueRef::UTinyInt(i) => i.to_string(),
-        ValueRef::USmallInt(i) => i.to_string(),
-        ValueRef::UInt(i) => i.to_string(),
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        other => format!("{other:?}"),
-    }
+    // The member store's text of the same key (`Space::by_key` looks members up by it).
+    datakube_members::key_of(v).to_string()
 }
 
 impl CellSource for CellFetcher<'_, '_> {
@@ -1596,5 +1585,28 @@ fn aggregate_sql(sp: &Space, m: u32, with_filter: bool) -> Result<String> {
         QueryMeasureKind::Calculated(_) => Err(QueryError::Execution(
             "calculated measures are not aggregated in SQL".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datakube_engine::duckdb::types::ValueRef;
+
+    #[test]
+    fn grouping_keys_read_back_as_the_member_store_writes_them() {
+        // A level keyed by a DOUBLE or BOOLEAN column: the cell rows must find the members
+        // loaded from the same column (the driver's Debug text, `Double(2.5)`, would not).
+        for (v, text) in [
+            (ValueRef::Double(2.5), "2.5"),
+            (ValueRef::Double(20319.0), "20319"),
+            (ValueRef::Boolean(true), "true"),
+            (ValueRef::BigInt(-7), "-7"),
+            (ValueRef::Text(b"K"), "K"),
+            (ValueRef::Null, ""),
+        ] {
+            assert_eq!(key_text(v), text);
+            assert_eq!(key_text(v), datakube_members::key_of(v).to_string());
+        }
     }
 }
