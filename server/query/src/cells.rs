@@ -1341,7 +1341,10 @@ fn members_filter(
 /// A grouping key read back from DuckDB, as the member store writes keys.
 pub fn key_text(v: datakube_engine::duckdb::types::ValueRef<'_>) -> String {
     // The member store's text of the same key (`Space::by_key` looks members up by it).
-    datakube_members::key_of(v).to_string()
+    match datakube_members::key_of(v) {
+        datakube_members::Key::Str(s) => s,
+        k => k.to_string(),
+    }
 }
 
 impl CellSource for CellFetcher<'_, '_> {
