@@ -259,9 +259,14 @@ fn has_all_false_is_invisible(server: &Server) {
 
 #[test]
 fn foodmart_conformance() {
-    let queries = common::repo_root().join("../shared/conformance/mondrian-foodmart/queries");
+    let queries = common::shared_dir().join("conformance/mondrian-foodmart/queries");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&queries)
-        .unwrap_or_else(|e| panic!("{}: {e}", queries.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the FoodMart queries {} ({e}); put the shared material beside the clone or set DATAKUBE_SHARED_DIR",
+                queries.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "xml"))
         .collect();

@@ -1186,11 +1186,7 @@ fn xml_encode_name_cases() {
 // ---------------------------------------------------------------------------------------
 
 fn trace_responses() -> Vec<(u64, String)> {
-    let path = &format!(
-        "{}/../../../shared/traces/excel365-session.jsonl",
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
-    );
-    let text = std::fs::read_to_string(path).expect("the Excel 365 trace in ../shared/traces");
+    let text = crate::soap_tests::excel_trace_text();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

@@ -1,11 +1,27 @@
 use super::soap::*;
 
+/// The text of the recorded Excel 365 session: `$DATAKUBE_SHARED_DIR/traces/…`, by default
+/// `../shared` beside the clone (the workspace's parent folder).
+pub(crate) fn excel_trace_text() -> String {
+    let shared = std::env::var_os("DATAKUBE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared")
+        });
+    let path = shared.join("traces/excel365-session.jsonl");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the Excel 365 trace {} ({e}); put the shared material beside the clone or set DATAKUBE_SHARED_DIR",
+            path.display()
+        )
+    })
+}
+
 fn trace() -> Vec<serde_json::Value> {
-    let path = &format!(
-        "{}/../../../shared/traces/excel365-session.jsonl",
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
-    );
-    let text = std::fs::read_to_string(path).expect("the Excel 365 trace in ../shared/traces");
+    let text = excel_trace_text();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())

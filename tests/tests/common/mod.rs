@@ -221,10 +221,23 @@ pub fn wait_for_url(stderr: std::process::ChildStderr) -> (u16, mpsc::Receiver<S
     }
 }
 
-/// The recorded Excel 365 session (../shared/traces), one JSON object per request.
+/// The shared reference material (traces, FoodMart conformance queries):
+/// `$DATAKUBE_SHARED_DIR`, by default `../shared` beside the clone.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("DATAKUBE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+/// The recorded Excel 365 session (`<shared>/traces`), one JSON object per request.
 pub fn excel_trace() -> Vec<serde_json::Value> {
-    let path = repo_root().join("../shared/traces/excel365-session.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = shared_dir().join("traces/excel365-session.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the Excel 365 trace {} ({e}); put the shared material beside the clone or set DATAKUBE_SHARED_DIR",
+            path.display()
+        )
+    });
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
