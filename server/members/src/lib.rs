@@ -122,6 +122,11 @@ pub struct HierarchyMembers {
     pub granted_keys: Option<Vec<Key>>,
     /// A parent-child hierarchy (facts may belong to a member at any depth).
     pub parent_child: bool,
+    /// Every row of the dimension table has its own, non-NULL `primary_key` (checked when the
+    /// members were loaded, on the same snapshot the queries read). Then a join of the fact
+    /// table on it can read the table itself: it cannot repeat a fact row, so it needs no
+    /// `SELECT DISTINCT` of the key columns first (that costs a hash aggregate per statement).
+    pub primary_key_unique: bool,
 }
 
 impl HierarchyMembers {
@@ -602,6 +607,17 @@ fn load_hierarchy(
     }
     tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
     let scope_codes = scope_codes(cube, h, &members);
+    let primary_key_unique = if h.primary_key.is_empty() {
+        false
+    } else {
+        let pk = sql_ident(&h.primary_key);
+        conn.query_row(
+            &format!("SELECT count(*) = count(DISTINCT {pk}) FROM {from}"),
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .map_err(|e| err(format!("checking that {pk} is unique: {e}")))?
+    };
     Ok(HierarchyMembers {
         unique_name: h.unique_name.clone(),
         members,
@@ -611,6 +627,7 @@ fn load_hierarchy(
         scope_codes,
         granted_keys: None,
         parent_child: h.parent_column.is_some(),
+        primary_key_unique,
     })
 }
 
@@ -767,6 +784,7 @@ impl HierarchyMembers {
             scope_codes,
             granted_keys,
             parent_child: self.parent_child,
+            primary_key_unique: self.primary_key_unique,
         }
     }
 

@@ -15,7 +15,7 @@ use datakube_model::{Aggregator, FilterValue};
 
 use crate::error::{QueryError, Result};
 use crate::eval::{CellSource, Scalar};
-use crate::space::{HierIdx, MemberRef, QueryMeasureKind, Space, VISUAL_BASE};
+use crate::space::{HierCtx, HierIdx, MemberRef, QueryMeasureKind, Space, VISUAL_BASE};
 
 pub use datakube_members::access::RowScope;
 
@@ -547,9 +547,8 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                     }
                 }
                 stage2_joins.push(format!(
-                    "JOIN (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true)) AS {alias} ON s.t = {alias}.{}",
-                    cols.join(", "),
-                    sql_string(&glob.to_string_lossy()),
+                    "JOIN {} AS {alias} ON s.t = {alias}.{}",
+                    dimension_table(hc, &glob, &cols),
                     sql_ident(&hier.primary_key)
                 ));
             }
@@ -1457,6 +1456,22 @@ pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 /// the level's key is not in the fact table. A fact column named like the level's key column
 /// holds that key (docs/datasets.md), so it is read directly: no join, and a filter on it
 /// prunes partitions.
+/// The dimension table a fact table joins on its primary key: the Parquet files themselves
+/// when the members' load found that key unique (the join cannot repeat a fact row), else the
+/// distinct key columns (`cols`, the primary key first), so a table with repeated keys still
+/// gives each fact row once.
+fn dimension_table(hc: &HierCtx, glob: &std::path::Path, cols: &[String]) -> String {
+    let files = format!(
+        "read_parquet({}, hive_partitioning = true)",
+        sql_string(&glob.to_string_lossy())
+    );
+    if hc.members.primary_key_unique {
+        files
+    } else {
+        format!("(SELECT DISTINCT {} FROM {files})", cols.join(", "))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn key_expression(
     sp: &Space,
@@ -1500,9 +1515,8 @@ fn key_expression(
             }
         }
         joins.push(format!(
-            "JOIN (SELECT DISTINCT {} FROM read_parquet({}, hive_partitioning = true)) AS h{h} ON f.{} = h{h}.{}",
-            cols.join(", "),
-            sql_string(&glob.to_string_lossy()),
+            "JOIN {} AS h{h} ON f.{} = h{h}.{}",
+            dimension_table(hc, &glob, &cols),
             sql_ident(&fk),
             sql_ident(&hier.primary_key)
         ));
