@@ -607,7 +607,9 @@ fn load_hierarchy(
     }
     tracing::debug!(cube = %cube.name, hierarchy = %h.unique_name, members = members.len(), "members loaded");
     let scope_codes = scope_codes(cube, h, &members);
-    let primary_key_unique = if h.primary_key.is_empty() {
+    // Only a hierarchy with its own table is joined; one read from the fact table (no
+    // `source`) is not, and counting its keys would scan the whole fact table.
+    let primary_key_unique = if h.source.is_none() || h.primary_key.is_empty() {
         false
     } else {
         let pk = sql_ident(&h.primary_key);
