@@ -540,15 +540,9 @@ impl<'s, 'a> CellFetcher<'s, 'a> {
                 .any(|j| j.ends_with(&format!("AS {alias} ON s.t = {alias}.{}", sql_ident(&hier.primary_key))))
             {
                 let glob = datakube_members::source_glob(self.data_dir, source).map_err(QueryError::Execution)?;
-                let mut cols = vec![sql_ident(&hier.primary_key)];
-                for l in &hier.levels {
-                    if !cols.contains(&sql_ident(&l.key_column)) {
-                        cols.push(sql_ident(&l.key_column));
-                    }
-                }
                 stage2_joins.push(format!(
                     "JOIN {} AS {alias} ON s.t = {alias}.{}",
-                    dimension_table(hc, &glob, &cols),
+                    dimension_table(hc, &glob),
                     sql_ident(&hier.primary_key)
                 ));
             }
@@ -1458,9 +1452,9 @@ pub(crate) fn subtree_keys(sp: &Space, h: HierIdx, id: u32) -> Vec<String> {
 /// prunes partitions.
 /// The dimension table a fact table joins on its primary key: the Parquet files themselves
 /// when the members' load found that key unique (the join cannot repeat a fact row), else the
-/// distinct key columns (`cols`, the primary key first), so a table with repeated keys still
-/// gives each fact row once.
-fn dimension_table(hc: &HierCtx, glob: &std::path::Path, cols: &[String]) -> String {
+/// distinct key columns (the primary key, then each level's key), so a table with repeated
+/// keys still gives each fact row once.
+fn dimension_table(hc: &HierCtx, glob: &std::path::Path) -> String {
     let files = format!(
         "read_parquet({}, hive_partitioning = true)",
         sql_string(&glob.to_string_lossy())
@@ -1468,6 +1462,13 @@ fn dimension_table(hc: &HierCtx, glob: &std::path::Path, cols: &[String]) -> Str
     if hc.members.primary_key_unique {
         files
     } else {
+        let hier = hc.hierarchy;
+        let mut cols = vec![sql_ident(&hier.primary_key)];
+        for l in &hier.levels {
+            if !cols.contains(&sql_ident(&l.key_column)) {
+                cols.push(sql_ident(&l.key_column));
+            }
+        }
         format!("(SELECT DISTINCT {} FROM {files})", cols.join(", "))
     }
 }
@@ -1508,15 +1509,9 @@ fn key_expression(
     }
     if joined.insert(h) {
         let glob = datakube_members::source_glob(data_dir, source).map_err(QueryError::Execution)?;
-        let mut cols = vec![sql_ident(&hier.primary_key)];
-        for l in &hier.levels {
-            if !cols.contains(&sql_ident(&l.key_column)) {
-                cols.push(sql_ident(&l.key_column));
-            }
-        }
         joins.push(format!(
             "JOIN {} AS h{h} ON f.{} = h{h}.{}",
-            dimension_table(hc, &glob, &cols),
+            dimension_table(hc, &glob),
             sql_ident(&fk),
             sql_ident(&hier.primary_key)
         ));
